@@ -1,0 +1,50 @@
+# akv-exporter: the two commands of the quick start are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Debian packages the test suite drives for real: Prometheus + promtool, Alertmanager + amtool, Chromium.
+DEBS   := prometheus prometheus-alertmanager chromium
+BINS   := prometheus promtool prometheus-alertmanager amtool chromium
+
+.PHONY: demo test lint format bench dashboards system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/akv-exporter demo
+
+system-deps:
+	@missing=""; for b in $(BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages for:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
+	fi
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check akv_exporter tests bench dashboards
+	$(BIN)/ruff format --check akv_exporter tests bench dashboards
+
+format: $(STAMP)
+	$(BIN)/ruff format akv_exporter tests bench dashboards
+	$(BIN)/ruff check --fix akv_exporter tests bench dashboards
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+dashboards: $(STAMP)
+	$(BIN)/python -m dashboards.generate
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Talking to ONTAP: the REST client and the parsing of its azure-key-vaults answers."""

@@ -1,0 +1,217 @@
+"""ONTAP azure-key-vaults records -> typed status, tolerant of release differences.
+
+What differs between releases, and is accepted here:
+- the KEK state is ``state.available`` (the schema) or ``state.cluster_state`` (NetApp's own
+  example answer, 9.8-era clusters);
+- ``code`` is a string ("0" when healthy) or, on 9.8, an integer;
+- any field may be null or missing: that means unknown, and unknown is never healthy;
+- fields this module does not know are ignored.
+
+A record that is not an object or has no uuid is skipped and counted, never fatal to the poll.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ADVANCED_FIELDS = ("state", "azure_reachability", "ekmip_reachability")
+ORDINARY_FIELDS = (
+    "uuid",
+    "svm",
+    "scope",
+    "enabled",
+    "configuration",
+    "name",
+    "key_id",
+    "client_id",
+    "tenant_id",
+    "authentication_method",
+)
+# The `fields` query the exporter sends: the advanced three must be named explicitly.
+FIELDS_QUERY = ",".join(ADVANCED_FIELDS + ORDINARY_FIELDS)
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One cluster-wide check ONTAP reports: Azure reachability or KEK availability."""
+
+    ok: bool
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCheck:
+    """One node's reachability of the embedded KMIP server (an ``ekmip_reachability`` entry)."""
+
+    node: str
+    node_uuid: str
+    ok: bool
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AkvStatus:
+    """One AKV configuration as ONTAP reported it; ``None`` / empty means ONTAP did not say."""
+
+    uuid: str
+    svm: str  # "" for a cluster-scoped configuration
+    svm_uuid: str
+    scope: str
+    enabled: bool | None
+    configuration: str
+    vault: str  # ONTAP's `name`: the vault URI
+    key_id: str
+    client_id: str
+    tenant_id: str
+    authentication_method: str
+    azure: Check | None
+    kek: Check | None
+    ekmip: tuple[NodeCheck, ...]
+
+    @property
+    def ekmip_known(self) -> bool:
+        return bool(self.ekmip)
+
+    @property
+    def ekmip_unreachable(self) -> tuple[NodeCheck, ...]:
+        return tuple(n for n in self.ekmip if not n.ok)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRecords:
+    """The configurations parsed from a collection, and why any record was skipped."""
+
+    akvs: tuple[AkvStatus, ...]
+    skipped: tuple[str, ...]
+
+
+class MalformedRecord(ValueError):
+    """A record this module cannot use at all (not an object, no uuid)."""
+
+
+def fold_message(value: Any) -> str:
+    """Return ONTAP's message with whitespace runs folded to one space, "" for null."""
+    if not isinstance(value, str):
+        return ""
+    return _WHITESPACE.sub(" ", value).strip()
+
+
+def normalize_code(value: Any) -> str:
+    """Return ONTAP's code as a decimal string: "0" and 0 are the same; null is ""."""
+    if isinstance(value, bool):  # bool is an int subclass; never a code
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return str(int(text))
+        return text
+    return ""
+
+
+def _boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _name_of(value: Any) -> str:
+    return _text(value.get("name")) if isinstance(value, Mapping) else ""
+
+
+def _uuid_of(value: Any) -> str:
+    return _text(value.get("uuid")) if isinstance(value, Mapping) else ""
+
+
+def parse_check(value: Any, *flags: str) -> Check | None:
+    """Return the check in ``value`` using the first boolean among ``flags``; None when unknown."""
+    if not isinstance(value, Mapping):
+        return None
+    for flag in flags:
+        ok = _boolean(value.get(flag))
+        if ok is not None:
+            return Check(ok, normalize_code(value.get("code")), fold_message(value.get("message")))
+    return None
+
+
+def parse_ekmip(value: Any) -> tuple[NodeCheck, ...]:
+    """Return one NodeCheck per entry that names a node and says reachable or not."""
+    if not isinstance(value, list):
+        return ()
+    checks = []
+    for entry in value:
+        if not isinstance(entry, Mapping):
+            continue
+        ok = _boolean(entry.get("reachable"))
+        node = _name_of(entry.get("node")) or _uuid_of(entry.get("node"))
+        if ok is None or not node:
+            continue
+        checks.append(
+            NodeCheck(
+                node=node,
+                node_uuid=_uuid_of(entry.get("node")),
+                ok=ok,
+                code=normalize_code(entry.get("code")),
+                message=fold_message(entry.get("message")),
+            )
+        )
+    return tuple(sorted(checks, key=lambda c: c.node))
+
+
+def parse_record(record: Any) -> AkvStatus:
+    """Return the status of one azure-key-vaults record; MalformedRecord if it has no identity."""
+    if not isinstance(record, Mapping):
+        raise MalformedRecord(f"record is a {type(record).__name__}, not an object")
+    uuid = record.get("uuid")
+    if not isinstance(uuid, str) or not uuid:
+        raise MalformedRecord("record has no uuid")
+    svm = record.get("svm")
+    scope = _text(record.get("scope")) or ("svm" if _name_of(svm) else "cluster")
+    return AkvStatus(
+        uuid=uuid,
+        svm=_name_of(svm) if scope != "cluster" else "",
+        svm_uuid=_uuid_of(svm) if scope != "cluster" else "",
+        scope=scope,
+        enabled=_boolean(record.get("enabled")),
+        configuration=_name_of(record.get("configuration")),
+        vault=_text(record.get("name")),
+        key_id=_text(record.get("key_id")),
+        client_id=_text(record.get("client_id")),
+        tenant_id=_text(record.get("tenant_id")),
+        authentication_method=_text(record.get("authentication_method")),
+        azure=parse_check(record.get("azure_reachability"), "reachable"),
+        kek=parse_check(record.get("state"), "available", "cluster_state"),
+        ekmip=parse_ekmip(record.get("ekmip_reachability")),
+    )
+
+
+def parse_records(records: Iterable[Any]) -> ParsedRecords:
+    """Return every usable configuration in ``records``; the unusable ones are listed as skipped."""
+    akvs: dict[str, AkvStatus] = {}
+    skipped: list[str] = []
+    for index, record in enumerate(records):
+        try:
+            status = parse_record(record)
+        except MalformedRecord as error:
+            skipped.append(f"record {index}: {error}")
+            continue
+        if status.uuid in akvs:
+            skipped.append(f"record {index}: duplicate uuid {status.uuid}")
+            continue
+        akvs[status.uuid] = status
+    ordered = sorted(akvs.values(), key=lambda a: (a.svm, a.uuid))
+    return ParsedRecords(tuple(ordered), tuple(skipped))
