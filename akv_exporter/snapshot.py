@@ -67,6 +67,7 @@ class ClusterSnapshot:
     poll_errors: Mapping[str, int] = field(default_factory=dict)  # cumulative, by reason
     requests: Mapping[str, int] = field(default_factory=dict)  # cumulative, by HTTP status
     unreachable_since: Mapping[str, float] = field(default_factory=dict)  # AKV uuid -> Unix time
+    skipped_records: int = 0  # malformed records skipped, cumulative
 
     @property
     def polled(self) -> bool:

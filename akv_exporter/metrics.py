@@ -1,0 +1,325 @@
+"""Snapshots -> metric families -> pre-rendered exposition bytes.
+
+Each cluster's samples are rendered once, when its snapshot changes, into one byte string per
+metric family. A scrape joins those fragments under each family's HELP/TYPE lines (cached until
+the next change), so serving ``/metrics`` never waits on ONTAP and costs little more than
+copying bytes. A cluster that leaves the configuration leaves the output with it.
+
+The output for one healthy SVM configuration on a two-node cluster looks like::
+
+    ontap_akv_info{cluster="c1",svm="vs1",uuid="u1",scope="svm",configuration="default",...} 1
+    ontap_akv_enabled{cluster="c1",svm="vs1",uuid="u1"} 1
+    ontap_akv_azure_reachable{cluster="c1",svm="vs1",uuid="u1",code="0"} 1
+    ontap_akv_kek_available{cluster="c1",svm="vs1",uuid="u1",code="0"} 1
+    ontap_akv_ekmip_reachable{cluster="c1",svm="vs1",uuid="u1",node="c1-01",code="0"} 1
+    ontap_akv_ekmip_reachable{cluster="c1",svm="vs1",uuid="u1",node="c1-02",code="0"} 1
+    akv_exporter_cluster_up{cluster="c1"} 1
+"""
+
+from __future__ import annotations
+
+import gzip
+import platform
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import generate_latest as generate_text
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from akv_exporter import __version__
+from akv_exporter.snapshot import REASONS, ClusterSnapshot
+
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+MESSAGE_LIMIT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A metric family: its sample name, kind (gauge, counter, info) and help text."""
+
+    name: str  # the sample name, as Prometheus stores it
+    kind: str
+    help: str
+
+    def header(self, openmetrics: bool) -> bytes:
+        """Return the HELP and TYPE lines for the text format or OpenMetrics."""
+        name, kind = self.name, self.kind
+        if openmetrics and kind == "counter":
+            name = name.removesuffix("_total")
+        elif openmetrics and kind == "info":
+            name = name.removesuffix("_info")
+        elif kind == "info":
+            kind = "gauge"
+        return f"# HELP {name} {self.help}\n# TYPE {name} {kind}\n".encode()
+
+
+AKV_INFO = Family("ontap_akv_info", "info", "AKV configuration of an ONTAP cluster or SVM.")
+AKV_ENABLED = Family("ontap_akv_enabled", "gauge", "1 if the AKV configuration is enabled.")
+AKV_AZURE = Family(
+    "ontap_akv_azure_reachable",
+    "gauge",
+    "1 if Azure Key Vault is reachable from all nodes (ONTAP azure_reachability.reachable).",
+)
+AKV_KEK = Family(
+    "ontap_akv_kek_available",
+    "gauge",
+    "1 if the AKV-wrapped KEK is available on all nodes (ONTAP state.available).",
+)
+AKV_EKMIP = Family(
+    "ontap_akv_ekmip_reachable",
+    "gauge",
+    "1 if the node reaches the embedded KMIP servers (ONTAP ekmip_reachability.reachable).",
+)
+AKV_MESSAGE = Family(
+    "ontap_akv_status_message_info", "info", "ONTAP's status message for a failing AKV check."
+)
+AKV_UNREACHABLE_SINCE = Family(
+    "ontap_akv_azure_unreachable_since_timestamp_seconds",
+    "gauge",
+    "Unix time of the first poll of the current Azure-unreachable streak.",
+)
+CLUSTER_INFO = Family(
+    "akv_exporter_cluster_info", "info", "ONTAP cluster identity as reported by GET /api/cluster."
+)
+CLUSTER_UP = Family(
+    "akv_exporter_cluster_up", "gauge", "1 if the last poll of the cluster got a valid answer."
+)
+CLUSTER_LAST_SUCCESS = Family(
+    "akv_exporter_cluster_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last poll that got a valid answer.",
+)
+CLUSTER_POLL_DURATION = Family(
+    "akv_exporter_cluster_poll_duration_seconds", "gauge", "Duration of the last poll."
+)
+CLUSTER_POLL_ERRORS = Family(
+    "akv_exporter_cluster_poll_errors_total", "counter", "Failed polls, by reason."
+)
+CLUSTER_REQUESTS = Family(
+    "akv_exporter_ontap_requests_total", "counter", "HTTP requests answered by ONTAP, by status."
+)
+CLUSTER_SKIPPED = Family(
+    "akv_exporter_cluster_skipped_records_total",
+    "counter",
+    "Malformed azure-key-vaults records skipped.",
+)
+RELOAD_OK = Family(
+    "akv_exporter_config_last_reload_successful",
+    "gauge",
+    "1 if the last configuration reload succeeded.",
+)
+RELOAD_TIME = Family(
+    "akv_exporter_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last successful configuration load.",
+)
+BUILD_INFO = Family("akv_exporter_build_info", "info", "Version of akv-exporter and Python.")
+
+CLUSTER_FAMILIES = (
+    AKV_INFO,
+    AKV_ENABLED,
+    AKV_AZURE,
+    AKV_KEK,
+    AKV_EKMIP,
+    AKV_MESSAGE,
+    AKV_UNREACHABLE_SINCE,
+    CLUSTER_INFO,
+    CLUSTER_UP,
+    CLUSTER_LAST_SUCCESS,
+    CLUSTER_POLL_DURATION,
+    CLUSTER_POLL_ERRORS,
+    CLUSTER_REQUESTS,
+    CLUSTER_SKIPPED,
+)
+GLOBAL_FAMILIES = (RELOAD_OK, RELOAD_TIME, BUILD_INFO)
+
+
+def escape_label_value(value: str) -> str:
+    """Return ``value`` escaped for a label in the text format and OpenMetrics."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def label_message(message: str) -> str:
+    """Return ONTAP's message as a label value: whitespace folded, at most 256 characters."""
+    folded = " ".join(message.split())
+    return folded if len(folded) <= MESSAGE_LIMIT else folded[: MESSAGE_LIMIT - 1] + "…"
+
+
+def format_value(value: float) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def labels_text(pairs: Iterable[tuple[str, str]]) -> str:
+    """Return ``name="value",...`` for ``pairs``: the one place label values are rendered."""
+    return ",".join(f'{name}="{escape_label_value(value)}"' for name, value in pairs)
+
+
+class _Samples:
+    """Collects sample lines per family for one cluster, all sharing the cluster's labels."""
+
+    def __init__(self, base: Sequence[tuple[str, str]]):
+        self.base = labels_text(base)
+        self.lines: dict[str, list[str]] = {}
+
+    def add(self, family: Family, labels: Sequence[tuple[str, str]], value: float) -> None:
+        extra = labels_text(labels)
+        inner = f"{self.base},{extra}" if extra else self.base
+        self.lines.setdefault(family.name, []).append(
+            f"{family.name}{{{inner}}} {format_value(value)}\n"
+        )
+
+    def encoded(self) -> dict[str, bytes]:
+        return {name: "".join(lines).encode() for name, lines in self.lines.items()}
+
+
+def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
+    """Return the sample lines of one cluster, one byte string per family name."""
+    out = _Samples((("cluster", snapshot.name), *snapshot.labels))
+    for akv in snapshot.akvs:
+        ident = (("svm", akv.svm), ("uuid", akv.uuid))
+        out.add(
+            AKV_INFO,
+            (
+                *ident,
+                ("scope", akv.scope),
+                ("configuration", akv.configuration),
+                ("vault", akv.vault),
+                ("key_id", akv.key_id),
+                ("authentication_method", akv.authentication_method),
+                ("client_id", akv.client_id),
+                ("tenant_id", akv.tenant_id),
+            ),
+            1,
+        )
+        if akv.enabled is not None:
+            out.add(AKV_ENABLED, ident, akv.enabled)
+        for family, check, name in ((AKV_AZURE, akv.azure, "azure"), (AKV_KEK, akv.kek, "kek")):
+            if check is None:
+                continue
+            out.add(family, (*ident, ("code", check.code)), check.ok)
+            if check.message:
+                message = (
+                    ("node", ""),
+                    ("code", check.code),
+                    ("message", label_message(check.message)),
+                )
+                out.add(AKV_MESSAGE, (*ident, ("check", name), *message), 1)
+        for node in akv.ekmip:
+            out.add(AKV_EKMIP, (*ident, ("node", node.node), ("code", node.code)), node.ok)
+            if node.message:
+                message = (
+                    ("node", node.node),
+                    ("code", node.code),
+                    ("message", label_message(node.message)),
+                )
+                out.add(AKV_MESSAGE, (*ident, ("check", "ekmip"), *message), 1)
+        since = snapshot.unreachable_since.get(akv.uuid)
+        if since is not None:
+            out.add(AKV_UNREACHABLE_SINCE, ident, since)
+    if snapshot.identity is not None:
+        identity = snapshot.identity
+        out.add(CLUSTER_INFO, (("cluster_uuid", identity.uuid), ("version", identity.version)), 1)
+    out.add(CLUSTER_UP, (), snapshot.up)
+    if snapshot.last_success is not None:
+        out.add(CLUSTER_LAST_SUCCESS, (), snapshot.last_success)
+    if snapshot.last is not None:
+        out.add(CLUSTER_POLL_DURATION, (), snapshot.last.duration)
+    for reason in REASONS:
+        out.add(CLUSTER_POLL_ERRORS, (("reason", reason),), snapshot.poll_errors.get(reason, 0))
+    for status, count in sorted(snapshot.requests.items()):
+        out.add(CLUSTER_REQUESTS, (("status", status),), count)
+    out.add(CLUSTER_SKIPPED, (), snapshot.skipped_records)
+    return out.encoded()
+
+
+def _process_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+class Exposition:
+    """The pre-rendered /metrics body, updated one cluster at a time."""
+
+    def __init__(self, *, process_metrics: bool = True):
+        self._fragments: dict[str, dict[str, bytes]] = {}
+        self._generation = 0
+        self._cache: dict[tuple[bool, bool], tuple[int, bytes]] = {}
+        self._process = _process_registry() if process_metrics else None
+        self._global_lines: dict[str, bytes] = {}
+        self.set_reload(successful=True, timestamp=None)
+
+    def update(self, key: str, snapshot: ClusterSnapshot) -> None:
+        """Re-render one cluster's samples from its new snapshot."""
+        self._fragments[key] = render_cluster(snapshot)
+        self._generation += 1
+
+    def remove(self, key: str) -> None:
+        """Drop a cluster that is no longer configured."""
+        if self._fragments.pop(key, None) is not None:
+            self._generation += 1
+
+    def set_reload(self, *, successful: bool, timestamp: float | None) -> None:
+        """Record the outcome of the last configuration (re)load."""
+        samples = _Samples(())
+        samples.add(RELOAD_OK, (), successful)
+        if timestamp is not None:
+            samples.add(RELOAD_TIME, (), timestamp)
+        elif RELOAD_TIME.name in self._global_lines:
+            samples.lines[RELOAD_TIME.name] = [self._global_lines[RELOAD_TIME.name].decode()]
+        samples.add(
+            BUILD_INFO,
+            (("version", __version__), ("python_version", platform.python_version())),
+            1,
+        )
+        self._global_lines = samples.encoded()
+        self._generation += 1
+
+    def _assemble(self, openmetrics: bool) -> bytes:
+        parts: list[bytes] = []
+        for family in CLUSTER_FAMILIES:
+            samples = [f[family.name] for f in self._fragments.values() if family.name in f]
+            if samples:
+                parts.append(family.header(openmetrics))
+                parts.extend(samples)
+        for family in GLOBAL_FAMILIES:
+            if family.name in self._global_lines:
+                parts.append(family.header(openmetrics))
+                parts.append(self._global_lines[family.name])
+        return b"".join(parts)
+
+    def body(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:
+        """Return the pre-rendered cluster and exporter samples (cached until a change)."""
+        cached = self._cache.get((openmetrics, gzipped))
+        if cached is None or cached[0] != self._generation:
+            body = self._assemble(openmetrics)
+            cached = (self._generation, gzip.compress(body, compresslevel=3) if gzipped else body)
+            self._cache[(openmetrics, gzipped)] = cached
+        return cached[1]
+
+    def scrape(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:
+        """Return a whole /metrics body: the cached samples plus the live process metrics.
+
+        Gzipped, the cached part stays compressed and the small live tail is compressed as a
+        second gzip member: a concatenation of members is one valid gzip stream.
+        """
+        if self._process is None:
+            tail = b"# EOF\n" if openmetrics else b""
+        elif openmetrics:
+            tail = generate_openmetrics(self._process)
+        else:
+            tail = generate_text(self._process)
+        body = self.body(openmetrics=openmetrics, gzipped=gzipped)
+        return body + (gzip.compress(tail, compresslevel=3) if gzipped else tail)
+
+
+def wants_openmetrics(accept: str) -> bool:
+    return "application/openmetrics-text" in accept

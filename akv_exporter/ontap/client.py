@@ -1,0 +1,332 @@
+"""The one HTTP client wrapper for ONTAP: auth, TLS, pagination, error bodies, retries, limits.
+
+Every failure leaves this module as an ``OntapError`` whose ``reason`` is one of the reasons of
+``akv_exporter_cluster_poll_errors_total`` and whose message is one line naming the endpoint.
+Secrets never enter a message: credentials travel only in the Authorization header or the TLS
+client certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import aiohttp
+
+from akv_exporter import __version__
+from akv_exporter.config import ClusterConfig, SecretSource
+from akv_exporter.ontap.akv import FIELDS_QUERY
+from akv_exporter.secrets import SecretError, resolve_secret
+from akv_exporter.snapshot import ClusterIdentity
+
+USER_AGENT = f"akv-exporter/{__version__}"
+AKV_PATH = "/api/security/azure-key-vaults"
+CLUSTER_PATH = "/api/cluster"
+# Fields every release since 9.8 knows; used when a cluster rejects a newer field name.
+FIELDS_QUERY_98 = (
+    "state,azure_reachability,ekmip_reachability,uuid,svm,scope,name,key_id,client_id,tenant_id"
+)
+_INVALID_FIELD = "262197"
+_MAX_RETRY_AFTER = 60.0
+
+
+class OntapError(Exception):
+    """A failed request, classified: ``reason`` names the class, ``str()`` is one line."""
+
+    def __init__(self, reason: str, endpoint: str, detail: str, status: int | None = None):
+        super().__init__(f"{endpoint}: {detail}")
+        self.reason = reason
+        self.endpoint = endpoint
+        self.status = status
+        self.ontap_code: str | None = None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ontap_error_detail(body: Any) -> tuple[str | None, str]:
+    """Return (code, message) from ONTAP's error body ``{"error": {...}}``; (None, "") if none."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("error"), Mapping):
+        return None, ""
+    error = body["error"]
+    code = error.get("code")
+    code = str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
+    message = _one_line(error.get("message") or "") if isinstance(error.get("message"), str) else ""
+    target = error.get("target")
+    if isinstance(target, str) and target:
+        message = f"{message} (target {target})" if message else f"target {target}"
+    return code, message
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare for ONTAP; treat as absent
+
+
+class OntapClient:
+    """Talks to one ONTAP cluster over one keep-alive session with a small connection cap."""
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        *,
+        connections: int = 2,
+        max_response_bytes: int = 32 * 1024 * 1024,
+        max_pages: int = 1000,
+        max_records: int = 1000,
+        requests: Counter[str] | None = None,
+    ):
+        self.cluster = cluster
+        self.base_url = cluster.url
+        # Answers by HTTP status, for akv_exporter_ontap_requests_total.
+        self.requests: Counter[str] = requests if requests is not None else Counter()
+        self.in_flight: str | None = None  # the endpoint being asked, for timeout messages
+        self._connections = connections
+        self._max_response_bytes = max_response_bytes
+        self._max_pages = max_pages
+        self._max_records = max_records
+        self._session: aiohttp.ClientSession | None = None
+        self._password: str | None = None
+        self._fields = FIELDS_QUERY
+        self._origin = urlsplit(self.base_url)
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if self._origin.scheme != "https":
+            return False
+        tls = self.cluster.tls
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if not tls.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cluster.client_cert_file:
+            context.load_cert_chain(
+                str(self.cluster.client_cert_file),
+                str(self.cluster.client_key_file) if self.cluster.client_key_file else None,
+            )
+        return context
+
+    async def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            try:
+                ssl_context = self._ssl()
+            except (OSError, ssl.SSLError) as error:
+                raise OntapError("tls", self.base_url, f"TLS setup failed: {error}") from None
+            connector = aiohttp.TCPConnector(
+                limit=self._connections, ssl=ssl_context, keepalive_timeout=120
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={
+                    "User-Agent": USER_AGENT,
+                    "X-Dot-Client-App": USER_AGENT,
+                    "Accept": "application/hal+json, application/json",
+                },
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _auth(self, refresh: bool) -> aiohttp.BasicAuth | None:
+        source: SecretSource | None = self.cluster.secret
+        if self.cluster.username is None or source is None:
+            return None  # certificate authentication
+        if self._password is None or refresh:
+            try:
+                self._password = await resolve_secret(source)
+            except SecretError as error:
+                raise OntapError("auth", self.base_url, str(error)) from None
+        return aiohttp.BasicAuth(self.cluster.username, self._password)
+
+    def _url(self, path_and_query: str) -> str:
+        url = urljoin(self.base_url + "/", path_and_query)
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != (self._origin.scheme, self._origin.netloc):
+            # Never follow a link that would carry our credentials to another host.
+            raise OntapError(
+                "invalid_response", path_and_query, "link points at another host; refused"
+            )
+        return url
+
+    async def get(self, path_and_query: str, deadline: float) -> Any:
+        """Return the decoded JSON answer for a GET; OntapError when it cannot.
+
+        Honours Retry-After on 429/503 while the wait fits before ``deadline`` (loop time), and
+        re-reads the credentials once on a 401 when they come from a command, file or variable.
+        """
+        endpoint = path_and_query.split("?", 1)[0]
+        self.in_flight = endpoint
+        refreshed = False
+        while True:
+            session = await self._open()
+            auth = await self._auth(refresh=False)
+            try:
+                async with session.get(self._url(path_and_query), auth=auth) as response:
+                    status = response.status
+                    self.requests[str(status)] += 1
+                    body = await self._read(response, endpoint)
+                    headers = response.headers
+            except OntapError:
+                raise
+            except TimeoutError:
+                raise OntapError("timeout", endpoint, "timed out") from None
+            except aiohttp.ClientConnectorCertificateError as error:
+                raise OntapError(
+                    "tls", endpoint, f"certificate not trusted: {error.certificate_error}"
+                ) from None
+            except aiohttp.ClientSSLError as error:
+                raise OntapError("tls", endpoint, f"TLS error: {_one_line(error)}") from None
+            except aiohttp.ClientConnectorError as error:
+                raise OntapError(
+                    "connect", endpoint, f"cannot connect: {_one_line(error.strerror or error)}"
+                ) from None
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as error:
+                raise OntapError(
+                    "connect", endpoint, f"connection dropped: {_one_line(error)}"
+                ) from None
+            except aiohttp.ClientError as error:
+                raise OntapError("connect", endpoint, _one_line(error)) from None
+
+            if status == 401:
+                source = self.cluster.secret
+                if not refreshed and source is not None and source.kind != "password":
+                    refreshed = True
+                    await self._auth(refresh=True)
+                    continue
+                raise OntapError("auth", endpoint, "HTTP 401: credentials rejected", status)
+            if status in (429, 503):
+                wait = _retry_after(headers)
+                remaining = deadline - asyncio.get_running_loop().time()
+                if wait is not None and wait <= min(remaining - 0.5, _MAX_RETRY_AFTER):
+                    await asyncio.sleep(wait)
+                    continue
+            if status >= 400:
+                raise self._http_error(status, endpoint, body)
+            return self._decode(body, endpoint, response.content_type)
+
+    async def _read(self, response: aiohttp.ClientResponse, endpoint: str) -> bytes:
+        limit = self._max_response_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise OntapError(
+                "invalid_response",
+                endpoint,
+                f"answer of {response.content_length} bytes exceeds the {limit}-byte limit",
+                response.status,
+            )
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise OntapError(
+                    "invalid_response",
+                    endpoint,
+                    f"answer exceeds the {limit}-byte limit",
+                    response.status,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _decode(self, body: bytes, endpoint: str, content_type: str) -> Any:
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise OntapError(
+                "invalid_response",
+                endpoint,
+                f"answer is not JSON ({content_type or 'no content type'}): {_one_line(error, 80)}",
+                200,
+            ) from None
+
+    def _http_error(self, status: int, endpoint: str, body: bytes) -> OntapError:
+        try:
+            decoded = json.loads(body) if body else None
+        except (ValueError, UnicodeDecodeError):
+            decoded = None
+        code, message = ontap_error_detail(decoded)
+        reason = {403: "forbidden", 429: "rate_limited", 503: "rate_limited"}.get(status)
+        if reason is None:
+            reason = "ontap_error" if code is not None else "http"
+        detail = f"HTTP {status}"
+        if code is not None:
+            detail += f", ONTAP error {code}"
+        if message:
+            detail += f": {message}"
+        error = OntapError(reason, endpoint, detail, status)
+        error.ontap_code = code
+        return error
+
+    async def get_collection(
+        self, path: str, params: Mapping[str, str], deadline: float
+    ) -> list[Any]:
+        """Return every record of a collection, following ``_links.next`` exactly as given."""
+        link: str | None = f"{path}?{urlencode(params, safe=',*')}"
+        seen: set[str] = set()
+        records: list[Any] = []
+        for _page in range(self._max_pages):
+            if link is None:
+                return records
+            seen.add(link)
+            body = await self.get(link, deadline)
+            if not isinstance(body, Mapping) or not isinstance(body.get("records", []), list):
+                raise OntapError("invalid_response", path, "answer has no records list", 200)
+            records.extend(body.get("records", []))
+            link = _next_link(body)
+            if link in seen:
+                return records  # a server that repeats itself: what we have is all there is
+        raise OntapError(
+            "invalid_response", path, f"more than {self._max_pages} pages; giving up", 200
+        )
+
+    async def cluster_identity(self, deadline: float) -> ClusterIdentity:
+        """Return the cluster's name, uuid and release from GET /api/cluster."""
+        body = await self.get(f"{CLUSTER_PATH}?fields=name,uuid,version", deadline)
+        if not isinstance(body, Mapping) or not isinstance(body.get("name"), str):
+            raise OntapError("invalid_response", CLUSTER_PATH, "answer has no cluster name", 200)
+        version = body.get("version") if isinstance(body.get("version"), Mapping) else {}
+        numbers = [version.get(k) for k in ("generation", "major", "minor")]
+        release = ".".join(str(n) for n in numbers if isinstance(n, int))
+        full = version.get("full") if isinstance(version.get("full"), str) else ""
+        uuid = body.get("uuid") if isinstance(body.get("uuid"), str) else ""
+        return ClusterIdentity(name=body["name"], uuid=uuid, version=release, version_full=full)
+
+    async def azure_key_vaults(self, deadline: float) -> list[Any]:
+        """Return every azure-key-vaults record with the advanced fields the exporter needs."""
+        remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
+        params = {
+            "fields": self._fields,
+            "max_records": str(self._max_records),
+            "return_timeout": str(min(120, remaining)),
+        }
+        try:
+            return await self.get_collection(AKV_PATH, params, deadline)
+        except OntapError as error:
+            if error.ontap_code != _INVALID_FIELD or self._fields == FIELDS_QUERY_98:
+                raise
+            # An older release that does not know a newer field name: ask for the 9.8 set.
+            self._fields = FIELDS_QUERY_98
+            params["fields"] = self._fields
+            return await self.get_collection(AKV_PATH, params, deadline)
+
+
+def _next_link(body: Mapping) -> str | None:
+    links = body.get("_links")
+    if not isinstance(links, Mapping):
+        return None
+    nxt = links.get("next")
+    href = nxt.get("href") if isinstance(nxt, Mapping) else None
+    return href if isinstance(href, str) and href else None

@@ -1,0 +1,347 @@
+"""Polls every configured cluster on its own schedule and publishes an immutable snapshot per poll.
+
+Each cluster runs in its own task: a slow, hung or broken cluster only ever waits on itself. A
+global semaphore caps how many clusters are polled at once, a per-cluster timeout bounds each
+poll, and consecutive failures back off exponentially (with jitter) up to ``poll.max_backoff``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from akv_exporter.config import ClusterConfig, Config, PollConfig
+from akv_exporter.ontap.akv import ParsedRecords, parse_records
+from akv_exporter.ontap.client import OntapClient, OntapError
+from akv_exporter.snapshot import ClusterIdentity, ClusterSnapshot, PollOutcome
+from akv_exporter.state import UnreachableSince
+
+log = logging.getLogger(__name__)
+IDENTITY_REFRESH = 3600.0  # re-read GET /api/cluster this often (renames, upgrades)
+
+Publish = Callable[[str, ClusterSnapshot], None]
+Retire = Callable[[str], None]
+
+
+@dataclass(eq=False)
+class _Cluster:
+    """The poller's private, mutable state for one configured cluster."""
+
+    config: ClusterConfig
+    client: OntapClient
+    snapshot: ClusterSnapshot
+    errors: Counter[str] = field(default_factory=Counter)
+    identity: ClusterIdentity | None = None
+    identity_at: float = 0.0
+    failures: int = 0
+    skipped: int = 0  # malformed records skipped, cumulative
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    task: asyncio.Task | None = None
+
+
+def _client_for(cluster: ClusterConfig, poll: PollConfig, requests: Counter[str]) -> OntapClient:
+    if cluster.url.startswith("http://"):
+        log.warning("cluster %s: plain http:// (for simulators and tests only)", cluster.key)
+    elif not cluster.tls.verify:
+        log.warning("cluster %s: TLS certificate verification is disabled", cluster.key)
+    return OntapClient(
+        cluster,
+        connections=poll.connections_per_cluster,
+        max_response_bytes=poll.max_response_bytes,
+        max_records=poll.max_records,
+        requests=requests,
+    )
+
+
+class Poller:
+    """Owns the per-cluster tasks; ``publish(key, snapshot)`` is called after every poll."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        state: UnreachableSince,
+        publish: Publish,
+        retire: Retire,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ):
+        self.config = config
+        self._state = state
+        self._publish = publish
+        self._retire = retire
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._clusters: dict[str, _Cluster] = {}
+        self._semaphore = asyncio.Semaphore(config.poll.concurrency)
+        self._pending_first: set[str] = set()
+        self.ready = asyncio.Event()
+        self._running = False
+        for cluster in config.clusters:
+            self._add(cluster)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def snapshots(self) -> dict[str, ClusterSnapshot]:
+        """Return the latest snapshot of every configured cluster, in configuration order."""
+        return {key: c.snapshot for key, c in self._clusters.items()}
+
+    def keys(self) -> list[str]:
+        return list(self._clusters)
+
+    def find(self, name: str) -> str | None:
+        """Return the key of the cluster called ``name`` (configured, ONTAP's, or address)."""
+        if name in self._clusters:
+            return name
+        for key, c in self._clusters.items():
+            if name in (c.snapshot.name, c.config.address):
+                return key
+        return None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _add(self, cluster: ClusterConfig, errors: Counter | None = None) -> None:
+        requests: Counter[str] = Counter()
+        name = cluster.name or cluster.address
+        entry = _Cluster(
+            config=cluster,
+            client=_client_for(cluster, self.config.poll, requests),
+            snapshot=ClusterSnapshot(name=name, address=cluster.address, labels=cluster.labels),
+            errors=errors if errors is not None else Counter(),
+        )
+        self._clusters[cluster.key] = entry
+        self._pending_first.add(cluster.key)
+        self._publish(cluster.key, entry.snapshot)
+        if self._running:
+            entry.task = asyncio.create_task(self._run(entry), name=f"poll {cluster.key}")
+
+    async def _remove(self, key: str) -> None:
+        entry = self._clusters.pop(key)
+        if entry.task is not None:
+            entry.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await entry.task
+        await entry.client.close()
+        self._pending_first.discard(key)
+        self._retire(key)
+        self._check_ready()
+
+    async def start(self) -> None:
+        self._running = True
+        self._state.keep_only(self._clusters)
+        for entry in self._clusters.values():
+            entry.task = asyncio.create_task(self._run(entry), name=f"poll {entry.config.key}")
+        self._check_ready()
+
+    async def stop(self) -> None:
+        self._running = False
+        for key in list(self._clusters):
+            entry = self._clusters[key]
+            if entry.task is not None:
+                entry.task.cancel()
+        for entry in self._clusters.values():
+            if entry.task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await entry.task
+            await entry.client.close()
+
+    async def reconfigure(self, config: Config) -> None:
+        """Apply a new configuration: unchanged clusters keep polling, others restart or go."""
+        wanted = {cluster.key: cluster for cluster in config.clusters}
+        old_poll = self.config.poll
+        self.config = config
+        if config.poll.concurrency != old_poll.concurrency:
+            self._semaphore = asyncio.Semaphore(config.poll.concurrency)
+        for key in [k for k in self._clusters if k not in wanted]:
+            await self._remove(key)
+        for key, cluster in wanted.items():
+            current = self._clusters.get(key)
+            if current is not None and current.config == cluster and config.poll == old_poll:
+                continue
+            errors = current.errors if current is not None else None
+            if current is not None:
+                await self._remove(key)
+            self._add(cluster, errors)
+        # Keep the configuration's order for every output.
+        self._clusters = {key: self._clusters[key] for key in wanted}
+        self._state.keep_only(self._clusters)
+
+    def _check_ready(self) -> None:
+        if self._running and not self._pending_first:
+            self.ready.set()
+
+    # --- polling ---------------------------------------------------------------------------
+
+    async def _run(self, entry: _Cluster) -> None:
+        poll = self.config.poll
+        await asyncio.sleep(self._rng.uniform(0, min(poll.interval * 0.1, 2.0)))
+        while True:
+            async with self._semaphore:
+                await self.poll(entry.config.key)
+            poll = self.config.poll
+            if entry.failures:
+                delay = min(poll.interval * 2 ** (entry.failures - 1), poll.max_backoff)
+            else:
+                delay = poll.interval
+            await self._wait(entry, delay * self._rng.uniform(0.95, 1.05))
+
+    async def _wait(self, entry: _Cluster, delay: float) -> None:
+        """Sleep ``delay``, waking to drop a failing cluster's series once they go stale."""
+        snapshot = entry.snapshot
+        if not snapshot.up and snapshot.akvs and snapshot.akvs_as_of is not None:
+            stale_in = snapshot.akvs_as_of + self.config.poll.stale_after - self._clock()
+            if 0 <= stale_in < delay:
+                await asyncio.sleep(stale_in)
+                delay -= stale_in
+                self._set(entry, self._without_stale(entry.snapshot))
+        await asyncio.sleep(max(0.0, delay))
+
+    async def poll(self, key: str, timeout: float | None = None) -> ClusterSnapshot:
+        """Poll one cluster now, publish the snapshot and return it (one poll at a time)."""
+        entry = self._clusters[key]
+        timeout = min(timeout or self.config.poll.timeout, self.config.poll.timeout)
+        async with entry.lock:
+            started = self._clock()
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            client = entry.client
+            try:
+                async with asyncio.timeout(timeout):
+                    parsed = await self._fetch(entry, began + timeout)
+            except TimeoutError:
+                where = client.in_flight or "poll"
+                outcome = PollOutcome(
+                    started,
+                    loop.time() - began,
+                    "timeout",
+                    f"{where}: no answer within {timeout:g}s",
+                )
+                snapshot = self._failed(entry, outcome)
+            except OntapError as error:
+                outcome = PollOutcome(started, loop.time() - began, error.reason, str(error))
+                snapshot = self._failed(entry, outcome)
+            except Exception as error:  # a bug must cost one cluster one poll, never the exporter
+                log.exception("cluster %s: unexpected error while polling", entry.config.key)
+                outcome = PollOutcome(
+                    started, loop.time() - began, "invalid_response", f"poll: {error!r}"[:300]
+                )
+                snapshot = self._failed(entry, outcome)
+            else:
+                outcome = PollOutcome(
+                    started, loop.time() - began, skipped_records=len(parsed.skipped)
+                )
+                snapshot = self._succeeded(entry, parsed, outcome)
+            self._set(entry, snapshot)
+            self._pending_first.discard(key)
+            self._check_ready()
+            return snapshot
+
+    async def _fetch(self, entry: _Cluster, deadline: float) -> ParsedRecords:
+        now = self._clock()
+        if entry.identity is None or now - entry.identity_at > IDENTITY_REFRESH:
+            entry.identity = await entry.client.cluster_identity(deadline)
+            entry.identity_at = now
+        records = await entry.client.azure_key_vaults(deadline)
+        parsed = parse_records(records)
+        for reason in parsed.skipped:
+            log.warning("cluster %s: skipped a malformed record: %s", entry.config.key, reason)
+        return parsed
+
+    def _display_name(self, entry: _Cluster) -> str:
+        """Return the cluster label: configured name, else ONTAP's (if unique), else address."""
+        if entry.config.name:
+            return entry.config.name
+        if entry.identity is not None:
+            taken = {c.snapshot.name for k, c in self._clusters.items() if c is not entry} | {
+                c.config.name for c in self._clusters.values() if c.config.name
+            }
+            if entry.identity.name not in taken:
+                return entry.identity.name
+            log.warning(
+                "cluster %s calls itself %s, a name already in use; labelling it by its address",
+                entry.config.address,
+                entry.identity.name,
+            )
+        return entry.config.address
+
+    def _history(self, entry: _Cluster, outcome: PollOutcome) -> tuple[PollOutcome, ...]:
+        return (*entry.snapshot.history, outcome)[-self.config.poll.history :]
+
+    def _succeeded(
+        self, entry: _Cluster, parsed: ParsedRecords, outcome: PollOutcome
+    ) -> ClusterSnapshot:
+        key = entry.config.key
+        if entry.failures:
+            log.info("cluster %s: answering again after %d failed polls", key, entry.failures)
+        entry.failures = 0
+        earlier = {**self._state.of(key), **entry.snapshot.unreachable_since}
+        since = {
+            akv.uuid: earlier.get(akv.uuid, outcome.started)
+            for akv in parsed.akvs
+            if akv.azure is not None and not akv.azure.ok
+        }
+        self._state.update(key, since)
+        entry.skipped += len(parsed.skipped)
+        return replace(
+            entry.snapshot,
+            name=self._display_name(entry),
+            up=True,
+            identity=entry.identity,
+            akvs=parsed.akvs,
+            akvs_as_of=outcome.started,
+            last_success=outcome.started + outcome.duration,
+            last=outcome,
+            history=self._history(entry, outcome),
+            poll_errors=dict(entry.errors),
+            requests=dict(entry.client.requests),
+            unreachable_since=since,
+            skipped_records=entry.skipped,
+        )
+
+    def _failed(self, entry: _Cluster, outcome: PollOutcome) -> ClusterSnapshot:
+        entry.failures += 1
+        entry.errors[outcome.reason or "invalid_response"] += 1
+        log.warning(
+            "poll failed: cluster=%s reason=%s error=%s",
+            entry.snapshot.name,
+            outcome.reason,
+            outcome.error,
+            extra={"cluster": entry.snapshot.name, "reason": outcome.reason},
+        )
+        snapshot = replace(
+            entry.snapshot,
+            up=False,
+            last=outcome,
+            history=self._history(entry, outcome),
+            poll_errors=dict(entry.errors),
+            requests=dict(entry.client.requests),
+        )
+        return self._without_stale(snapshot)
+
+    def _without_stale(self, snapshot: ClusterSnapshot) -> ClusterSnapshot:
+        """Return ``snapshot`` without its AKV series once they are older than stale_after."""
+        if snapshot.up or snapshot.akvs_as_of is None:
+            return snapshot
+        if self._clock() - snapshot.akvs_as_of < self.config.poll.stale_after:
+            return snapshot
+        return replace(snapshot, akvs=(), unreachable_since={})
+
+    def _set(self, entry: _Cluster, snapshot: ClusterSnapshot) -> None:
+        entry.snapshot = snapshot
+        self._publish(entry.config.key, snapshot)
+
+    async def poll_all(self) -> dict[str, ClusterSnapshot]:
+        """Poll every cluster once now (within the concurrency cap); for ``check``."""
+
+        async def one(key: str) -> None:
+            async with self._semaphore:
+                await self.poll(key)
+
+        await asyncio.gather(*(one(key) for key in self._clusters))
+        return self.snapshots()

@@ -1,0 +1,83 @@
+"""When each AKV configuration's Azure-unreachable streak began, kept across exporter restarts.
+
+ONTAP's 60-minute clock does not restart when the exporter does, so neither may ours. The file
+is small JSON, written atomically (temporary file + rename) only when a streak starts or ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+
+
+class UnreachableSince:
+    """Streak start times by cluster and configuration uuid, mirrored to a file."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._since: dict[str, dict[str, float]] = {}
+        self._write_failed = False
+
+    def load(self) -> None:
+        """Read the file; a missing one is empty, a corrupt one is ignored with a warning."""
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            table = data["azure_unreachable_since"]
+            self._since = {
+                str(cluster): {str(uuid): float(ts) for uuid, ts in entries.items()}
+                for cluster, entries in table.items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            log.warning("state file %s is unreadable (%s); starting afresh", self.path, error)
+            self._since = {}
+
+    def of(self, cluster: str) -> Mapping[str, float]:
+        return self._since.get(cluster, {})
+
+    def update(self, cluster: str, since: Mapping[str, float]) -> None:
+        """Replace ``cluster``'s streaks with ``since``, writing the file if anything changed."""
+        if dict(since) == self._since.get(cluster, {}):
+            return
+        if since:
+            self._since[cluster] = dict(since)
+        else:
+            self._since.pop(cluster, None)
+        self._write()
+
+    def keep_only(self, clusters: Iterable[str]) -> None:
+        """Forget the clusters that are no longer configured."""
+        wanted = set(clusters)
+        if set(self._since) - wanted:
+            self._since = {c: s for c, s in self._since.items() if c in wanted}
+            self._write()
+
+    def _write(self) -> None:
+        if self.path is None:
+            return
+        payload = json.dumps(
+            {"version": FORMAT_VERSION, "azure_unreachable_since": self._since},
+            sort_keys=True,
+            indent=1,
+        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+            self._write_failed = False
+        except OSError as error:
+            if not self._write_failed:  # once per failure streak, not once per poll
+                log.warning("cannot write state file %s: %s", self.path, error)
+            self._write_failed = True

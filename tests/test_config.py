@@ -1,0 +1,239 @@
+"""The configuration file: valid files load with defaults merged; every bad one says where."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from akv_exporter.config import ConfigError, cluster_url, load_config, parse_duration
+from tests.conftest import write_config
+
+GOOD = """
+poll:
+  interval: 30s
+  timeout: 10s
+defaults:
+  username: monitor
+  password_env: AKV_TEST_PASSWORD
+  tls:
+    verify: true
+  labels:
+    datacenter: dc1
+clusters:
+  - name: cluster-a
+    address: 10.0.0.10
+  - address: ontap-b.example.com:8443
+    labels:
+      datacenter: dc2
+      team: storage
+  - address: https://[fd00::1]
+    username: other
+    password: ${AKV_TEST_INLINE}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    monkeypatch.setenv("AKV_TEST_PASSWORD", "s3cret")
+    monkeypatch.setenv("AKV_TEST_INLINE", "inline-secret")
+
+
+def problems_of(tmp_path, body) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(tmp_path, body))
+    return caught.value.problems
+
+
+def test_good_file_merges_defaults_into_every_cluster(tmp_path):
+    config = load_config(write_config(tmp_path, GOOD))
+    a, b, c = config.clusters
+    assert config.poll.interval == 30 and config.poll.timeout == 10
+    assert a.name == "cluster-a" and a.url == "https://10.0.0.10:443"
+    assert a.username == "monitor" and a.secret.kind == "password_env"
+    assert dict(a.labels) == {"datacenter": "dc1"}
+    assert b.name is None and b.key == "ontap-b.example.com:8443"
+    assert dict(b.labels) == {"datacenter": "dc2", "team": "storage"}
+    assert c.url == "https://[fd00::1]:443" and c.username == "other"
+    assert c.secret.kind == "password" and c.secret.value == "inline-secret"
+
+
+def test_inline_password_never_shows_in_repr(tmp_path):
+    config = load_config(write_config(tmp_path, GOOD))
+    assert "inline-secret" not in repr(config)
+
+
+def test_typo_names_file_line_key_and_suggests_the_nearest(tmp_path):
+    (problem,) = problems_of(tmp_path, "pol:\n  interval: 30s\nclusters: []\n")[:1]
+    assert problem.startswith(f"{tmp_path / 'akv.yml'}:1: pol: unknown key")
+    assert "did you mean 'poll'" in problem
+
+
+def test_typo_inside_a_cluster_names_its_path(tmp_path):
+    problems = problems_of(
+        tmp_path,
+        """
+        clusters:
+          - address: a
+            usernme: x
+            password: y
+        """,
+    )
+    assert any(
+        ":3: clusters[0].usernme: unknown key (did you mean 'username'?)" in p for p in problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "clusters:\n  - address: a\n    username: u\n    password: p\npoll:\n  interval: soon\n",
+            "poll.interval: 'soon' is not a duration",
+        ),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password: p\npoll:\n  concurrency: 0\n",
+            "poll.concurrency: must be between 1 and 10000",
+        ),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password: p\npoll:\n  interval: 10s\n  timeout: 20s\n",
+            "poll.timeout: must not exceed poll.interval",
+        ),
+        (
+            "clusters:\n  - address: ftp://a\n    username: u\n    password: p\n",
+            "clusters[0].address: scheme 'ftp' is not http or https",
+        ),
+        (
+            "clusters:\n  - address: https://u:p@a\n    username: u\n    password: p\n",
+            "credentials do not belong in the address",
+        ),
+        ("clusters:\n  - address: a\n    password: p\n", "clusters[0].username: is missing"),
+        ("clusters:\n  - address: a\n    username: u\n", "clusters[0].password: no secret"),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password: p\n    password_env: X\n",
+            "give only one of",
+        ),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password_env: AKV_NOT_SET_ANYWHERE\n",
+            "environment variable AKV_NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password_file: /nonexistent/pw\n",
+            "password_file: file '/nonexistent/pw' does not exist",
+        ),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password: ${AKV_NOT_SET_ANYWHERE}\n",
+            "clusters[0].password: environment variable AKV_NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password: p\n    labels:\n      cluster: x\n",
+            "clusters[0].labels.cluster: is a label the exporter sets itself",
+        ),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password: p\n    labels:\n      bad-name: x\n",
+            "is not a valid Prometheus label name",
+        ),
+        (
+            "clusters:\n  - {name: x, address: a, username: u, password: p}\n"
+            "  - {name: x, address: b, username: u, password: p}\n",
+            "clusters[1].name: 'x' is already used by clusters[0]",
+        ),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password: p\n    tls:\n      verify: maybe\n",
+            "clusters[0].tls.verify: must be true or false",
+        ),
+        (
+            "clusters:\n  - address: a\n    username: u\n    password: p\n    tls:\n      ca_file: /nope.pem\n",
+            "clusters[0].tls.ca_file: file '/nope.pem' does not exist",
+        ),
+        (
+            "clusters:\n  - address: a\n    client_cert_file: /nope.pem\n",
+            "clusters[0].client_cert_file: file '/nope.pem' does not exist",
+        ),
+        (
+            "web:\n  listen: nowhere\nclusters:\n  - {address: a, username: u, password: p}\n",
+            "web.listen: 'nowhere' is not HOST:PORT",
+        ),
+        (
+            "web:\n  basic_auth_users:\n    prom: plaintext\nclusters:\n  - {address: a, username: u, password: p}\n",
+            "web.basic_auth_users.prom: must be a bcrypt hash",
+        ),
+        ("clusters: []\n", "clusters: must be a non-empty list"),
+        ("poll: {}\n", "clusters: is missing"),
+        ("clusters:\n  - address: a\n  bad: [\n", "(yaml)"),
+        ("clusters: {a: 1}\nclusters: {b: 2}\n", "duplicate key 'clusters'"),
+        ("- just\n- a list\n", "(top level): must be a mapping"),
+    ],
+)
+def test_each_error_class_is_one_line_naming_key_and_reason(tmp_path, body, expected):
+    problems = problems_of(tmp_path, body)
+    assert any(expected in p for p in problems), problems
+    for problem in problems:
+        assert "\n" not in problem
+        assert problem.startswith(str(tmp_path / "akv.yml") + ":")
+
+
+def test_all_problems_are_reported_in_one_pass(tmp_path):
+    problems = problems_of(tmp_path, "pol: 1\nweb:\n  lisen: x\nclusters: []\n")
+    assert len(problems) == 3
+
+
+def test_unreadable_file_is_one_line(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "missing.yml")
+    assert caught.value.problems[0].startswith(f"{tmp_path / 'missing.yml'}:0: (file): cannot read")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("500ms", 0.5),
+        (45, 45),
+        ("2.5", 2.5),
+        ("1d", 86400),
+    ],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5 minutes", "m5", "-5s", "5x", True])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_addresses_become_base_urls():
+    assert cluster_url("10.0.0.1") == "https://10.0.0.1:443"
+    assert cluster_url("host:8443") == "https://host:8443"
+    assert cluster_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    assert cluster_url("[::1]:9443") == "https://[::1]:9443"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "akv_exporter.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_config_exits_0_for_a_good_file(tmp_path):
+    result = _cli("check-config", str(write_config(tmp_path, GOOD)))
+    assert result.returncode == 0, result.stderr
+    assert "OK, 3 cluster(s)" in result.stdout
+
+
+def test_check_config_and_run_exit_2_with_the_same_lines_and_no_traceback(tmp_path):
+    path = write_config(tmp_path, "clusters:\n  - address: a\n    usernam: u\n    password: p\n")
+    checked = _cli("check-config", str(path))
+    run = _cli("run", "--config", str(path))
+    assert checked.returncode == 2 and run.returncode == 2
+    assert "clusters[0].usernam: unknown key (did you mean 'username'?)" in checked.stderr
+    assert checked.stderr == run.stderr
+    assert "Traceback" not in run.stderr
