@@ -119,7 +119,7 @@ class FakeOntap:
 async def fake_ontap():
     """A FakeOntap served over plain HTTP on 127.0.0.1 at a free port."""
     ontap = FakeOntap()
-    runner = web.AppRunner(ontap.app())
+    runner = web.AppRunner(ontap.app(), shutdown_timeout=0.2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -133,3 +133,23 @@ def write_config(tmp_path: Path, body: str, name: str = "akv.yml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")
     return path
+
+
+def cluster_config(url: str, **overrides):
+    """Return a ClusterConfig for ``url`` with basic auth admin/netapp1! unless overridden."""
+    from akv_exporter.config import ClusterConfig, SecretSource, TlsConfig
+
+    fields = {
+        "name": None,
+        "address": url,
+        "url": url,
+        "username": "admin",
+        "secret": SecretSource("password", "netapp1!"),
+        "client_cert_file": None,
+        "client_key_file": None,
+        "tls": TlsConfig(),
+        "labels": (),
+        "source_line": 1,
+    }
+    fields.update(overrides)
+    return ClusterConfig(**fields)

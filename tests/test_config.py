@@ -34,6 +34,9 @@ clusters:
 """
 
 
+ONE = "clusters:\n  - address: a\n    username: u\n    password: p\n"
+
+
 @pytest.fixture(autouse=True)
 def _env(monkeypatch):
     monkeypatch.setenv("AKV_TEST_PASSWORD", "s3cret")
@@ -89,15 +92,15 @@ def test_typo_inside_a_cluster_names_its_path(tmp_path):
     ("body", "expected"),
     [
         (
-            "clusters:\n  - address: a\n    username: u\n    password: p\npoll:\n  interval: soon\n",
+            ONE + "poll:\n  interval: soon\n",
             "poll.interval: 'soon' is not a duration",
         ),
         (
-            "clusters:\n  - address: a\n    username: u\n    password: p\npoll:\n  concurrency: 0\n",
+            ONE + "poll:\n  concurrency: 0\n",
             "poll.concurrency: must be between 1 and 10000",
         ),
         (
-            "clusters:\n  - address: a\n    username: u\n    password: p\npoll:\n  interval: 10s\n  timeout: 20s\n",
+            ONE + "poll:\n  interval: 10s\n  timeout: 20s\n",
             "poll.timeout: must not exceed poll.interval",
         ),
         (
@@ -111,7 +114,7 @@ def test_typo_inside_a_cluster_names_its_path(tmp_path):
         ("clusters:\n  - address: a\n    password: p\n", "clusters[0].username: is missing"),
         ("clusters:\n  - address: a\n    username: u\n", "clusters[0].password: no secret"),
         (
-            "clusters:\n  - address: a\n    username: u\n    password: p\n    password_env: X\n",
+            ONE + "    password_env: X\n",
             "give only one of",
         ),
         (
@@ -127,11 +130,11 @@ def test_typo_inside_a_cluster_names_its_path(tmp_path):
             "clusters[0].password: environment variable AKV_NOT_SET_ANYWHERE is not set",
         ),
         (
-            "clusters:\n  - address: a\n    username: u\n    password: p\n    labels:\n      cluster: x\n",
+            ONE + "    labels:\n      cluster: x\n",
             "clusters[0].labels.cluster: is a label the exporter sets itself",
         ),
         (
-            "clusters:\n  - address: a\n    username: u\n    password: p\n    labels:\n      bad-name: x\n",
+            ONE + "    labels:\n      bad-name: x\n",
             "is not a valid Prometheus label name",
         ),
         (
@@ -140,11 +143,11 @@ def test_typo_inside_a_cluster_names_its_path(tmp_path):
             "clusters[1].name: 'x' is already used by clusters[0]",
         ),
         (
-            "clusters:\n  - address: a\n    username: u\n    password: p\n    tls:\n      verify: maybe\n",
+            ONE + "    tls:\n      verify: maybe\n",
             "clusters[0].tls.verify: must be true or false",
         ),
         (
-            "clusters:\n  - address: a\n    username: u\n    password: p\n    tls:\n      ca_file: /nope.pem\n",
+            ONE + "    tls:\n      ca_file: /nope.pem\n",
             "clusters[0].tls.ca_file: file '/nope.pem' does not exist",
         ),
         (
@@ -156,7 +159,7 @@ def test_typo_inside_a_cluster_names_its_path(tmp_path):
             "web.listen: 'nowhere' is not HOST:PORT",
         ),
         (
-            "web:\n  basic_auth_users:\n    prom: plaintext\nclusters:\n  - {address: a, username: u, password: p}\n",
+            "web:\n  basic_auth_users:\n    prom: plaintext\n" + ONE,
             "web.basic_auth_users.prom: must be a bcrypt hash",
         ),
         ("clusters: []\n", "clusters: must be a non-empty list"),

@@ -9,6 +9,7 @@ client certificate.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 from collections import Counter
@@ -142,16 +143,18 @@ class OntapClient:
             await self._session.close()
             self._session = None
 
-    async def _auth(self, refresh: bool) -> aiohttp.BasicAuth | None:
+    async def _auth(self, refresh: bool) -> dict[str, str]:
+        """Return the Authorization header for basic auth; none for certificate auth."""
         source: SecretSource | None = self.cluster.secret
         if self.cluster.username is None or source is None:
-            return None  # certificate authentication
+            return {}  # certificate authentication
         if self._password is None or refresh:
             try:
                 self._password = await resolve_secret(source)
             except SecretError as error:
                 raise OntapError("auth", self.base_url, str(error)) from None
-        return aiohttp.BasicAuth(self.cluster.username, self._password)
+        pair = f"{self.cluster.username}:{self._password}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
     def _url(self, path_and_query: str) -> str:
         url = urljoin(self.base_url + "/", path_and_query)
@@ -174,13 +177,13 @@ class OntapClient:
         refreshed = False
         while True:
             session = await self._open()
-            auth = await self._auth(refresh=False)
+            headers = await self._auth(refresh=False)
             try:
-                async with session.get(self._url(path_and_query), auth=auth) as response:
+                async with session.get(self._url(path_and_query), headers=headers) as response:
                     status = response.status
                     self.requests[str(status)] += 1
                     body = await self._read(response, endpoint)
-                    headers = response.headers
+                    answer_headers = response.headers
             except OntapError:
                 raise
             except TimeoutError:
@@ -210,7 +213,7 @@ class OntapClient:
                     continue
                 raise OntapError("auth", endpoint, "HTTP 401: credentials rejected", status)
             if status in (429, 503):
-                wait = _retry_after(headers)
+                wait = _retry_after(answer_headers)
                 remaining = deadline - asyncio.get_running_loop().time()
                 if wait is not None and wait <= min(remaining - 0.5, _MAX_RETRY_AFTER):
                     await asyncio.sleep(wait)
