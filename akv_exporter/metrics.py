@@ -169,7 +169,7 @@ class _Samples:
 
     def add(self, family: Family, labels: Sequence[tuple[str, str]], value: float) -> None:
         extra = labels_text(labels)
-        inner = f"{self.base},{extra}" if extra else self.base
+        inner = ",".join(part for part in (self.base, extra) if part)
         self.lines.setdefault(family.name, []).append(
             f"{family.name}{{{inner}}} {format_value(value)}\n"
         )

@@ -59,6 +59,13 @@ def _client_for(cluster: ClusterConfig, poll: PollConfig, requests: Counter[str]
     )
 
 
+def backoff_delay(poll: PollConfig, failures: int) -> float:
+    """Return the wait before the next poll: the interval, doubled per consecutive failure."""
+    if failures <= 1:
+        return poll.interval
+    return max(poll.interval, min(poll.interval * 2 ** (failures - 1), poll.max_backoff))
+
+
 class Poller:
     """Owns the per-cluster tasks; ``publish(key, snapshot)`` is called after every poll."""
 
@@ -184,11 +191,7 @@ class Poller:
         while True:
             async with self._semaphore:
                 await self.poll(entry.config.key)
-            poll = self.config.poll
-            if entry.failures:
-                delay = min(poll.interval * 2 ** (entry.failures - 1), poll.max_backoff)
-            else:
-                delay = poll.interval
+            delay = backoff_delay(self.config.poll, entry.failures)
             await self._wait(entry, delay * self._rng.uniform(0.95, 1.05))
 
     async def _wait(self, entry: _Cluster, delay: float) -> None:

@@ -116,17 +116,29 @@ class FakeOntap:
 
 
 @pytest.fixture
-async def fake_ontap():
-    """A FakeOntap served over plain HTTP on 127.0.0.1 at a free port."""
-    ontap = FakeOntap()
-    runner = web.AppRunner(ontap.app(), shutdown_timeout=0.2)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    ontap.url = f"http://{host}:{port}"
-    yield ontap
-    await runner.cleanup()
+async def make_ontap():
+    """Return a factory of FakeOntaps, each served over plain HTTP on 127.0.0.1, a free port."""
+    runners = []
+
+    async def make() -> FakeOntap:
+        ontap = FakeOntap()
+        runner = web.AppRunner(ontap.app(), shutdown_timeout=0.2)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        host, port = runner.addresses[0][:2]
+        ontap.url = f"http://{host}:{port}"
+        return ontap
+
+    yield make
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def fake_ontap(make_ontap):
+    """One FakeOntap on loopback."""
+    return await make_ontap()
 
 
 def write_config(tmp_path: Path, body: str, name: str = "akv.yml") -> Path:

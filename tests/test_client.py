@@ -179,13 +179,17 @@ async def test_credentials_command_is_rerun_once_on_401(fake_ontap, tmp_path):
     async def only_new(request):
         import base64
 
-        user, _, password = base64.b64decode(request.headers["Authorization"][6:]).decode().partition(":")
+        _user, _, password = (
+            base64.b64decode(request.headers["Authorization"][6:]).decode().partition(":")
+        )
         if password != "new-pass":
             return web.Response(status=401)
         return web.json_response({"records": [akv_record()]})
 
     fake_ontap.handler = only_new
-    records = await akv_records_with(fake_ontap, secret=SecretSource("credentials_command", str(script)))
+    records = await akv_records_with(
+        fake_ontap, secret=SecretSource("credentials_command", str(script))
+    )
     assert len(records) == 1
     assert counter.read_text().count("x") == 2
 
@@ -364,4 +368,3 @@ async def test_client_certificate_authentication(ca, tmp_path):
     await client.close()
     await runner.cleanup()
     assert identity.name == "akv-monitor"  # the server saw our certificate's CN
-

@@ -1,0 +1,156 @@
+"""The exposition: every spec metric with its labels, valid for promtool and OpenMetrics."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from akv_exporter.metrics import Exposition, label_message, render_cluster
+from akv_exporter.ontap.akv import parse_records
+from akv_exporter.snapshot import ClusterIdentity, ClusterSnapshot, PollOutcome
+from tests.conftest import akv_record, require_binary
+
+
+def snapshot(**overrides) -> ClusterSnapshot:
+    records = [
+        akv_record("u1", "vs1", reachable=False, ekmip_down=("n2",)),
+        akv_record("u2", None, kek=False),
+        akv_record("u3", "vs3", enabled=False),
+    ]
+    fields = {
+        "name": "c1",
+        "address": "10.0.0.1",
+        "labels": (("datacenter", "dc1"),),
+        "up": True,
+        "identity": ClusterIdentity("c1", "cu", "9.14.1", "NetApp Release 9.14.1"),
+        "akvs": parse_records(records).akvs,
+        "akvs_as_of": 1000.0,
+        "last_success": 1000.5,
+        "last": PollOutcome(1000.0, 0.5),
+        "poll_errors": {"timeout": 2},
+        "requests": {"200": 10, "503": 1},
+        "unreachable_since": {"u1": 900.0},
+    }
+    fields.update(overrides)
+    return ClusterSnapshot(**fields)
+
+
+def samples(body: bytes) -> dict[tuple[str, tuple], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in parse_text(body.decode())
+        for s in family.samples
+    }
+
+
+def find(body: bytes, name: str, **labels) -> list[float]:
+    return [
+        value
+        for (sample, pairs), value in samples(body).items()
+        if sample == name and all(dict(pairs).get(k) == v for k, v in labels.items())
+    ]
+
+
+def exposition(*snaps: ClusterSnapshot) -> Exposition:
+    out = Exposition()
+    for index, snap in enumerate(snaps):
+        out.update(str(index), snap)
+    return out
+
+
+def test_every_spec_metric_with_its_labels():
+    body = exposition(snapshot()).scrape()
+    info = find(body, "ontap_akv_info", cluster="c1", svm="vs1", uuid="u1", scope="svm")
+    assert info == [1.0]
+    assert find(body, "ontap_akv_enabled", uuid="u3") == [0.0]
+    assert find(body, "ontap_akv_azure_reachable", uuid="u1", code="65537549") == [0.0]
+    assert find(body, "ontap_akv_kek_available", uuid="u2", svm="", code="65537551") == [0.0]
+    assert find(body, "ontap_akv_ekmip_reachable", uuid="u1", node="n2", code="65537552") == [0.0]
+    assert find(body, "ontap_akv_ekmip_reachable", uuid="u1", node="n1", code="0") == [1.0]
+    assert find(body, "ontap_akv_status_message_info", uuid="u1", check="azure", node="") == [1.0]
+    assert find(body, "ontap_akv_status_message_info", uuid="u1", check="ekmip", node="n2") == [1.0]
+    assert find(body, "ontap_akv_azure_unreachable_since_timestamp_seconds", uuid="u1") == [900.0]
+    assert find(body, "akv_exporter_cluster_up", cluster="c1") == [1.0]
+    assert find(body, "akv_exporter_cluster_last_success_timestamp_seconds") == [1000.5]
+    assert find(body, "akv_exporter_cluster_poll_duration_seconds") == [0.5]
+    assert find(body, "akv_exporter_cluster_poll_errors_total", reason="timeout") == [2.0]
+    assert find(body, "akv_exporter_cluster_poll_errors_total", reason="tls") == [0.0]
+    assert find(body, "akv_exporter_ontap_requests_total", status="503") == [1.0]
+    assert find(body, "akv_exporter_config_last_reload_successful") == [1.0]
+    assert len(find(body, "akv_exporter_build_info")) == 1
+
+
+def test_configured_labels_are_on_every_cluster_series():
+    for (name, labels), _ in samples(exposition(snapshot()).scrape()).items():
+        if name.startswith("ontap_akv_") or name.startswith("akv_exporter_cluster"):
+            assert ("datacenter", "dc1") in labels, name
+
+
+def test_inactive_configuration_gives_no_reachability_series():
+    body = exposition(snapshot()).scrape()
+    for name in (
+        "ontap_akv_azure_reachable",
+        "ontap_akv_kek_available",
+        "ontap_akv_ekmip_reachable",
+    ):
+        assert find(body, name, uuid="u3") == []
+    assert find(body, "ontap_akv_info", uuid="u3") == [1.0]
+
+
+def test_promtool_check_metrics_accepts_the_exposition():
+    promtool = require_binary("promtool", "prometheus")
+    body = exposition(snapshot(), snapshot(name="c2", unreachable_since={})).scrape()
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
+
+
+def test_openmetrics_parses_and_ends_with_eof():
+    body = exposition(snapshot()).scrape(openmetrics=True)
+    assert body.endswith(b"# EOF\n")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    assert families["ontap_akv"].type == "info"
+    assert families["akv_exporter_cluster_poll_errors"].type == "counter"
+    assert families["ontap_akv_azure_reachable"].type == "gauge"
+
+
+def test_gzip_body_is_one_valid_stream_and_matches_plain():
+    out = exposition(snapshot())
+    plain = out.body()
+    assert gzip.decompress(out.scrape(gzipped=True)).startswith(plain)
+
+
+def test_label_values_are_escaped():
+    snap = snapshot(name='we"ird\\name\nx')
+    body = exposition(snap).scrape()
+    assert b'cluster="we\\"ird\\\\name\\nx"' in body
+    assert find(body, "akv_exporter_cluster_up", cluster='we"ird\\name\nx') == [1.0]
+
+
+def test_messages_are_cut_to_256_characters():
+    assert len(label_message("x" * 1000)) == 256
+    assert label_message("a \n b") == "a b"
+
+
+def test_a_removed_cluster_leaves_the_output():
+    out = exposition(snapshot(), snapshot(name="c2"))
+    out.remove("1")
+    assert find(out.scrape(), "akv_exporter_cluster_up", cluster="c2") == []
+
+
+def test_cached_body_changes_only_when_a_snapshot_does():
+    out = exposition(snapshot())
+    first = out.body()
+    assert out.body() is first
+    out.update("0", snapshot(up=False))
+    assert out.body() is not first
+
+
+def test_render_cluster_groups_samples_by_family():
+    fragments = render_cluster(snapshot())
+    # two active configurations x two nodes; the inactive one has no EKMIP series
+    assert fragments["ontap_akv_ekmip_reachable"].count(b"\n") == 4

@@ -1,0 +1,248 @@
+"""The poller: schedules, isolation of bad clusters, staleness, streak persistence, reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from aiohttp import web
+
+from akv_exporter.config import ConfigError, PollConfig, parse_config
+from akv_exporter.exporter import Exporter
+from akv_exporter.poller import backoff_delay
+from tests.conftest import akv_record, write_config
+from tests.test_metrics import find
+
+CANARY = "canary-Pa55w0rd-do-not-leak"
+
+
+def config_for(tmp_path, *urls, extra: str = "", names: bool = True):
+    clusters = "\n".join(
+        f"  - name: c{i}\n    address: {url}" if names else f"  - address: {url}"
+        for i, url in enumerate(urls)
+    )
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        "poll:\n  interval: 60s\n  timeout: 2s\n"
+        f"defaults:\n  username: admin\n  password: {CANARY}\n{extra}"
+        f"clusters:\n{clusters}\n"
+    )
+    return parse_config(body, write_config(tmp_path, body))
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def exporter_with_clock(config, clock) -> Exporter:
+    exporter = Exporter(config, process_metrics=False)
+    exporter.poller._clock = clock
+    return exporter
+
+
+async def test_healthy_cluster_gives_per_node_ekmip_with_codes(fake_ontap, tmp_path):
+    fake_ontap.records = [akv_record(ekmip_down=("n2",))]
+    exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
+    await exporter.poller.poll_all()
+    body = exporter.exposition.scrape()
+    assert find(body, "ontap_akv_ekmip_reachable", cluster="c0", node="n1", code="0") == [1.0]
+    assert find(body, "ontap_akv_ekmip_reachable", cluster="c0", node="n2", code="65537552") == [
+        0.0
+    ]
+    assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
+    await exporter.stop()
+
+
+async def test_name_comes_from_ontap_when_not_configured(fake_ontap, tmp_path):
+    fake_ontap.cluster["name"] = "ontap-says-so"
+    exporter = Exporter(config_for(tmp_path, fake_ontap.url, names=False), process_metrics=False)
+    (snapshot,) = (await exporter.poller.poll_all()).values()
+    assert snapshot.name == "ontap-says-so"
+    assert find(exporter.exposition.scrape(), "akv_exporter_cluster_up", cluster="ontap-says-so")
+    await exporter.stop()
+
+
+async def test_a_hung_cluster_never_delays_the_others(make_ontap, tmp_path):
+    hung, healthy = await make_ontap(), await make_ontap()
+    released = asyncio.Event()
+
+    async def hang(request):
+        await released.wait()
+        return web.json_response({"records": []})
+
+    hung.handler = hang
+    order: list[tuple[str, bool]] = []
+    exporter = Exporter(config_for(tmp_path, hung.url, healthy.url), process_metrics=False)
+    publish = exporter.poller._publish
+    exporter.poller._publish = lambda key, snap: (order.append((key, snap.up)), publish(key, snap))
+    await exporter.poller.poll_all()
+    released.set()
+    polled = [entry for entry in order if entry[0] in ("c0", "c1")]
+    assert polled == [("c1", True), ("c0", False)]
+    snapshots = exporter.poller.snapshots()
+    assert snapshots["c0"].last.reason == "timeout"
+    assert "/api/security/azure-key-vaults: no answer within 2s" in snapshots["c0"].last.error
+    await exporter.stop()
+
+
+async def test_broken_cluster_carries_its_reason_while_neighbours_stay_up(make_ontap, tmp_path):
+    good, bad = await make_ontap(), await make_ontap()
+
+    async def forbidden(request):
+        return web.json_response({"error": {"code": "6", "message": "not authorized"}}, status=403)
+
+    bad.handler = forbidden
+    exporter = Exporter(config_for(tmp_path, good.url, bad.url), process_metrics=False)
+    await exporter.poller.poll_all()
+    body = exporter.exposition.scrape()
+    assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
+    assert find(body, "akv_exporter_cluster_up", cluster="c1") == [0.0]
+    assert find(
+        body, "akv_exporter_cluster_poll_errors_total", cluster="c1", reason="forbidden"
+    ) == [1.0]
+    assert find(body, "akv_exporter_ontap_requests_total", cluster="c1", status="403") == [1.0]
+    await exporter.stop()
+
+
+async def test_failing_cluster_is_down_at_once_and_its_series_go_stale(fake_ontap, tmp_path):
+    clock = Clock()
+    exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
+    await exporter.poller.poll_all()
+
+    async def unavailable(request):
+        return web.Response(status=500)
+
+    fake_ontap.handler = unavailable
+    clock.now += 60
+    await exporter.poller.poll_all()
+    body = exporter.exposition.scrape()
+    assert find(body, "akv_exporter_cluster_up", cluster="c0") == [0.0]
+    assert find(body, "ontap_akv_azure_reachable", cluster="c0") == [1.0]  # last known, kept
+    clock.now += 180  # stale_after (default 180s) has now passed since the last good answer
+    await exporter.poller.poll_all()
+    body = exporter.exposition.scrape()
+    assert find(body, "ontap_akv_azure_reachable", cluster="c0") == []
+    assert find(body, "akv_exporter_cluster_up", cluster="c0") == [0.0]
+    await exporter.stop()
+
+
+async def test_unreachable_since_survives_an_exporter_restart(fake_ontap, tmp_path):
+    fake_ontap.records = [akv_record(reachable=False)]
+    clock = Clock()
+    config = config_for(tmp_path, fake_ontap.url)
+    first = exporter_with_clock(config, clock)
+    await first.poller.poll_all()
+    started = clock.now
+    await first.stop()
+    clock.now += 600
+    second = exporter_with_clock(config, clock)
+    await second.poller.poll_all()
+    body = second.exposition.scrape()
+    assert find(body, "ontap_akv_azure_unreachable_since_timestamp_seconds", cluster="c0") == [
+        started
+    ]
+    fake_ontap.records = [akv_record(reachable=True)]
+    await second.poller.poll_all()
+    assert (
+        find(second.exposition.scrape(), "ontap_akv_azure_unreachable_since_timestamp_seconds")
+        == []
+    )
+    assert json.loads((tmp_path / "state.json").read_text())["azure_unreachable_since"] == {}
+    await second.stop()
+
+
+async def test_corrupt_state_file_is_ignored_with_a_warning(fake_ontap, tmp_path, caplog):
+    (tmp_path / "state.json").write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
+    assert "unreadable" in caplog.text
+    fake_ontap.records = [akv_record(reachable=False)]
+    await exporter.poller.poll_all()
+    assert "azure_unreachable_since" in (tmp_path / "state.json").read_text()
+    await exporter.stop()
+
+
+async def test_malformed_records_are_counted_and_the_rest_kept(fake_ontap, tmp_path):
+    fake_ontap.records = [akv_record(), "garbage", {"no": "uuid"}]
+    exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
+    await exporter.poller.poll_all()
+    body = exporter.exposition.scrape()
+    assert find(body, "akv_exporter_cluster_skipped_records_total", cluster="c0") == [2.0]
+    assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
+    await exporter.stop()
+
+
+async def test_bad_reload_is_refused_and_the_running_state_stays(make_ontap, tmp_path):
+    first, second = await make_ontap(), await make_ontap()
+    config = config_for(tmp_path, first.url)
+    exporter = Exporter(config, process_metrics=False)
+    await exporter.start()
+    await asyncio.wait_for(exporter.poller.ready.wait(), 10)
+    config.path.write_text("clusters:\n  - adress: nowhere\n")
+    problems = await exporter.reload()
+    assert "clusters[0].adress: unknown key (did you mean 'address'?)" in problems
+    body = exporter.exposition.scrape()
+    assert find(body, "akv_exporter_config_last_reload_successful") == [0.0]
+    assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
+    good = config_for(tmp_path, second.url)  # c0 now points elsewhere
+    assert good.path == config.path
+    assert await exporter.reload() is None
+    await asyncio.sleep(0)
+    await exporter.poller.poll("c0")
+    body = exporter.exposition.scrape()
+    assert find(body, "akv_exporter_config_last_reload_successful") == [1.0]
+    assert len(second.requests) >= 1
+    await exporter.stop()
+
+
+async def test_reload_drops_removed_clusters_from_the_output(make_ontap, tmp_path):
+    a, b = await make_ontap(), await make_ontap()
+    exporter = Exporter(config_for(tmp_path, a.url, b.url), process_metrics=False)
+    await exporter.poller.poll_all()
+    config_for(tmp_path, a.url)
+    assert await exporter.reload() is None
+    assert find(exporter.exposition.scrape(), "akv_exporter_cluster_up", cluster="c1") == []
+    await exporter.stop()
+
+
+async def test_secret_canary_never_shows_in_logs_errors_or_metrics(make_ontap, tmp_path, caplog):
+    reject = await make_ontap()
+
+    async def unauthorized(request):
+        return web.Response(status=401)
+
+    reject.handler = unauthorized
+    good = await make_ontap()
+    exporter = Exporter(config_for(tmp_path, reject.url, good.url), process_metrics=False)
+    with caplog.at_level(logging.DEBUG):
+        snapshots = await exporter.poller.poll_all()
+    assert snapshots["c0"].last.reason == "auth"
+    exposed = exporter.exposition.scrape().decode()
+    for text in (caplog.text, exposed, repr(snapshots), repr(exporter.config)):
+        assert CANARY not in text
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            f"clusters:\n  - address: a\n    username: u\n    password: {CANARY}\n    bogus: 1\n"
+        )
+    assert CANARY not in str(caught.value)
+    await exporter.stop()
+
+
+def test_backoff_doubles_per_failure_up_to_the_cap():
+    poll = PollConfig(interval=60, max_backoff=300)
+    assert [backoff_delay(poll, n) for n in range(6)] == [60, 60, 120, 240, 300, 300]
+
+
+async def test_ready_after_the_first_round_even_when_a_cluster_fails(make_ontap, tmp_path):
+    good = await make_ontap()
+    exporter = Exporter(config_for(tmp_path, good.url, "http://127.0.0.1:9"), process_metrics=False)
+    assert not exporter.poller.ready.is_set()
+    await exporter.start()
+    await asyncio.wait_for(exporter.poller.ready.wait(), 20)
+    await exporter.stop()

@@ -1,0 +1,150 @@
+"""The exporter's HTTP surfaces over real sockets, and `akv-exporter run` as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import aiohttp
+import bcrypt
+
+from akv_exporter.exporter import Exporter
+from akv_exporter.web.app import serve
+from tests.test_metrics import find
+from tests.test_poller import CANARY, config_for
+
+
+async def started(config):
+    exporter = Exporter(config)
+    await exporter.start()
+    runner = await serve(exporter, "127.0.0.1", 0)
+    port = runner.addresses[0][1]
+    return exporter, runner, f"http://127.0.0.1:{port}"
+
+
+async def test_metrics_health_and_reload_endpoints(fake_ontap, tmp_path):
+    exporter, runner, base = await started(config_for(tmp_path, fake_ontap.url))
+    await asyncio.wait_for(exporter.poller.ready.wait(), 10)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/metrics") as response:
+            body = await response.read()
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
+        assert b"process_cpu_seconds_total" in body
+        headers = {"Accept": "application/openmetrics-text; version=1.0.0"}
+        async with http.get(f"{base}/metrics", headers=headers) as response:
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+            assert (await response.read()).endswith(b"# EOF\n")
+        headers = {"Accept-Encoding": "gzip"}
+        async with http.get(f"{base}/metrics", headers=headers, auto_decompress=False) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert b"akv_exporter_cluster_up" in gzip.decompress(await response.read())
+        async with http.get(f"{base}/-/healthy") as response:
+            assert response.status == 200
+        async with http.get(f"{base}/-/ready") as response:
+            assert response.status == 200
+        async with http.post(f"{base}/-/reload") as response:
+            assert response.status == 200
+        exporter.config.path.write_text("clusters: 3\n")
+        async with http.post(f"{base}/-/reload") as response:
+            assert response.status == 500
+            assert "clusters: must be a non-empty list" in await response.text()
+    await runner.cleanup()
+    await exporter.stop()
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+async def test_basic_auth_protects_everything_but_health(fake_ontap, tmp_path):
+    digest = bcrypt.hashpw(b"scrape-pass", bcrypt.gensalt(4)).decode()
+    config = config_for(tmp_path, fake_ontap.url)
+    body = config.path.read_text() + f"web:\n  basic_auth_users:\n    prometheus: '{digest}'\n"
+    config.path.write_text(body)
+    from akv_exporter.config import load_config
+
+    exporter, runner, base = await started(load_config(config.path))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/metrics") as response:
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"].startswith("Basic")
+        wrong = {"Authorization": basic("prometheus", "nope")}
+        async with http.get(f"{base}/metrics", headers=wrong) as response:
+            assert response.status == 401
+        right = {"Authorization": basic("prometheus", "scrape-pass")}
+        for _ in range(2):  # the second time comes from the verified cache
+            async with http.get(f"{base}/metrics", headers=right) as response:
+                assert response.status == 200
+        async with http.get(f"{base}/-/healthy") as response:
+            assert response.status == 200
+    await runner.cleanup()
+    await exporter.stop()
+
+
+def _wait_for(url: str, timeout: float = 30) -> bytes:
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read()
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(make_ontap, tmp_path):
+    a, b = await make_ontap(), await make_ontap()
+    config = config_for(tmp_path, a.url)
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "akv_exporter.cli",
+        "run",
+        "--config",
+        str(config.path),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--log-format",
+        "json",
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        await asyncio.to_thread(_wait_for, f"http://127.0.0.1:{port}/-/ready")
+        config_for(tmp_path, a.url, b.url)
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while True:
+            body = await asyncio.to_thread(_wait_for, f"http://127.0.0.1:{port}/metrics")
+            if find(body, "akv_exporter_cluster_up", cluster="c1") == [1.0]:
+                break
+            assert time.monotonic() < deadline, "SIGHUP did not add the new cluster"
+            await asyncio.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        returncode = await asyncio.wait_for(process.wait(), 30)
+        stderr = (await process.stderr.read()).decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert returncode == 0
+    assert '"msg": "configuration reloaded: 2 cluster(s)"' in stderr
+    assert CANARY not in stderr
+    assert "Traceback" not in stderr
