@@ -240,3 +240,12 @@ def test_check_config_and_run_exit_2_with_the_same_lines_and_no_traceback(tmp_pa
     assert "clusters[0].usernam: unknown key (did you mean 'username'?)" in checked.stderr
     assert checked.stderr == run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_the_shipped_example_configuration_is_valid(monkeypatch):
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("ONTAP_PASSWORD", "x")
+    config = load_config(REPO / "config" / "akv-exporter.example.yml")
+    assert [c.key for c in config.clusters] == ["cluster-a", "ontap-b.example.com"]
+    assert dict(config.clusters[1].labels) == {"datacenter": "dc2"}

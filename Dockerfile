@@ -1,0 +1,18 @@
+# akv-exporter: a small image running as an unprivileged user.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY akv_exporter ./akv_exporter
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/akv-exporter --create-home akv-exporter
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER 10001
+ENV AKV_EXPORTER_STATE_FILE=/var/lib/akv-exporter/state.json
+VOLUME /var/lib/akv-exporter
+EXPOSE 9877
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9877/-/healthy', timeout=4)"
+ENTRYPOINT ["akv-exporter"]
+CMD ["run", "--config", "/etc/akv-exporter/akv-exporter.yml", "--log-format", "json"]
