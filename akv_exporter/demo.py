@@ -68,8 +68,9 @@ async def run_demo(args: argparse.Namespace) -> None:
             bound_host, bound_port = runner.addresses[0][:2]
             base = f"http://{bound_host}:{bound_port}"
             print(
-                f"\nakv-exporter demo: {len(config.clusters)} simulated ONTAP clusters (seed {seed}),"
-                f" polled every {interval:g}s; incidents come and go every few minutes.\n"
+                f"\nakv-exporter demo: {len(config.clusters)} simulated ONTAP clusters"
+                f" (seed {seed}), polled every {interval:g}s;"
+                " incidents come and go every few minutes.\n"
                 f"  status page:       {base}/\n"
                 f"  metrics:           {base}/metrics\n"
                 f"  status JSON:       {base}/api/v1/status\n"

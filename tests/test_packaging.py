@@ -21,9 +21,3 @@ def test_kubernetes_manifest_embeds_a_valid_configuration(tmp_path):
     mounts = {m["mountPath"] for m in deployment["volumeMounts"]}
     assert "/run/secrets/ontap" in mounts and "/etc/akv-exporter" in mounts
     assert str(config.state_file).startswith("/var/lib/akv-exporter")
-
-
-def test_dockerfile_runs_the_console_script_unprivileged():
-    text = (REPO / "Dockerfile").read_text()
-    assert 'ENTRYPOINT ["akv-exporter"]' in text
-    assert "USER 10001" in text
