@@ -185,7 +185,10 @@ class OntapApp:
 
     def _on(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
-            return await handler(request, request["cluster"])
+            cluster = self._cluster_of(request)
+            if cluster is None:  # the client went away meanwhile
+                raise web.HTTPServiceUnavailable()
+            return await handler(request, cluster)
 
         return handle
 
@@ -215,7 +218,6 @@ class OntapApp:
             return _unauthorized()
         if faults.http_status:
             return _fault_response(request, state)
-        request["cluster"] = cluster
         try:
             response = await handler(request)
         except OntapError as error:
