@@ -256,14 +256,23 @@ def merge_status(
     return Status(ok, code, message)
 
 
-def merge_akv(akv: Akv, patch: Any, nodes: tuple[Node, ...], key: str) -> Akv:
+def merge_akv(
+    akv: Akv, patch: Any, nodes: tuple[Node, ...], version: tuple[int, int, int], key: str
+) -> Akv:
     """Return ``akv`` with an AKV patch (enabled and the three checks) applied."""
     patch = _mapping(patch, key)
     check_keys(patch, AKV_PATCH_KEYS, key)
     changes: dict[str, Any] = {}
     node_names = [node.name for node in nodes]
     if "enabled" in patch:
-        changes["enabled"] = parse_bool(patch["enabled"], _join(key, "enabled"))
+        enabled = parse_bool(patch["enabled"], _join(key, "enabled"))
+        if not enabled and version < (9, 14, 0):
+            raise StateError(
+                _join(key, "enabled"),
+                "inactive configurations exist from ONTAP 9.14 on, this cluster runs "
+                + ".".join(str(part) for part in version),
+            )
+        changes["enabled"] = enabled
     if "azure_reachability" in patch:
         changes["azure"] = merge_status(
             akv.azure,
@@ -357,9 +366,11 @@ def apply_patch(cluster: ClusterState, patch: Any) -> ClusterState:
         akvs = []
         for akv in cluster.akvs:
             if "*" in akv_patches:
-                akv = merge_akv(akv, akv_patches["*"], cluster.nodes, "akvs.*")
+                akv = merge_akv(akv, akv_patches["*"], cluster.nodes, cluster.version, "akvs.*")
             if akv.uuid in akv_patches:
-                akv = merge_akv(akv, akv_patches[akv.uuid], cluster.nodes, f"akvs.{akv.uuid}")
+                akv = merge_akv(
+                    akv, akv_patches[akv.uuid], cluster.nodes, cluster.version, f"akvs.{akv.uuid}"
+                )
             akvs.append(akv)
         changes["akvs"] = tuple(akvs)
     if "faults" in patch:

@@ -186,7 +186,7 @@ def _akv(
         values.update(proxy_type="", proxy_host="", proxy_port=0, proxy_username="")
     akv = dataclasses.replace(generated, **values)
     status = {name: entry[name] for name in STATUS_KEYS if name in entry}
-    return merge_akv(akv, status, nodes, key)
+    return merge_akv(akv, status, nodes, version, key)
 
 
 def _cluster(entry: Any, defaults: Mapping[str, Any], key: str, taken: set[str]) -> ClusterState:
