@@ -18,6 +18,12 @@ OPENAPI_EXCERPT = REFERENCE / "ontap-akv-openapi-excerpt.json"
 AKV_PATH = "/api/security/azure-key-vaults"
 
 
+def basic_auth(username: str = "admin", password: str = "netapp1!") -> dict[str, str]:
+    """Return the Authorization header for HTTP basic authentication."""
+    credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {credentials}"}
+
+
 async def get(
     session: aiohttp.ClientSession,
     url: str,
@@ -26,8 +32,7 @@ async def get(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
     """Return (status, decoded JSON body or the text, headers) of one GET."""
-    credentials = base64.b64encode(":".join(auth).encode()).decode()
-    headers = {"Authorization": f"Basic {credentials}", **(headers or {})}
+    headers = {**basic_auth(*auth), **(headers or {})}
     async with session.get(url, headers=headers) as response:
         text = await response.text()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,8 +29,6 @@ async def sim() -> AsyncIterator[RunningSimulator]:
 
 @pytest.fixture
 async def session(sim: RunningSimulator) -> AsyncIterator[aiohttp.ClientSession]:
-    import ssl
-
     context = ssl.create_default_context(cafile=str(sim.ca_file))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
         yield session
