@@ -120,7 +120,8 @@ def _node_ref(node: Node) -> dict[str, Any]:
 
 def render(cluster: ClusterState) -> Rendered:
     """Return every record this cluster answers with, rendered for its release and faults."""
-    nodes = tuple(_render_node(cluster, node) for node in cluster.nodes)
+    by_name = {node.name: node for node in cluster.nodes}
+    nodes = tuple(_render_node(cluster, node, by_name.get(node.partner)) for node in cluster.nodes)
     akvs = tuple(_render_akv(cluster, akv) for akv in sorted(cluster.akvs, key=lambda a: a.uuid))
     return Rendered(
         cluster={
@@ -136,9 +137,7 @@ def render(cluster: ClusterState) -> Rendered:
     )
 
 
-def _render_node(cluster: ClusterState, node: Node) -> dict[str, Any]:
-    by_name = {n.name: n for n in cluster.nodes}
-    partner = by_name.get(node.partner)
+def _render_node(cluster: ClusterState, node: Node, partner: Node | None) -> dict[str, Any]:
     return {
         "uuid": node.uuid,
         "name": node.name,

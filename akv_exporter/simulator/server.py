@@ -16,7 +16,7 @@ import json
 import math
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -103,7 +103,7 @@ class Fleet:
             self.clusters[state.name] = SimulatedCluster(state)
         self.by_port: dict[int, SimulatedCluster] = {}
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[SimulatedCluster]:
         return iter(self.clusters.values())
 
     def __len__(self) -> int:
