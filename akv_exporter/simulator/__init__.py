@@ -179,7 +179,12 @@ def _print_start(running: RunningSimulator, options: SimulatorOptions) -> None:
     if running.control_url is not None:
         print(f"control API: {running.control_url}/simulator/clusters", file=out)
     if options.incidents:
-        print("incidents: on (a first one within a minute)", file=out)
+        timing = options.incident_timing
+        print(
+            f"incidents: on, the first in {timing.first_after_s:g}s, each healing after "
+            f"{timing.duration_s[0]:g}-{timing.duration_s[1]:g}s",
+            file=out,
+        )
     for info, cluster in zip(running.clusters[:_LISTED_CLUSTERS], running.fleet, strict=False):
         state = cluster.state
         print(

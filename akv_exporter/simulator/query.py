@@ -346,7 +346,7 @@ def answer_collection(
             start = positions[token]
         elif order_by:
             start = len(matching)  # the record left the result; under order_by no safe resume
-        else:  # records are in uuid order: resume at the first one after the token
+        else:  # records are in uuid order: resume at the first one at or after the token
             start = next(
                 (i for i, r in enumerate(matching) if str(r.get("uuid", "")) >= token),
                 len(matching),
