@@ -1,0 +1,116 @@
+"""The control API (plain HTTP, loopback): list clusters, patch their state, reset them.
+
+    GET   /simulator/clusters                 every cluster: name, url, nodes, akvs
+    GET   /simulator/clusters/{name}          one cluster with every check and the faults
+    PATCH /simulator/clusters/{name}          merge {"akvs": {...}, "faults": {...}}
+    POST  /simulator/clusters/{name}/reset    back to the scenario's state
+    POST  /simulator/reset                    every cluster back to the scenario's state
+
+Errors are ``{"error": "<one line>"}``: 404 for an unknown cluster, 400 for a bad body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from akv_exporter.simulator.model import ClusterState, StateError, Status, apply_patch
+from akv_exporter.simulator.server import Fleet, SimulatedCluster
+
+
+def _status(status: Status, flag: str) -> dict[str, Any]:
+    return {flag: status.ok, "code": status.code, "message": status.message}
+
+
+def cluster_summary(cluster: SimulatedCluster) -> dict[str, Any]:
+    """Return what GET /simulator/clusters lists for one cluster."""
+    state = cluster.state
+    return {
+        "name": state.name,
+        "url": cluster.url,
+        "version": state.release,
+        "nodes": [node.name for node in state.nodes],
+        "akvs": [
+            {"uuid": akv.uuid, "svm": akv.svm_name, "scope": akv.scope, "enabled": akv.enabled}
+            for akv in state.akvs
+        ],
+        "faults": state.faults.as_json(),
+    }
+
+
+def cluster_detail(cluster: SimulatedCluster) -> dict[str, Any]:
+    """Return one cluster with every AKV's checks, as the simulator holds them."""
+    state: ClusterState = cluster.state
+    detail = cluster_summary(cluster)
+    detail["akvs"] = [
+        {
+            "uuid": akv.uuid,
+            "svm": akv.svm_name,
+            "scope": akv.scope,
+            "enabled": akv.enabled,
+            "vault": akv.vault,
+            "azure_reachability": _status(akv.azure, "reachable"),
+            "state": _status(akv.kek, "available"),
+            "ekmip_reachability": {
+                node.name: _status(akv.ekmip_of(node.name), "reachable") for node in state.nodes
+            },
+        }
+        for akv in state.akvs
+    ]
+    return detail
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def control_app(fleet: Fleet) -> web.Application:
+    """Return the control API's application over ``fleet``."""
+
+    def lookup(request: web.Request) -> SimulatedCluster:
+        name = request.match_info["name"]
+        cluster = fleet.clusters.get(name)
+        if cluster is None:
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"no simulated cluster named {name!r}"}),
+                content_type="application/json",
+            )
+        return cluster
+
+    async def list_clusters(request: web.Request) -> web.Response:
+        return web.json_response([cluster_summary(cluster) for cluster in fleet])
+
+    async def show(request: web.Request) -> web.Response:
+        return web.json_response(cluster_detail(lookup(request)))
+
+    async def patch(request: web.Request) -> web.Response:
+        cluster = lookup(request)
+        try:
+            body = json.loads(await request.text() or "null")
+        except json.JSONDecodeError as error:
+            return _error(400, f"invalid JSON: {error.msg} at line {error.lineno}")
+        try:
+            cluster.set_state(apply_patch(cluster.state, body))
+        except StateError as error:
+            return _error(400, str(error) if error.key else f"body: {error.reason}")
+        return web.json_response(cluster_detail(cluster))
+
+    async def reset(request: web.Request) -> web.Response:
+        cluster = lookup(request)
+        cluster.reset()
+        return web.json_response(cluster_detail(cluster))
+
+    async def reset_all(request: web.Request) -> web.Response:
+        for cluster in fleet:
+            cluster.reset()
+        return web.json_response({"reset": len(fleet)})
+
+    app = web.Application()
+    app.router.add_get("/simulator/clusters", list_clusters)
+    app.router.add_get("/simulator/clusters/{name}", show)
+    app.router.add_patch("/simulator/clusters/{name}", patch)
+    app.router.add_post("/simulator/clusters/{name}/reset", reset)
+    app.router.add_post("/simulator/reset", reset_all)
+    return app
