@@ -1,0 +1,1 @@
+"""Benchmarks of akv-exporter against baselines measured in the same run (`make bench`)."""
