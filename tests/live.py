@@ -195,19 +195,23 @@ def start_alertmanager(directory: Path, config_yaml: str) -> Alertmanager:
 
 @dataclass
 class Webhook:
-    """Alertmanager's webhook notifications, as received, with when each arrived."""
+    """Alertmanager's webhook notifications, as received: (arrival, receiver, notification).
+
+    Point a receiver at ``url + "/" + name``; the name is recorded with each notification.
+    """
 
     url: str = ""
-    received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    received: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
     runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         async def receive(request: web.Request) -> web.Response:
-            self.received.append((time.monotonic(), await request.json()))
+            notification = await request.json()
+            self.received.append((time.monotonic(), request.match_info["receiver"], notification))
             return web.Response(text="ok")
 
         app = web.Application()
-        app.router.add_post("/alerts", receive)
+        app.router.add_post("/alerts/{receiver}", receive)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 0).start()
@@ -217,11 +221,11 @@ class Webhook:
         if self.runner is not None:
             await self.runner.cleanup()
 
-    def alerts(self, alertname: str, status: str) -> list[tuple[float, dict[str, Any]]]:
-        """Return (arrival, alert) for every received alert with that name and status."""
+    def alerts(self, alertname: str, status: str) -> list[tuple[float, str, dict[str, Any]]]:
+        """Return (arrival, receiver, alert) for every received alert of that name and status."""
         return [
-            (arrived, alert)
-            for arrived, notification in list(self.received)
+            (arrived, receiver, alert)
+            for arrived, receiver, notification in list(self.received)
             for alert in notification["alerts"]
             if alert["labels"].get("alertname") == alertname and alert["status"] == status
         ]
