@@ -179,7 +179,12 @@ class _Samples:
 
 
 def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
-    """Return the sample lines of one cluster, one byte string per family name."""
+    """Return the sample lines of one cluster, one byte string per family name.
+
+    A cluster not yet polled has no series at all: unknown, rather than down.
+    """
+    if snapshot.last is None:
+        return {}
     out = _Samples((("cluster", snapshot.name), *snapshot.labels))
     for akv in snapshot.akvs:
         ident = (("svm", akv.svm), ("uuid", akv.uuid))

@@ -86,6 +86,7 @@ class Poller:
         self._clock = clock
         self._rng = rng or random.Random()
         self._clusters: dict[str, _Cluster] = {}
+        self._names: dict[str, str] | None = None  # label in use -> key; None: rebuild
         self._semaphore = asyncio.Semaphore(config.poll.concurrency)
         self._pending_first: set[str] = set()
         self.ready = asyncio.Event()
@@ -113,30 +114,47 @@ class Poller:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def _add(self, cluster: ClusterConfig, errors: Counter | None = None) -> None:
-        requests: Counter[str] = Counter()
-        name = cluster.name or cluster.address
+    def _add(self, cluster: ClusterConfig, previous: _Cluster | None = None) -> None:
+        """Start tracking ``cluster``; a reloaded one keeps its state, counters and history."""
+        requests: Counter[str] = Counter(previous.client.requests) if previous else Counter()
         entry = _Cluster(
             config=cluster,
             client=_client_for(cluster, self.config.poll, requests),
-            snapshot=ClusterSnapshot(name=name, address=cluster.address, labels=cluster.labels),
-            errors=errors if errors is not None else Counter(),
+            snapshot=ClusterSnapshot(
+                name=cluster.name or cluster.address, address=cluster.address, labels=cluster.labels
+            ),
         )
+        if previous is not None:
+            # Same cluster, new settings: a reload must not flip it to "down" or restart the
+            # `for` timers of its alerts, so it keeps what was known until its next poll.
+            entry.errors = previous.errors
+            entry.skipped = previous.skipped
+            entry.failures = previous.failures
+            if previous.config.url == cluster.url:
+                entry.identity, entry.identity_at = previous.identity, previous.identity_at
+            entry.snapshot = replace(
+                previous.snapshot, address=cluster.address, labels=cluster.labels
+            )
         self._clusters[cluster.key] = entry
-        self._pending_first.add(cluster.key)
+        self._names = None
+        entry.snapshot = replace(entry.snapshot, name=self._display_name(entry))
+        if previous is None:
+            self._pending_first.add(cluster.key)
         self._publish(cluster.key, entry.snapshot)
         if self._running:
             entry.task = asyncio.create_task(self._run(entry), name=f"poll {cluster.key}")
 
-    async def _remove(self, key: str) -> None:
+    async def _remove(self, key: str, *, retire: bool = True) -> None:
         entry = self._clusters.pop(key)
+        self._names = None
         if entry.task is not None:
             entry.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await entry.task
         await entry.client.close()
         self._pending_first.discard(key)
-        self._retire(key)
+        if retire:
+            self._retire(key)
         self._check_ready()
 
     async def start(self) -> None:
@@ -171,10 +189,9 @@ class Poller:
             current = self._clusters.get(key)
             if current is not None and current.config == cluster and config.poll == old_poll:
                 continue
-            errors = current.errors if current is not None else None
             if current is not None:
-                await self._remove(key)
-            self._add(cluster, errors)
+                await self._remove(key, retire=False)
+            self._add(cluster, current)
         # Keep the configuration's order for every output.
         self._clusters = {key: self._clusters[key] for key in wanted}
         self._state.keep_only(self._clusters)
@@ -261,10 +278,8 @@ class Poller:
         if entry.config.name:
             return entry.config.name
         if entry.identity is not None:
-            taken = {c.snapshot.name for k, c in self._clusters.items() if c is not entry} | {
-                c.config.name for c in self._clusters.values() if c.config.name
-            }
-            if entry.identity.name not in taken:
+            holder = self._names_in_use().get(entry.identity.name)
+            if holder in (None, entry.config.key):
                 return entry.identity.name
             log.warning(
                 "cluster %s calls itself %s, a name already in use; labelling it by its address",
@@ -272,6 +287,14 @@ class Poller:
                 entry.identity.name,
             )
         return entry.config.address
+
+    def _names_in_use(self) -> dict[str, str]:
+        """Return the cluster label in use -> the key of the cluster using it."""
+        if self._names is None:
+            self._names = {}
+            for key, c in self._clusters.items():
+                self._names.setdefault(c.config.name or c.snapshot.name, key)
+        return self._names
 
     def _history(self, entry: _Cluster, outcome: PollOutcome) -> tuple[PollOutcome, ...]:
         return (*entry.snapshot.history, outcome)[-self.config.poll.history :]
@@ -336,6 +359,8 @@ class Poller:
         return replace(snapshot, akvs=(), unreachable_since={})
 
     def _set(self, entry: _Cluster, snapshot: ClusterSnapshot) -> None:
+        if snapshot.name != entry.snapshot.name:
+            self._names = None  # a cluster's label changed: rebuild the index when next asked
         entry.snapshot = snapshot
         self._publish(entry.config.key, snapshot)
 

@@ -246,3 +246,20 @@ async def test_ready_after_the_first_round_even_when_a_cluster_fails(make_ontap,
     await exporter.start()
     await asyncio.wait_for(exporter.poller.ready.wait(), 20)
     await exporter.stop()
+
+
+async def test_reload_that_changes_a_cluster_keeps_it_up_until_its_next_poll(fake_ontap, tmp_path):
+    exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
+    await exporter.poller.poll_all()
+    config_for(tmp_path, fake_ontap.url, extra="  labels:\n    datacenter: dc9\n")
+    assert await exporter.reload() is None
+    body = exporter.exposition.scrape()
+    assert find(body, "akv_exporter_cluster_up", cluster="c0", datacenter="dc9") == [1.0]
+    assert find(body, "ontap_akv_azure_reachable", cluster="c0", datacenter="dc9") == [1.0]
+    await exporter.stop()
+
+
+async def test_a_cluster_not_yet_polled_has_no_series(fake_ontap, tmp_path):
+    exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
+    assert find(exporter.exposition.scrape(), "akv_exporter_cluster_up") == []
+    await exporter.stop()
