@@ -119,35 +119,40 @@ def stop_process(process: subprocess.Popen | None) -> None:
         process.wait()
 
 
-def start_prometheus(directory: Path, config: dict[str, Any]) -> Prometheus:
-    """Start Debian's prometheus on a free loopback port with ``config``; wait until ready."""
-    binary = require_binary("prometheus", "prometheus")
-    directory.mkdir(parents=True, exist_ok=True)
-    config_file = directory / "prometheus.yml"
-    config_file.write_text(json.dumps(config))
-    port = free_port()
-    log = directory / "prometheus.log"
+def _start_daemon(name: str, package: str, arguments: list[str], log: Path, port: int):
+    """Start a Debian daemon on 127.0.0.1:``port``; return (url, process) once /-/ready is 200."""
+    binary = require_binary(name, package)
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_file}",
-                f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
+            [binary, *arguments, f"--web.listen-address=127.0.0.1:{port}"],
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    server = Prometheus(f"http://127.0.0.1:{port}", log, process)
+    url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
         if process.poll() is not None:
-            pytest.fail(f"prometheus exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as response:
+            pytest.fail(f"{name} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
             return response.status == 200
 
-    wait_until(ready, "prometheus to be ready", STARTUP_SECONDS, log)
-    return server
+    try:
+        wait_until(ready, f"{name} to be ready", STARTUP_SECONDS, log)
+    except BaseException:
+        stop_process(process)
+        raise
+    return url, process
+
+
+def start_prometheus(directory: Path, config: dict[str, Any]) -> Prometheus:
+    """Start Debian's prometheus on a free loopback port with ``config``; wait until ready."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config_file = directory / "prometheus.yml"
+    config_file.write_text(json.dumps(config))
+    log = directory / "prometheus.log"
+    arguments = [f"--config.file={config_file}", f"--storage.tsdb.path={directory / 'data'}"]
+    url, process = _start_daemon("prometheus", "prometheus", arguments, log, free_port())
+    return Prometheus(url, log, process)
 
 
 @dataclass
@@ -162,35 +167,21 @@ class Alertmanager:
 
 def start_alertmanager(directory: Path, config_yaml: str) -> Alertmanager:
     """Start Debian's prometheus-alertmanager on free loopback ports; wait until ready."""
-    binary = require_binary("prometheus-alertmanager", "prometheus-alertmanager")
     directory.mkdir(parents=True, exist_ok=True)
     config_file = directory / "alertmanager.yml"
     config_file.write_text(config_yaml)
-    port, cluster_port = free_port(), free_port()
+    gossip = f"127.0.0.1:{free_port()}"
+    arguments = [
+        f"--config.file={config_file}",
+        f"--storage.path={directory / 'data'}",
+        f"--cluster.listen-address={gossip}",
+        f"--cluster.advertise-address={gossip}",
+    ]
     log = directory / "alertmanager.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_file}",
-                f"--storage.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-                "--cluster.advertise-address=127.0.0.1:" + str(cluster_port),
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    manager = Alertmanager(f"http://127.0.0.1:{port}", log, process)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"alertmanager exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        with urllib.request.urlopen(f"{manager.url}/-/ready", timeout=2) as response:
-            return response.status == 200
-
-    wait_until(ready, "alertmanager to be ready", STARTUP_SECONDS, log)
-    return manager
+    url, process = _start_daemon(
+        "prometheus-alertmanager", "prometheus-alertmanager", arguments, log, free_port()
+    )
+    return Alertmanager(url, log, process)
 
 
 @dataclass

@@ -9,23 +9,17 @@ must be the ones the fixture implies.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dashboards.generate import render_all
 from dashboards.queries import DEFAULT_VARIABLES, iter_queries, substitute_variables
+from tests.live import Prometheus, start_prometheus, wait_until
 
 pytestmark = pytest.mark.prometheus
 
@@ -127,109 +121,34 @@ def serve(body: bytes) -> ThreadingHTTPServer:
     return server
 
 
-def free_port() -> int:
-    # Prometheus cannot listen on port 0 and report the port; ask the kernel for a free one.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Prometheus:
-    url: str
-    log: Path
-
-    def query(self, expr: str) -> dict[str, Any]:
-        """The parsed answer of an instant query; HTTP errors come back as the error body."""
-        address = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        try:
-            with urllib.request.urlopen(address, timeout=10) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as error:
-            return json.load(error)
-
-    def values(self, expr: str) -> list[tuple[dict[str, str], float]]:
-        answer = self.query(expr)
-        assert answer["status"] == "success", (expr, answer)
-        return [(item["metric"], float(item["value"][1])) for item in answer["data"]["result"]]
-
-    def scalar(self, expr: str) -> float:
-        (only,) = self.values(expr)
-        return only[1]
-
-
-def wait_for(condition: Any, what: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"prometheus: {what} within {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail(
-            "the prometheus binary is missing: install Debian's prometheus "
-            "(`make system-deps`, or `apt-get install prometheus`)"
-        )
     directory = tmp_path_factory.mktemp("prometheus")
     body = exposition(int(time.time()) - UNREACHABLE_FOR_SECONDS).encode()
     exporters = [serve(body), serve(body)]
     targets = [f"127.0.0.1:{server.server_address[1]}" for server in exporters]
-    config = directory / "prometheus.yml"
-    config.write_text(
-        json.dumps(
+    server = None
+    try:
+        server = start_prometheus(
+            directory,
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "scrape_configs": [
                     {"job_name": "akv-exporter", "static_configs": [{"targets": targets}]}
                 ],
-            }
+            },
         )
-    )
-    port = free_port()
-    log = directory / "prometheus.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = Prometheus(f"http://127.0.0.1:{port}", log)
-    try:
-
-        def ready() -> bool:
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as response:
-                return response.status == 200
 
         def scraped_both() -> bool:
             # rate() and increase() need two samples of each exporter; wait for three.
             samples = 'count_over_time(akv_exporter_build_info{job="akv-exporter"}[1m])'
             return server.values(f"count({samples} >= 3)") == [({}, 2.0)]
 
-        wait_for(ready, "ready", process, log)
-        wait_for(scraped_both, "both exporters scraped", process, log)
+        wait_until(scraped_both, "both exporters scraped", STARTUP_SECONDS, server.log)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if server is not None:
+            server.stop()
         for exporter in exporters:
             exporter.shutdown()
             exporter.server_close()
