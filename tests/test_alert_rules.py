@@ -1,0 +1,281 @@
+"""The alerting deliverables: rule files, their promtool suites, the Prometheus and
+Alertmanager examples, and the contract between rules, runbooks and the spec.
+
+Tests marked `prometheus` drive Debian's promtool and amtool for real and fail,
+never skip, when they are missing.
+"""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS_DIR = ROOT / "config" / "prometheus"
+RULES = PROMETHEUS_DIR / "alerts.yml"
+FAST_RULES = PROMETHEUS_DIR / "alerts-fast.yml"
+RULE_FILES = [RULES, FAST_RULES]
+PROMETHEUS_CONFIGS = [PROMETHEUS_DIR / "prometheus.yml", PROMETHEUS_DIR / "prometheus-probe.yml"]
+ALERTMANAGER_CONFIG = ROOT / "config" / "alertmanager" / "alertmanager.yml"
+PROMTOOL_SUITES = sorted((ROOT / "tests" / "promtool").glob("*.yml"))
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+
+# Every runbook_url is this plus "#" and an anchor of docs/runbooks.md.
+RUNBOOK_BASE = "https://github.com/akv-exporter/akv-exporter/blob/main/docs/runbooks.md"
+# The alert names of the interface spec, section 5.
+SPEC_ALERTS = {
+    "OntapAkvAzureUnreachable",
+    "OntapAkvEkmipUnreachable",
+    "OntapAkvVolumesOfflineImminent",
+    "OntapAkvKekUnavailable",
+    "AkvExporterClusterDown",
+    "AkvExporterConfigReloadFailed",
+    "AkvExporterAbsent",
+}
+SEVERITIES = {"critical", "warning", "info"}
+# The one number in an expression that a faster profile may change: `>= 30 * 60`.
+THRESHOLD = re.compile(r">= (\d+) \* 60\b")
+DEBIAN_PACKAGE = {
+    "promtool": "prometheus",
+    "amtool": "prometheus-alertmanager",
+}
+
+
+def tool(name: str) -> str:
+    """Returns the path of promtool or amtool, failing the test when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not installed: install Debian's {DEBIAN_PACKAGE[name]} package "
+            "(`make test` installs prometheus and prometheus-alertmanager)",
+            pytrace=False,
+        )
+    return path
+
+
+def run(args: list[str], cwd: Path = ROOT) -> str:
+    """Runs a command and returns its output; fails the test with that output on a non-zero exit."""
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{output}"
+    return output
+
+
+def rules_of(path: Path) -> list[dict]:
+    """Returns every rule of a rule file, in file order."""
+    groups = yaml.safe_load(path.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def alerts_of(path: Path) -> list[dict]:
+    """Returns the alerting rules of a rule file."""
+    return [rule for rule in rules_of(path) if "alert" in rule]
+
+
+def seconds(duration: str) -> int:
+    """Returns a Prometheus duration such as 5m, 1h30m or 45s in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    parts = re.findall(r"(\d+)([smhd])", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"bad duration {duration!r}"
+    return sum(int(number) * units[unit] for number, unit in parts)
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """Returns the anchors GitHub gives the headings of a Markdown document."""
+    anchors = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*$", markdown, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+# --- promtool, amtool -----------------------------------------------------------------
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+def test_rule_file_passes_promtool_check(path: Path) -> None:
+    output = run([tool("promtool"), "check", "rules", str(path)])
+    assert f"SUCCESS: {len(rules_of(path))} rules found" in output
+
+
+def test_promtool_suites_exist() -> None:
+    names = {path.name for path in PROMTOOL_SUITES}
+    assert {
+        "azure_unreachable.yml",
+        "cluster_down.yml",
+        "ekmip_kek.yml",
+        "exporter.yml",
+        "volumes_offline_imminent.yml",
+    } <= names
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("suite", PROMTOOL_SUITES, ids=lambda p: p.name)
+def test_promtool_suite_passes(suite: Path) -> None:
+    assert yaml.safe_load(suite.read_text())["tests"], f"{suite.name} has no tests"
+    output = run([tool("promtool"), "test", "rules", str(suite)], cwd=suite.parent)
+    assert "SUCCESS" in output
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("config", PROMETHEUS_CONFIGS, ids=lambda p: p.name)
+def test_prometheus_example_is_valid_beside_the_rules(config: Path, tmp_path: Path) -> None:
+    # As docs/alerting.md says to install it: the config and alerts.yml in one directory.
+    shutil.copy(config, tmp_path / "prometheus.yml")
+    shutil.copy(RULES, tmp_path / "alerts.yml")
+    output = run([tool("promtool"), "check", "config", "prometheus.yml"], cwd=tmp_path)
+    assert "SUCCESS: 8 rules found" in output
+
+
+@pytest.mark.prometheus
+def test_alertmanager_example_passes_amtool_check() -> None:
+    run([tool("amtool"), "check-config", str(ALERTMANAGER_CONFIG)])
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize(
+    ("severity", "receiver"),
+    [("critical", "pager"), ("warning", "ticket"), ("info", "null"), ("", "ticket")],
+)
+def test_alertmanager_routes_by_severity(severity: str, receiver: str) -> None:
+    labels = ["alertname=OntapAkvAzureUnreachable", "cluster=cluster-a"]
+    if severity:
+        labels.append(f"severity={severity}")
+    command = [tool("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}"]
+    output = run([*command, *labels])
+    assert output.splitlines()[0].strip() == receiver
+
+
+# --- the contract: spec, runbooks, one place for the job name -------------------------
+
+
+def test_every_alert_of_the_spec_exists_and_no_other() -> None:
+    assert {rule["alert"] for rule in alerts_of(RULES)} == SPEC_ALERTS
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+def test_every_alert_has_severity_summary_description_and_runbook(path: Path) -> None:
+    anchors = github_anchors(RUNBOOKS.read_text())
+    for rule in alerts_of(path):
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in SEVERITIES, name
+        annotations = rule["annotations"]
+        assert annotations["summary"].strip(), name
+        assert "{{" not in annotations["summary"], f"{name}: summary must be static"
+        assert annotations["description"].strip(), name
+        base, _, anchor = annotations["runbook_url"].partition("#")
+        assert base == RUNBOOK_BASE, name
+        assert anchor == name.lower(), name
+        assert anchor in anchors, f"{name}: docs/runbooks.md has no heading for #{anchor}"
+
+
+def test_akv_descriptions_name_cluster_svm_code_and_message() -> None:
+    for rule in alerts_of(RULES):
+        if not rule["alert"].startswith("OntapAkv"):
+            continue
+        description = rule["annotations"]["description"]
+        for needle in ("$labels.cluster", "$labels.svm", "$labels.uuid", 'label "code"'):
+            assert needle in description, f"{rule['alert']} description lacks {needle}"
+        assert "ontap_akv_status_message_info" in description, rule["alert"]
+    ekmip = next(r for r in alerts_of(RULES) if r["alert"] == "OntapAkvEkmipUnreachable")
+    assert "$labels.node" in ekmip["annotations"]["description"]
+
+
+def test_only_absent_names_the_scrape_job_and_the_examples_use_it() -> None:
+    naming = [rule["alert"] for rule in rules_of(RULES) if "job=" in rule["expr"]]
+    assert naming == ["AkvExporterAbsent"]
+    absent = next(r for r in alerts_of(RULES) if r["alert"] == "AkvExporterAbsent")
+    job = re.search(r'job="([^"]+)"', absent["expr"]).group(1)
+    for config in PROMETHEUS_CONFIGS:
+        jobs = [c["job_name"] for c in yaml.safe_load(config.read_text())["scrape_configs"]]
+        assert job in jobs, f"{config.name} has no scrape job {job}"
+
+
+def test_akv_alerts_aggregate_code_away_and_wait_for_the_exporter() -> None:
+    # The for timer must survive a change of ONTAP's code (a label), and nothing
+    # may start from a state the exporter cannot currently confirm.
+    for rule in alerts_of(RULES):
+        if rule["alert"].startswith("OntapAkv"):
+            assert "and on (cluster) akv_exporter_cluster_up == 1" in rule["expr"], rule["alert"]
+            if "code" in rule["expr"]:
+                assert "without (code, instance)" in rule["expr"], rule["alert"]
+
+
+# --- the fast profile ------------------------------------------------------------------
+
+
+def test_fast_profile_differs_from_the_default_only_in_waits() -> None:
+    default, fast = rules_of(RULES), rules_of(FAST_RULES)
+    assert [r.get("alert", r.get("record")) for r in fast] == [
+        r.get("alert", r.get("record")) for r in default
+    ]
+    for slow_rule, fast_rule in zip(default, fast, strict=True):
+        name = slow_rule.get("alert", slow_rule.get("record"))
+        assert set(fast_rule) == set(slow_rule), name
+        for key in set(slow_rule) - {"for", "expr"}:
+            assert fast_rule[key] == slow_rule[key], f"{name}: {key} differs"
+        assert THRESHOLD.sub(">= N * 60", fast_rule["expr"]) == THRESHOLD.sub(
+            ">= N * 60", slow_rule["expr"]
+        ), f"{name}: expressions differ in more than the threshold"
+
+
+def test_fast_profile_is_faster() -> None:
+    faster = 0
+    for slow_rule, fast_rule in zip(rules_of(RULES), rules_of(FAST_RULES), strict=True):
+        name = slow_rule.get("alert", slow_rule.get("record"))
+        slow_for = seconds(slow_rule.get("for", "0s"))
+        fast_for = seconds(fast_rule.get("for", "0s"))
+        assert fast_for <= slow_for, name
+        slow_threshold = [int(n) for n in THRESHOLD.findall(slow_rule["expr"])]
+        fast_threshold = [int(n) for n in THRESHOLD.findall(fast_rule["expr"])]
+        assert all(f <= s for f, s in zip(fast_threshold, slow_threshold, strict=True)), name
+        faster += fast_for < slow_for or fast_threshold != slow_threshold
+    assert faster >= 5
+
+
+def test_default_waits_are_the_documented_ones() -> None:
+    waits = {rule["alert"]: rule.get("for", "0s") for rule in alerts_of(RULES)}
+    assert waits == {
+        "OntapAkvAzureUnreachable": "5m",
+        "OntapAkvEkmipUnreachable": "5m",
+        "OntapAkvVolumesOfflineImminent": "0s",
+        "OntapAkvKekUnavailable": "15m",
+        "AkvExporterClusterDown": "10m",
+        "AkvExporterConfigReloadFailed": "0s",
+        "AkvExporterAbsent": "5m",
+    }
+    imminent = next(r for r in alerts_of(RULES) if r["alert"] == "OntapAkvVolumesOfflineImminent")
+    assert THRESHOLD.findall(imminent["expr"]) == ["30"]
+
+
+# --- Alertmanager ----------------------------------------------------------------------
+
+
+def test_alertmanager_groups_by_cluster_and_alertname() -> None:
+    route = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())["route"]
+    assert route["group_by"] == ["cluster", "alertname"]
+
+
+def test_alertmanager_inhibits_node_and_kek_alerts_of_the_same_configuration() -> None:
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    [rule] = config["inhibit_rules"]
+    assert rule["equal"] == ["cluster", "uuid"]
+    names = {r["alert"] for r in alerts_of(RULES)}
+
+    def matched(matchers: list[str]) -> set[str]:
+        [matcher] = matchers
+        pattern = re.fullmatch(r'alertname=~"(.+)"', matcher).group(1)
+        return {name for name in names if re.fullmatch(pattern, name)}
+
+    assert matched(rule["source_matchers"]) == {
+        "OntapAkvAzureUnreachable",
+        "OntapAkvVolumesOfflineImminent",
+    }
+    assert matched(rule["target_matchers"]) == {
+        "OntapAkvEkmipUnreachable",
+        "OntapAkvKekUnavailable",
+    }
