@@ -33,6 +33,7 @@ FIELDS_QUERY_98 = (
     "state,azure_reachability,ekmip_reachability,uuid,svm,scope,name,key_id,client_id,tenant_id"
 )
 _INVALID_FIELD = "262197"
+CONNECT_TIMEOUT = 10.0
 _MAX_RETRY_AFTER = 60.0
 
 
@@ -129,6 +130,8 @@ class OntapClient:
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                # The poll's own deadline bounds the whole request; this bounds the handshake.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
                 headers={
                     "User-Agent": USER_AGENT,
                     "X-Dot-Client-App": USER_AGENT,
