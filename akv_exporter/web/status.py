@@ -100,6 +100,7 @@ td.msg{max-width:520px;overflow-wrap:anywhere}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 .hist{font-family:ui-monospace,monospace;letter-spacing:1px}
 .muted{color:#666}
+.nowrap{white-space:nowrap}
 details>summary{cursor:pointer}
 """
 
@@ -278,7 +279,7 @@ def _akv_table(cluster: ClusterView, now: float) -> str:
         since = view.azure_unreachable_since
         rows.append(
             f"<tr><td>{escape(akv.svm) if akv.svm else _NONE}</td><td>{escape(akv.scope)}</td>"
-            f'<td class="mono">{escape(akv.vault)}</td><td>{_enabled(view)}</td>'
+            f'<td class="mono nowrap">{escape(akv.vault)}</td><td>{_enabled(view)}</td>'
             f"<td>{_check_badge(akv.azure, 'REACHABLE', 'UNREACHABLE', 'bad')}</td>"
             f"<td>{_check_badge(akv.kek, 'AVAILABLE', 'UNAVAILABLE', 'warn')}</td>"
             f"<td>{_ekmip_summary(view)}</td>"
