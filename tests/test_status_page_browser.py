@@ -169,6 +169,8 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
             # Auto-refresh: a new problem appears without the reader doing anything, and the
             # filter text survives the reload.
             await page.goto(f"{base}/?refresh=1&q=prod")
+            folded = page.locator('tr[data-name="nyc-prod-04"] details')
+            await folded.locator("summary").click()
             fakes["ams-prod-01"].records[1] = vault_record(
                 fakes["ams-prod-01"].records[1]["uuid"],
                 "vs_erp",
@@ -185,6 +187,9 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
                 ".cluster", "els => els.filter(e => e.hidden).map(e => e.dataset.name)"
             )
             assert sorted(hidden) == ["dub-dr-01", "par-dev-01"]
+            # A fold-out the reader opened is still open after the next reload.
+            await page.wait_for_event("load", timeout=15_000)
+            assert await folded.evaluate("d => d.open")
             await browser.close()
     finally:
         await runner.cleanup()

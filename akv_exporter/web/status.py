@@ -10,6 +10,7 @@ always escaped.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 from html import escape
@@ -150,6 +151,11 @@ _SCRIPT = """
 # --- small pieces -------------------------------------------------------------------------------
 
 
+def _anchor(name: str) -> str:
+    """Return a short id derived from a cluster name, stable across reloads and re-sorting."""
+    return hashlib.blake2s(name.encode(), digest_size=6).hexdigest()
+
+
 def _badge(text: str, colour: str) -> str:
     return f'<span class="state {colour}">{escape(text)}</span>'
 
@@ -217,7 +223,7 @@ def _history(history: tuple[PollOutcome, ...]) -> str:
     return f'<span class="hist" title="{title}">{marks}</span>'
 
 
-def _failed_polls(key: str, history: tuple[PollOutcome, ...], now: float) -> str:
+def _failed_polls(anchor: str, history: tuple[PollOutcome, ...], now: float) -> str:
     failed = [o for o in history if not o.ok]
     if not failed:
         return ""
@@ -227,7 +233,7 @@ def _failed_polls(key: str, history: tuple[PollOutcome, ...], now: float) -> str
         for o in reversed(failed)
     )
     return (
-        f'<details id="fails-{key}"><summary>{len(failed)} failed of the last {len(history)} '
+        f'<details id="fails-{anchor}"><summary>{len(failed)} failed of the last {len(history)} '
         "polls</summary><table><thead><tr><th>started</th><th>reason</th><th>duration</th>"
         f"<th>error</th></tr></thead><tbody>{rows}</tbody></table></details>"
     )
@@ -347,7 +353,7 @@ def _facts(cluster: ClusterView, now: float) -> str:
     return "".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in facts)
 
 
-def _problem_card(index: int, cluster: ClusterView, now: float) -> str:
+def _problem_card(cluster: ClusterView, now: float) -> str:
     snapshot = cluster.snapshot
     colour = _STATE_TEXT[cluster.state][1]
     problems = "".join(f"<li>{escape(problem)}</li>" for problem in cluster.problems)
@@ -358,16 +364,17 @@ def _problem_card(index: int, cluster: ClusterView, now: float) -> str:
         f'<dl class="facts">{_facts(cluster, now)}</dl>'
         f'<ul class="problems">{problems}</ul>'
         f"{_akv_table(cluster, now)}{_ekmip_matrix(cluster)}"
-        f"{_failed_polls(f'p{index}', snapshot.history, now)}</article>"
+        f"{_failed_polls(_anchor(snapshot.name), snapshot.history, now)}</article>"
     )
 
 
-def _healthy_row(index: int, cluster: ClusterView, now: float) -> str:
+def _healthy_row(cluster: ClusterView, now: float) -> str:
     snapshot = cluster.snapshot
     identity = snapshot.identity
+    anchor = _anchor(snapshot.name)
     akvs = len(cluster.akvs)
     details = (
-        f'<details id="h{index}"><summary>{akvs} configuration{"s" if akvs != 1 else ""}, '
+        f'<details id="akvs-{anchor}"><summary>{akvs} configuration{"s" if akvs != 1 else ""}, '
         f"{len(cluster.nodes)} nodes</summary>{_akv_table(cluster, now)}"
         f"{_ekmip_matrix(cluster)}</details>"
         if akvs
@@ -383,7 +390,7 @@ def _healthy_row(index: int, cluster: ClusterView, now: float) -> str:
         f"<td>{escape(identity.version) if identity else _NONE}</td>"
         f'<td class="muted">{escape(labels)}</td><td>{details}</td>'
         f"<td>{_when(snapshot.last_success, now)}</td><td>{duration}</td>"
-        f"<td>{_history(snapshot.history)}{_failed_polls(f'h{index}', snapshot.history, now)}"
+        f"<td>{_history(snapshot.history)}{_failed_polls(anchor, snapshot.history, now)}"
         "</td></tr>"
     )
 
@@ -458,7 +465,7 @@ def render_page(status: FleetStatus, *, refresh: int = DEFAULT_REFRESH, query: s
     out.append(f'<section id="problems"><h2>Needs attention ({len(problems)})</h2>')
     if not problems:
         out.append('<p class="ok">Nothing needs attention.</p>')
-    out.extend(_problem_card(i, cluster, now) for i, cluster in enumerate(problems))
+    out.extend(_problem_card(cluster, now) for cluster in problems)
     out.append(f'</section><section id="healthy"><h2>Healthy ({len(healthy)})</h2>')
     if healthy:
         out.append(
@@ -466,7 +473,7 @@ def render_page(status: FleetStatus, *, refresh: int = DEFAULT_REFRESH, query: s
             "<th>AKV configurations</th><th>last good poll</th><th>poll took</th>"
             "<th>recent polls</th></tr></thead><tbody>"
         )
-        out.extend(_healthy_row(i, cluster, now) for i, cluster in enumerate(healthy))
+        out.extend(_healthy_row(cluster, now) for cluster in healthy)
         out.append("</tbody></table>")
     out.append(f"</section></main><script>{_SCRIPT}</script></body></html>")
     return "".join(out)
