@@ -18,6 +18,7 @@ and at least one node's EKMIP reachability.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -159,7 +160,7 @@ class FleetStatus:
                 "config_reload_ok": exporter.config_reload_ok,
                 "last_reload_error": exporter.last_reload_error,
             },
-            "summary": {name: getattr(self.summary, name) for name in Summary.__dataclass_fields__},
+            "summary": dataclasses.asdict(self.summary),
             "clusters": [_cluster_json(view) for view in self.clusters],
         }
 
