@@ -104,6 +104,8 @@ class BasicAuthGuard:
 
 def create_app(exporter: Exporter) -> web.Application:
     """Return the application serving every HTTP surface of ``exporter``."""
+    from akv_exporter.web import probe, status  # they import exporter_of from here
+
     guard = BasicAuthGuard(exporter)
     app = web.Application(middlewares=[guard.middleware])
     app[EXPORTER_KEY] = exporter
@@ -111,6 +113,8 @@ def create_app(exporter: Exporter) -> web.Application:
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload)
+    status.add_routes(app)
+    probe.add_routes(app)
     return app
 
 

@@ -1,0 +1,215 @@
+"""``akv-exporter check``: poll now, print a monitoring-plugin verdict, exit 0/1/2/3.
+
+The first line follows the Nagios plugin guidelines (status, a short text, then performance data
+after ``|``); a table and one line per problem follow, or with ``--format json`` the same
+document as ``GET /api/v1/status``. Exit codes, first match wins (docs/check.md):
+
+    2 CRITICAL  a configuration cannot reach Azure Key Vault, or a node cannot reach its EKMIP
+                server: ONTAP's 60-minute clock is running or key service is degraded
+    3 UNKNOWN   a cluster gave no valid answer, an enabled configuration's state was not
+                reported, or a --cluster name is not configured
+    1 WARNING   a KEK is unavailable
+    0 OK        everything ONTAP reported is healthy (inactive configurations are listed, and
+                change nothing)
+
+Critical beats unknown: one broken vault must page even while another cluster is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from akv_exporter import status
+from akv_exporter.config import Config
+from akv_exporter.exporter import Exporter
+from akv_exporter.logs import setup_logging
+from akv_exporter.poller import Poller
+from akv_exporter.status import (
+    DOWN,
+    PENDING,
+    ClusterView,
+    ExporterInfo,
+    FleetStatus,
+    Summary,
+    assess,
+    configuration_label,
+    urgency,
+)
+
+# The fleet's verdict (status.verdict, which fixes the precedence) -> the plugin's exit code.
+EXIT_CODES = {status.OK: 0, status.WARNING: 1, status.CRITICAL: 2, status.UNKNOWN: 3}
+UNKNOWN_EXIT = EXIT_CODES[status.UNKNOWN]
+
+
+def exit_code(summary: Summary) -> int:
+    """Return the plugin exit code for the fleet: 2 critical, 3 unknown, 1 warning, 0 ok."""
+    return EXIT_CODES[summary.status]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def status_line(summary: Summary) -> str:
+    """Return the first output line: verdict, short text, then performance data."""
+    s = summary
+    parts = []
+    if s.configurations_unreachable:
+        parts.append(
+            f"{s.configurations_unreachable} of {s.configurations} configurations unreachable"
+        )
+    if s.ekmip_nodes_down:
+        parts.append(f"{_plural(s.ekmip_nodes_down, 'node')} with EKMIP down")
+    if s.clusters_down or s.clusters_pending:
+        parts.append(
+            f"{s.clusters_down + s.clusters_pending} of {s.clusters} clusters not answering"
+        )
+    if s.configurations_unknown:
+        parts.append(f"{_plural(s.configurations_unknown, 'configuration')} in an unknown state")
+    if s.configurations_kek_unavailable:
+        parts.append(f"{s.configurations_kek_unavailable} of {s.configurations} KEKs unavailable")
+    if not parts:
+        parts.append(
+            f"{_plural(s.configurations, 'configuration')} healthy on "
+            f"{_plural(s.clusters, 'cluster')}"
+        )
+    if s.configurations_inactive:
+        parts.append(f"{s.configurations_inactive} inactive")
+    # 'label'=value;warn;crit;min: a count above 0 is critical (or warning, for KEKs).
+    perfdata = (
+        f"configurations={s.configurations};;;0 "
+        f"unreachable={s.configurations_unreachable};;0;0 "
+        f"ekmip_down={s.ekmip_nodes_down};;0;0 "
+        f"kek_unavailable={s.configurations_kek_unavailable};0;;0 "
+        f"clusters_down={s.clusters_down + s.clusters_pending};;;0 "
+        f"clusters={s.clusters};;;0 "
+        f"unknown={s.configurations_unknown};;;0 "
+        f"inactive={s.configurations_inactive};;;0"
+    )
+    return f"AKV {s.status.upper()} - {', '.join(parts)} | {perfdata}"
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _rows(cluster: ClusterView) -> list[tuple[str, ...]]:
+    name = cluster.snapshot.name
+    if cluster.state in (DOWN, PENDING) or not cluster.akvs:
+        word = "NO AKV CONFIGURATION" if cluster.state not in (DOWN, PENDING) else "-"
+        return [(name, word, cluster.state.upper(), "-", "-", "-")]
+    rows = []
+    for view in sorted(cluster.akvs, key=lambda v: urgency(v.state)):
+        akv = view.akv
+        azure = "unknown" if akv.azure is None else "reachable" if akv.azure.ok else "UNREACHABLE"
+        kek = "unknown" if akv.kek is None else "available" if akv.kek.ok else "UNAVAILABLE"
+        down = len(akv.ekmip_unreachable)
+        ekmip = (
+            "unknown"
+            if not akv.ekmip
+            else f"{len(akv.ekmip)}/{len(akv.ekmip)} reachable"
+            if not down
+            else f"{down}/{len(akv.ekmip)} UNREACHABLE"
+        )
+        rows.append((name, configuration_label(akv), view.state.upper(), azure, kek, ekmip))
+    return rows
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def table(fleet: FleetStatus) -> list[str]:
+    """Return the lines after the first: one row per configuration, then one per problem."""
+    ordered = fleet.by_urgency()
+    header = ("CLUSTER", "CONFIGURATION", "STATE", "AZURE", "KEK", "EKMIP")
+    lines = _columns([header, *(row for cluster in ordered for row in _rows(cluster))])
+    problems = []
+    for cluster in ordered:
+        problems += [f"{cluster.snapshot.name}: {problem}" for problem in cluster.problems]
+        for view in cluster.akvs:
+            deadline = view.volumes_offline_deadline
+            if deadline is None:
+                continue
+            left = (deadline - fleet.generated_at) / 60
+            when = f"in about {left:.0f} min" if left > 0 else f"{-left:.0f} min ago"
+            problems.append(
+                f"{cluster.snapshot.name}: {configuration_label(view.akv)}: ONTAP takes the "
+                f"encrypted volumes offline at about {_clock(deadline)} ({when}) unless Azure "
+                "Key Vault answers"
+            )
+    if problems:
+        lines += ["", "Problems:", *problems]
+    # Nagios reads everything after a '|' as performance data, even in the long text.
+    return [line.replace("|", "/") for line in lines]
+
+
+def _private_state(config: Config, scratch: Path) -> Config:
+    """Return ``config`` using a scratch copy of the state file: check reads it, never writes."""
+    copy = scratch / "state.json"
+    if config.state_file.is_file():
+        shutil.copyfile(config.state_file, copy)
+    return dataclasses.replace(config, state_file=copy)
+
+
+def _select(poller: Poller, names: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """Return the keys to poll and the names that match no configured cluster."""
+    if not names:
+        return poller.keys(), []
+    keys: list[str] = []
+    unknown = []
+    for name in names:
+        key = poller.find(name)
+        if key is None:
+            unknown.append(name)
+        elif key not in keys:
+            keys.append(key)
+    return keys, unknown
+
+
+async def _poll(poller: Poller, keys: list[str], concurrency: int) -> None:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(key: str) -> None:
+        async with semaphore:
+            await poller.poll(key)
+
+    await asyncio.gather(*(one(key) for key in keys))
+
+
+async def run_check(config: Config, clusters: list[str] | None, fmt: str) -> int:
+    """Poll the configured (or the named) clusters once; print the verdict; return the exit code."""
+    setup_logging("warning", "text")  # stdout carries only the verdict; warnings go to stderr
+    with tempfile.TemporaryDirectory(prefix="akv-exporter-check-") as scratch:
+        exporter = Exporter(_private_state(config, Path(scratch)), process_metrics=False)
+        try:
+            keys, unknown = _select(exporter.poller, clusters)
+            if unknown:
+                names = ", ".join(json.dumps(name) for name in unknown)
+                reason = "not a configured cluster name or address"
+                print(f"AKV UNKNOWN - unknown cluster {names}: {reason}")
+                return UNKNOWN_EXIT
+            await _poll(exporter.poller, keys, config.poll.concurrency)
+        finally:
+            await exporter.stop()
+        snapshots = exporter.poller.snapshots()
+    fleet = assess((snapshots[key] for key in keys), ExporterInfo.of(exporter), time.time())
+    if fmt == "json":
+        print(json.dumps(fleet.to_json(), indent=2))
+    else:
+        print(status_line(fleet.summary))
+        for line in table(fleet):
+            print(line)
+    return exit_code(fleet.summary)

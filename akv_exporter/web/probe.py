@@ -1,0 +1,114 @@
+"""GET /probe?target=NAME: poll one configured cluster now and return only its series.
+
+The multi-target pattern of the blackbox and SNMP exporters: Prometheus sets ``target`` by
+relabelling and bounds the probe with ``X-Prometheus-Scrape-Timeout-Seconds``; the probe answers
+inside that budget even when the cluster hangs, with ``akv_exporter_probe_success 0``. A probe is
+an ordinary poll: it also refreshes the cluster on /metrics and the status page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from aiohttp import web
+
+from akv_exporter.metrics import (
+    CLUSTER_FAMILIES,
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    Family,
+    format_value,
+    render_cluster,
+    wants_openmetrics,
+)
+from akv_exporter.snapshot import ClusterSnapshot
+from akv_exporter.web.app import exporter_of
+
+# Answer this much before Prometheus gives up, so a hung cluster still yields probe_success 0.
+TIMEOUT_MARGIN = 0.5
+MIN_TIMEOUT = 0.1
+
+PROBE_SUCCESS = Family(
+    "akv_exporter_probe_success", "gauge", "1 if the probe got a valid answer from the cluster."
+)
+PROBE_DURATION = Family(
+    "akv_exporter_probe_duration_seconds", "gauge", "How long the probe took, in seconds."
+)
+
+
+def probe_timeout(header: str | None, poll_timeout: float) -> float:
+    """Return the poll budget: the scrape timeout less a margin, capped by poll.timeout."""
+    if not header:
+        return poll_timeout
+    try:
+        scrape_timeout = float(header)
+    except ValueError:
+        return poll_timeout
+    if scrape_timeout != scrape_timeout or scrape_timeout <= 0:  # NaN or nonsense
+        return poll_timeout
+    return min(poll_timeout, max(MIN_TIMEOUT, scrape_timeout - TIMEOUT_MARGIN))
+
+
+def render_probe(
+    snapshot: ClusterSnapshot | None, success: bool, duration: float, openmetrics: bool
+) -> bytes:
+    """Return one cluster's families with their headers, then the probe's own two."""
+    parts: list[bytes] = []
+    if snapshot is not None:
+        fragments = render_cluster(snapshot)
+        for family in CLUSTER_FAMILIES:
+            if family.name in fragments:
+                parts += (family.header(openmetrics), fragments[family.name])
+    for family, value in ((PROBE_SUCCESS, success), (PROBE_DURATION, duration)):
+        parts += (family.header(openmetrics), f"{family.name} {format_value(value)}\n".encode())
+    if openmetrics:
+        parts.append(b"# EOF\n")
+    return b"".join(parts)
+
+
+def _bad_request(reason: str) -> web.Response:
+    return web.Response(status=400, text=reason + "\n")
+
+
+async def probe(request: web.Request) -> web.Response:
+    """GET /probe?target=NAME."""
+    exporter = exporter_of(request)
+    target = request.query.get("target", "")
+    if not target:
+        return _bad_request(
+            "missing target: give ?target=NAME (a configured cluster name or address)"
+        )
+    key = exporter.poller.find(target)
+    if key is None:
+        # Quoted as a JSON string, so a line break in the target cannot split the reason.
+        return _bad_request(
+            f"unknown target {json.dumps(target)}: not a configured cluster name or address"
+        )
+    timeout = probe_timeout(
+        request.headers.get("X-Prometheus-Scrape-Timeout-Seconds"),
+        exporter.config.poll.timeout,
+    )
+    began = time.monotonic()
+    snapshot: ClusterSnapshot | None
+    try:
+        # The poll bounds itself, but it first waits for a background poll of the same
+        # cluster to finish; the outer bound covers that wait too.
+        async with asyncio.timeout(timeout + MIN_TIMEOUT):
+            snapshot = await exporter.poller.poll(key, timeout)
+    except TimeoutError:
+        snapshot = None
+    duration = time.monotonic() - began
+    success = snapshot is not None and snapshot.up
+    openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
+    body = render_probe(snapshot, success, duration, openmetrics)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = (
+        OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+    )
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/probe", probe)

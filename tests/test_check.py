@@ -1,0 +1,157 @@
+"""`akv-exporter check` as a process: monitoring-plugin exit codes, first line, table and JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import time
+
+import jsonschema
+
+from tests.conftest import akv_record
+from tests.test_poller import CANARY, config_for
+from tests.test_status import SCHEMA, closed_port_url
+
+# 'label'=value[UOM];[warn];[crit];[min];[max], as the Nagios plugin guidelines define it.
+PERFDATA = re.compile(r"^'?[^'=]+'?=-?[0-9.]+[a-zA-Z%]*(;[0-9.:~@-]*){0,4}$")
+
+
+async def check(config, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "akv_exporter.cli",
+        "check",
+        "--config",
+        str(config.path),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert CANARY not in stdout.decode() + stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def perfdata(first_line: str) -> dict[str, str]:
+    text, bar, data = first_line.partition(" | ")
+    assert bar and "|" not in text and "|" not in data
+    items = data.split()
+    assert all(PERFDATA.match(item) for item in items), items
+    return {item.split("=")[0]: item.split("=")[1].split(";")[0] for item in items}
+
+
+async def test_healthy_fleet_exits_0(make_ontap, tmp_path):
+    a, b = await make_ontap(), await make_ontap()
+    b.records = [akv_record(), akv_record("u2", "vs2", enabled=False)]
+    code, out, _ = await check(config_for(tmp_path, a.url, b.url))
+    first, *rest = out.splitlines()
+    assert code == 0
+    assert first.startswith("AKV OK - 3 configurations healthy on 2 clusters, 1 inactive | ")
+    assert perfdata(first) == {
+        "configurations": "3",
+        "unreachable": "0",
+        "ekmip_down": "0",
+        "kek_unavailable": "0",
+        "clusters_down": "0",
+        "clusters": "2",
+        "unknown": "0",
+        "inactive": "1",
+    }
+    assert rest[0].split() == ["CLUSTER", "CONFIGURATION", "STATE", "AZURE", "KEK", "EKMIP"]
+    assert "c1 svm vs2 INACTIVE unknown unknown unknown" in [" ".join(r.split()) for r in rest]
+
+
+async def test_kek_unavailable_is_a_warning(fake_ontap, tmp_path):
+    fake_ontap.records = [akv_record(kek=False)]
+    code, out, _ = await check(config_for(tmp_path, fake_ontap.url))
+    assert code == 1
+    assert out.startswith("AKV WARNING - 1 of 1 KEKs unavailable | ")
+    assert "c0: svm vs1: KEK unavailable (code 65537551): Top-level" in out
+
+
+async def test_unreachable_vault_is_critical_even_while_another_cluster_is_down(
+    make_ontap, tmp_path
+):
+    broken, ekmip = await make_ontap(), await make_ontap()
+    broken.records = [akv_record(reachable=False)]
+    broken.records[0]["azure_reachability"]["message"] = "proxy | DNS failure"
+    ekmip.records = [akv_record(ekmip_down=("n2",))]
+    code, out, _ = await check(config_for(tmp_path, broken.url, ekmip.url, closed_port_url()))
+    first, *rest = out.splitlines()
+    assert code == 2
+    assert first.startswith(
+        "AKV CRITICAL - 1 of 2 configurations unreachable, 1 node with EKMIP down, "
+        "1 of 3 clusters not answering | "
+    )
+    assert perfdata(first)["unreachable"] == "1"
+    assert [" ".join(r.split()) for r in rest[1:4]] == [
+        "c2 - DOWN - - -",
+        "c0 svm vs1 AZURE_UNREACHABLE UNREACHABLE available 2/2 reachable",
+        "c1 svm vs1 EKMIP_UNREACHABLE reachable available 1/2 UNREACHABLE",
+    ]
+    # Nagios reads the text after a '|' as performance data, in every line.
+    assert all("|" not in line for line in rest)
+    assert "c0: svm vs1: Azure Key Vault unreachable (code 65537549): proxy / DNS failure" in rest
+    assert any("offline at about" in line and line.startswith("c0: svm vs1") for line in rest)
+
+
+async def test_a_cluster_that_does_not_answer_is_unknown(tmp_path):
+    code, out, stderr = await check(config_for(tmp_path, closed_port_url()))
+    assert code == 3
+    assert out.startswith("AKV UNKNOWN - 1 of 1 clusters not answering | ")
+    assert "c0: cluster not answering (connect)" in out
+    assert "poll failed" in stderr  # warnings go to stderr, stdout stays the plugin's
+
+
+async def test_format_json_is_the_status_document(make_ontap, tmp_path):
+    a, b = await make_ontap(), await make_ontap()
+    b.records = [akv_record(reachable=False)]
+    code, out, _ = await check(config_for(tmp_path, a.url, b.url), "--format", "json")
+    assert code == 2
+    document = json.loads(out)
+    jsonschema.Draft202012Validator(SCHEMA).validate(document)
+    assert document["summary"]["status"] == "critical"
+    assert [c["name"] for c in document["clusters"]] == ["c0", "c1"]
+
+
+async def test_cluster_option_polls_only_the_named_clusters(make_ontap, tmp_path):
+    a, b = await make_ontap(), await make_ontap()
+    b.records = [akv_record(reachable=False)]
+    code, out, _ = await check(config_for(tmp_path, a.url, b.url), "--cluster", "c0")
+    assert code == 0
+    assert out.startswith("AKV OK - 1 configuration healthy on 1 cluster | ")
+    assert b.requests == []
+
+
+async def test_unknown_cluster_name_is_unknown_and_named(fake_ontap, tmp_path):
+    config = config_for(tmp_path, fake_ontap.url)
+    code, out, _ = await check(config, "--cluster", "c0", "--cluster", "nope")
+    assert code == 3
+    assert out == 'AKV UNKNOWN - unknown cluster "nope": not a configured cluster name or address\n'
+    assert fake_ontap.requests == []
+
+
+async def test_check_reads_the_exporters_unreachable_streaks_and_never_writes_them(
+    fake_ontap, tmp_path
+):
+    fake_ontap.records = [akv_record("u1", reachable=False)]
+    config = config_for(tmp_path, fake_ontap.url)
+    started = time.time() - 20 * 60
+    state = {"version": 1, "azure_unreachable_since": {"c0": {"u1": started}}}
+    config.state_file.write_text(json.dumps(state))
+    before = config.state_file.read_bytes()
+    code, out, _ = await check(config, "--format", "json")
+    assert code == 2
+    (akv,) = json.loads(out)["clusters"][0]["akvs"]
+    assert akv["azure_unreachable_since"] == started
+    assert akv["volumes_offline_deadline"] == started + 3600
+    assert config.state_file.read_bytes() == before
+    config.state_file.unlink()
+    code, out, _ = await check(config)
+    assert code == 2
+    assert "(in about 60 min)" in out
+    assert not config.state_file.exists()

@@ -1,0 +1,288 @@
+"""The fleet assessment, GET /api/v1/status against its schema, and the status page's HTML."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from html.parser import HTMLParser
+
+import aiohttp
+import jsonschema
+import pytest
+
+from akv_exporter.ontap.akv import parse_records
+from akv_exporter.snapshot import ClusterIdentity, ClusterSnapshot, PollOutcome
+from akv_exporter.status import (
+    VOLUMES_OFFLINE_AFTER,
+    ExporterInfo,
+    assess,
+    assess_cluster,
+)
+from akv_exporter.web.status import render_page
+from tests.conftest import REPO, akv_record
+from tests.test_poller import CANARY, config_for
+from tests.test_web import started
+
+SCHEMA = json.loads((REPO / "docs" / "status.schema.json").read_text(encoding="utf-8"))
+INFO = ExporterInfo("0.0.0", 1_700_000_000.0, True, None)
+NOW = 1_700_000_100.0
+
+
+def validate(document: dict) -> None:
+    jsonschema.Draft202012Validator(SCHEMA).validate(document)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def snapshot(name: str, records: list, *, up: bool = True, **overrides) -> ClusterSnapshot:
+    outcome = PollOutcome(NOW - 1, 0.25) if up else PollOutcome(NOW - 1, 2.0, "timeout", "x: no")
+    fields = {
+        "name": name,
+        "address": f"{name}.example.com",
+        "labels": (("datacenter", "dc1"),),
+        "up": up,
+        "identity": ClusterIdentity(name, "uuid-" + name, "9.14.1", "NetApp Release 9.14.1"),
+        "akvs": parse_records(records).akvs,
+        "akvs_as_of": NOW - 1,
+        "last_success": NOW - 1 if up else None,
+        "last": outcome,
+        "history": (PollOutcome(NOW - 61, 0.3), outcome),
+    }
+    fields.update(overrides)
+    return ClusterSnapshot(**fields)
+
+
+class Elements(HTMLParser):
+    """Collects the start tags of a page: (tag, attributes) in document order."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def clusters(self) -> list[tuple[str, str | None]]:
+        """Return (tag, data-name) of every filterable cluster element, in order."""
+        return [
+            (tag, attrs.get("data-name"))
+            for tag, attrs in self.tags
+            if "cluster" in (attrs.get("class") or "").split()
+        ]
+
+
+# --- the assessment ------------------------------------------------------------------------------
+
+
+def test_inactive_configuration_is_inactive_never_healthy():
+    view = assess_cluster(snapshot("c1", [akv_record(enabled=False)]))
+    assert view.state == "inactive"
+    assert view.akvs[0].akv.azure is None
+    assert any("inactive" in problem for problem in view.problems)
+
+
+def test_configuration_without_advanced_fields_is_unknown():
+    record = akv_record()
+    del record["azure_reachability"], record["ekmip_reachability"]
+    view = assess_cluster(snapshot("c1", [record]))
+    assert view.state == "unknown"
+    assert view.problems == (
+        "svm vs1: state unknown (ONTAP did not report azure_reachability, ekmip_reachability)",
+    )
+
+
+def test_a_down_cluster_is_down_whatever_its_last_known_configurations_say():
+    view = assess_cluster(snapshot("c1", [akv_record()], up=False))
+    assert view.state == "down"
+    assert view.problems[0] == "cluster not answering (timeout): x: no"
+
+
+def test_unreachable_configuration_carries_its_volumes_offline_deadline():
+    records = [akv_record("u1", reachable=False)]
+    view = assess_cluster(snapshot("c1", records, unreachable_since={"u1": NOW - 600}))
+    assert view.state == "azure_unreachable"
+    assert view.akvs[0].volumes_offline_deadline == NOW - 600 + VOLUMES_OFFLINE_AFTER
+
+
+def test_summary_verdict_puts_critical_before_unknown_before_warning():
+    def status_of(*snaps):
+        return assess(snaps, INFO, NOW).summary.status
+
+    kek = snapshot("k", [akv_record(kek=False)])
+    down = snapshot("d", [], up=False)
+    unreachable = snapshot("u", [akv_record(reachable=False)])
+    ekmip = snapshot("e", [akv_record(ekmip_down=("n1",))])
+    healthy = snapshot("h", [akv_record(), akv_record("u2", enabled=False)])
+    assert status_of(healthy) == "ok"
+    assert status_of(healthy, kek) == "warning"
+    assert status_of(kek, down) == "unknown"
+    assert status_of(kek, down, unreachable) == "critical"
+    assert status_of(healthy, ekmip) == "critical"
+
+
+def test_problem_clusters_sort_first_by_severity():
+    fleet = assess(
+        [
+            snapshot("a-healthy", [akv_record()]),
+            snapshot("b-kek", [akv_record(kek=False)]),
+            snapshot("c-ekmip", [akv_record(ekmip_down=("n2",))]),
+            snapshot("d-azure", [akv_record(reachable=False)]),
+            snapshot("e-down", [], up=False),
+        ],
+        INFO,
+        NOW,
+    )
+    order = [c.snapshot.name for c in fleet.by_urgency()]
+    assert order == ["e-down", "d-azure", "c-ekmip", "b-kek", "a-healthy"]
+    page = Elements(render_page(fleet))
+    assert [name for _, name in page.clusters()] == order
+    assert page.clusters()[-1][0] == "tr"  # the healthy cluster is a compact row
+
+
+# --- the page ------------------------------------------------------------------------------------
+
+
+def test_page_escapes_cluster_names_labels_messages_and_the_filter_text():
+    record = akv_record(reachable=False)
+    record["azure_reachability"]["message"] = '<img src=x onerror="alert(1)"> timed out'
+    evil = snapshot(
+        "<script>alert('name')</script>",
+        [record],
+        labels=(("owner", '"><script>alert(2)</script>'),),
+    )
+    page = render_page(assess([evil], INFO, NOW), query='"><script>alert(3)</script>')
+    assert "<script>alert" not in page
+    assert "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#x27;name&#x27;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; timed out" in page
+    assert 'value="&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;"' in page
+    assert page.count("<script>") == 1  # the page's own
+
+
+def test_states_are_written_in_words_next_to_their_colour():
+    page = render_page(
+        assess(
+            [
+                snapshot("c1", [akv_record(reachable=False, ekmip_down=("n2",))]),
+                snapshot("c2", [akv_record(enabled=False)]),
+            ],
+            INFO,
+            NOW,
+        )
+    )
+    badges = re.findall(r'<span class="state (\w+)">([^<]+)</span>', page)
+    assert ("bad", "UNREACHABLE") in badges
+    assert ("bad", "AZURE UNREACHABLE") in badges
+    assert ("unknown", "INACTIVE") in badges
+    assert ("unknown", "UNKNOWN") in badges  # the inactive configuration's Azure state
+    assert ("ok", "HEALTHY") not in badges
+    assert all(word.strip() for _, word in badges)
+
+
+def test_a_thousand_clusters_render_as_page_and_json():
+    nodes = ("n1", "n2", "n3", "n4")
+    snaps = []
+    for index in range(1000):
+        records = [
+            akv_record(f"{index}-a", f"vs{index}", nodes),
+            akv_record(f"{index}-b", None, nodes, kek=index % 97 != 0),
+        ]
+        if index % 250 == 0:
+            records[0] = akv_record(f"{index}-a", f"vs{index}", nodes, reachable=False)
+        history = tuple(PollOutcome(NOW - 60 * k, 0.2) for k in range(20, 0, -1))
+        snaps.append(
+            snapshot(f"cluster-{index:04d}", records, up=index % 333 != 0, history=history)
+        )
+    fleet = assess(snaps, INFO, NOW)
+    summary = fleet.summary
+    assert (summary.clusters, summary.configurations) == (1000, 2000)
+    assert summary.clusters_down == 4  # 0, 333, 666, 999
+    assert summary.configurations_unreachable == 4  # 0, 250, 500, 750
+    page = Elements(render_page(fleet))
+    clusters = page.clusters()
+    assert len(clusters) == 1000
+    problems = [name for tag, name in clusters if tag == "article"]
+    assert problems[:4] == [f"cluster-{i:04d}" for i in (0, 333, 666, 999)]
+    assert problems[4:7] == [f"cluster-{i:04d}" for i in (250, 500, 750)]
+    assert len(problems) == 4 + 3 + sum(1 for i in range(1000) if i % 97 == 0 and i % 333)
+    document = fleet.to_json()
+    validate(document)
+    assert len(document["clusters"]) == 1000
+    assert len(json.loads(json.dumps(document))["clusters"][999]["history"]) == 20
+
+
+# --- over HTTP -----------------------------------------------------------------------------------
+
+
+async def test_status_api_matches_its_schema_and_never_shows_secrets(make_ontap, tmp_path):
+    healthy, broken, inactive = await make_ontap(), await make_ontap(), await make_ontap()
+    broken.records = [akv_record("u1", reachable=False), akv_record("u2", None, kek=False)]
+    inactive.records = [akv_record(enabled=False)]
+    config = config_for(tmp_path, healthy.url, broken.url, inactive.url, closed_port_url())
+    exporter, runner, base = await started(config)
+    await exporter.poller.poll_all()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/api/v1/status") as response:
+            assert response.status == 200
+            assert response.content_type == "application/json"
+            text = await response.text()
+        async with http.get(f"{base}/") as response:
+            assert response.status == 200
+            assert response.content_type == "text/html"
+            page = await response.text()
+    await runner.cleanup()
+    await exporter.stop()
+    assert CANARY not in text
+    assert CANARY not in page
+    document = json.loads(text)
+    validate(document)
+    assert document["summary"] == {
+        "status": "critical",
+        "clusters": 4,
+        "clusters_up": 3,
+        "clusters_down": 1,
+        "clusters_pending": 0,
+        "configurations": 4,
+        "configurations_unreachable": 1,
+        "configurations_ekmip_unreachable": 0,
+        "configurations_kek_unavailable": 1,
+        "configurations_unknown": 0,
+        "configurations_inactive": 1,
+        "ekmip_nodes_down": 0,
+    }
+    by_name = {cluster["name"]: cluster for cluster in document["clusters"]}
+    assert [c["name"] for c in document["clusters"]] == ["c0", "c1", "c2", "c3"]
+    assert by_name["c3"]["state"] == "down"
+    assert by_name["c3"]["last_poll"]["reason"] == "connect"
+    assert by_name["c3"]["ontap"] is None
+    assert by_name["c0"]["ontap"]["version"] == "9.14.1"
+    u1 = next(akv for akv in by_name["c1"]["akvs"] if akv["uuid"] == "u1")
+    assert u1["azure"] == {
+        "reachable": False,
+        "code": "65537549",
+        "message": "AKV service is not reachable from all nodes - reason: timed out.",
+    }
+    assert u1["volumes_offline_deadline"] == u1["azure_unreachable_since"] + 3600
+    assert by_name["c2"]["akvs"][0]["state"] == "inactive"
+    assert by_name["c2"]["akvs"][0]["azure"] is None
+    assert [n["reachable"] for n in by_name["c0"]["akvs"][0]["ekmip"]] == [True, True]
+    assert 'href="/metrics"' in page and 'href="/api/v1/status"' in page
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"), [("", "15"), ("?refresh=1", "1"), ("?refresh=x", "15")]
+)
+async def test_page_refresh_interval_comes_from_the_query(fake_ontap, tmp_path, query, expected):
+    exporter, runner, base = await started(config_for(tmp_path, fake_ontap.url))
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/{query}") as response:
+        page = await response.text()
+    await runner.cleanup()
+    await exporter.stop()
+    assert f'<body data-refresh="{expected}">' in page

@@ -1,0 +1,196 @@
+"""The status page in a real browser (Debian's headless Chromium via Playwright).
+
+A realistic fleet of FakeOntap clusters with an incident: one SVM's vault unreachable for 20
+minutes, one cluster not answering, one configuration inactive. The page must put the problems
+first, filter rows as the reader types, keep the filter across its auto-refresh, and show a change
+after the next refresh. It also writes docs/images/status-page.png for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from playwright.async_api import async_playwright
+
+from akv_exporter.config import load_config
+from akv_exporter.exporter import Exporter
+from akv_exporter.web.app import serve
+from tests.conftest import REPO, akv_record, require_binary, write_config
+from tests.test_status import closed_port_url
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium tries to reach the network on its own.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = REPO / "docs" / "images" / "status-page.png"
+
+
+def vault_record(uuid: str, svm: str | None, vault: str, nodes: tuple[str, ...], **state) -> dict:
+    record = akv_record(uuid, svm, nodes, **state)
+    record["name"] = f"https://{vault}.vault.azure.net/"
+    record["key_id"] = f"https://{vault}.vault.azure.net/keys/ontap-kek/{uuid[:8]}0f1e2d3c4b5a6978"
+    return record
+
+
+def nodes_of(cluster: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{cluster}-{n:02d}" for n in range(1, count + 1))
+
+
+async def fleet(make_ontap, tmp_path):
+    """Start the fake clusters; return (config, the FakeOntap of each cluster by name)."""
+    plan = {
+        "ams-prod-01": (
+            "ams",
+            "9.14.1",
+            4,
+            [("vs_finance", "kv-ams-fin"), ("vs_erp", "kv-ams-erp")],
+        ),
+        "fra-prod-02": (
+            "fra",
+            "9.13.1",
+            4,
+            [("vs_payments", "kv-fra-pay"), ("vs_hr", "kv-fra-hr")],
+        ),
+        "dub-dr-01": ("dub", "9.14.1", 2, [(None, "kv-dub-dr")]),
+        "par-dev-01": ("par", "9.12.1", 2, [("vs_test", "kv-par-dev"), ("vs_old", "kv-par-old")]),
+        "nyc-prod-04": ("nyc", "9.15.1", 2, [("vs_trading", "kv-nyc-trd")]),
+    }
+    fakes = {}
+    lines = []
+    for index, (name, (site, release, node_count, configs)) in enumerate(plan.items()):
+        fake = await make_ontap()
+        major, minor = (int(part) for part in release.split(".")[1:])
+        fake.cluster = {
+            "name": name,
+            "uuid": f"{index:08d}-5e1f-11ee-9f3a-00a098d1c2b3",
+            "version": {
+                "full": f"NetApp Release {release}: Mon Jan 15 10:00:00 UTC 2024",
+                "generation": 9,
+                "major": major,
+                "minor": minor,
+            },
+        }
+        nodes = nodes_of(name, node_count)
+        fake.records = [
+            vault_record(f"{index}{n}aaaaaa-1111-4111-8111-11111111111{n}", svm, vault, nodes)
+            for n, (svm, vault) in enumerate(configs)
+        ]
+        fakes[name] = fake
+        lines.append(
+            f"  - name: {name}\n    address: {fake.url}\n    labels:\n      datacenter: {site}\n"
+        )
+    # The incident: vs_payments cannot reach its vault; the dev cluster's old SVM is disabled.
+    payments = fakes["fra-prod-02"].records[0]
+    fakes["fra-prod-02"].records[0] = vault_record(
+        payments["uuid"], "vs_payments", "kv-fra-pay", nodes_of("fra-prod-02", 4), reachable=False
+    )
+    old = fakes["par-dev-01"].records[1]
+    fakes["par-dev-01"].records[1] = vault_record(
+        old["uuid"], "vs_old", "kv-par-old", (), enabled=False
+    )
+    lines.append(
+        f"  - name: lon-prod-03\n    address: {closed_port_url()}\n"
+        "    labels:\n      datacenter: lon\n"
+    )
+    state = tmp_path / "state.json"
+    # The vault has been unreachable for 20 minutes: ONTAP's 60-minute clock is a third gone.
+    state.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "azure_unreachable_since": {"fra-prod-02": {payments["uuid"]: time.time() - 1200}},
+            }
+        )
+    )
+    body = (
+        f"state_file: {state}\npoll:\n  interval: 60s\n  timeout: 2s\n"
+        "defaults:\n  username: admin\n  password: netapp1!\nclusters:\n" + "".join(lines)
+    )
+    return load_config(write_config(tmp_path, body)), fakes
+
+
+async def test_status_page_in_chromium(make_ontap, tmp_path):
+    chromium = require_binary("chromium", "chromium")
+    config, fakes = await fleet(make_ontap, tmp_path)
+    exporter = Exporter(config, process_metrics=False)
+    # Polls are driven by the test (no background schedule), so the page changes only when told.
+    for _ in range(4):
+        await exporter.poller.poll_all()
+    runner = await serve(exporter, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1360, "height": 900})
+            await page.goto(f"{base}/")
+
+            names = await page.eval_on_selector_all(
+                ".cluster", "els => els.map(e => e.dataset.name)"
+            )
+            assert names == [
+                "lon-prod-03",
+                "fra-prod-02",
+                "par-dev-01",
+                "ams-prod-01",
+                "dub-dr-01",
+                "nyc-prod-04",
+            ]
+            down = page.locator('article[data-name="lon-prod-03"]')
+            assert await down.locator("h3 .state").inner_text() == "DOWN"
+            incident = page.locator('article[data-name="fra-prod-02"]')
+            assert await incident.locator("h3 .state").inner_text() == "AZURE UNREACHABLE"
+            assert "min left" in await incident.inner_text()
+            inactive = page.locator('article[data-name="par-dev-01"]')
+            assert await inactive.locator("h3 .state").inner_text() == "INACTIVE"
+            tiles = await page.locator(".summary").inner_text()
+            assert "5 / 6" in tiles and "1 of 8" in tiles
+            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            # Filtering: typing hides every cluster that does not match.
+            await page.fill("#filter", "fra")
+            visible = await page.eval_on_selector_all(
+                ".cluster", "els => els.filter(e => !e.hidden).map(e => e.dataset.name)"
+            )
+            assert visible == ["fra-prod-02"]
+            assert await page.locator("#shown").inner_text() == "1 of 6 clusters match"
+            assert "q=fra" in page.url
+
+            # Auto-refresh: a new problem appears without the reader doing anything, and the
+            # filter text survives the reload.
+            await page.goto(f"{base}/?refresh=1&q=prod")
+            folded = page.locator('tr[data-name="nyc-prod-04"] details')
+            await folded.locator("summary").click()
+            fakes["ams-prod-01"].records[1] = vault_record(
+                fakes["ams-prod-01"].records[1]["uuid"],
+                "vs_erp",
+                "kv-ams-erp",
+                nodes_of("ams-prod-01", 4),
+                kek=False,
+            )
+            await exporter.poller.poll(exporter.poller.find("ams-prod-01"))
+            changed = page.locator('article[data-name="ams-prod-01"] h3 .state')
+            await changed.wait_for(state="attached", timeout=15_000)
+            assert await changed.inner_text() == "KEK UNAVAILABLE"
+            assert await page.input_value("#filter") == "prod"
+            hidden = await page.eval_on_selector_all(
+                ".cluster", "els => els.filter(e => e.hidden).map(e => e.dataset.name)"
+            )
+            assert sorted(hidden) == ["dub-dr-01", "par-dev-01"]
+            # A fold-out the reader opened is still open after the next reload.
+            await page.wait_for_event("load", timeout=15_000)
+            assert await folded.evaluate("d => d.open")
+            await browser.close()
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
