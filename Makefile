@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEBS   := prometheus prometheus-alertmanager chromium
 BINS   := prometheus promtool prometheus-alertmanager amtool chromium
 
-.PHONY: demo test lint format bench dashboards system-deps clean
+.PHONY: demo test lint format bench dashboards screenshot system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+screenshot: $(STAMP) system-deps
+	AKV_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_status_page_browser.py
 
 dashboards: $(STAMP)
 	$(BIN)/python -m dashboards.generate
