@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_or_exit(path: Path) -> Config:
+    """Return the configuration at ``path``, or print its problems and exit 2."""
     try:
         return load_config(path)
     except ConfigError as error:
@@ -161,7 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         from akv_exporter.check import run_check
 
-        config = _load_or_exit(args.config)
+        try:
+            config = load_config(args.config)
+        except ConfigError as error:
+            # A monitoring plugin that cannot run says UNKNOWN (3), never CRITICAL (2).
+            print(f"AKV UNKNOWN - bad configuration: {error.problems[0]}")
+            for problem in error.problems:
+                print(problem, file=sys.stderr)
+            return 3
         return asyncio.run(run_check(config, args.cluster, args.format))
     raise AssertionError(args.command)
 

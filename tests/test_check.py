@@ -155,3 +155,15 @@ async def test_check_reads_the_exporters_unreachable_streaks_and_never_writes_th
     assert code == 2
     assert "(in about 60 min)" in out
     assert not config.state_file.exists()
+
+
+async def test_bad_configuration_is_unknown_not_critical(tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text("clusters:\n  - address: a\n    usernme: u\n    password: p\n")
+    config = type("Bad", (), {"path": path})
+    code, out, err = await check(config)
+    assert code == 3
+    assert out.startswith("AKV UNKNOWN - bad configuration: ")
+    assert "clusters[0].usernme: unknown key (did you mean 'username'?)" in out
+    assert len(out.splitlines()) == 1
+    assert "usernme" in err
