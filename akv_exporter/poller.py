@@ -206,8 +206,11 @@ class Poller:
         poll = self.config.poll
         await asyncio.sleep(self._rng.uniform(0, min(poll.interval * 0.1, 2.0)))
         while True:
-            async with self._semaphore:
-                await self.poll(entry.config.key)
+            try:
+                async with self._semaphore:
+                    await self.poll(entry.config.key)
+            except Exception:  # the schedule must outlive any bug; the next poll tries again
+                log.exception("cluster %s: poll round failed", entry.config.key)
             delay = backoff_delay(self.config.poll, entry.failures)
             await self._wait(entry, delay * self._rng.uniform(0.95, 1.05))
 
