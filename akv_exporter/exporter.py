@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ class Exporter:
         self.exposition = Exposition(process_metrics=process_metrics)
         self.exposition.set_reload(successful=True, timestamp=self.started)
         self.last_reload_error: str | None = None
+        self._reloading = asyncio.Lock()  # SIGHUP twice in a row: the second waits its turn
         self.state = UnreachableSince(config.state_file)
         self.state.load()
         self.poller = Poller(
@@ -46,6 +48,10 @@ class Exporter:
 
         A bad file is refused: the running configuration, its clusters and their state stay.
         """
+        async with self._reloading:
+            return await self._reload(path)
+
+    async def _reload(self, path: Path | None) -> str | None:
         path = path or self.config.path
         if path is None:
             return "no configuration file to reload (the demo's configuration is built in)"

@@ -148,3 +148,39 @@ async def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(make_ontap, tmp
     assert '"msg": "configuration reloaded: 2 cluster(s)"' in stderr
     assert CANARY not in stderr
     assert "Traceback" not in stderr
+
+
+async def test_serves_https_with_the_configured_certificate(fake_ontap, tmp_path):
+    import ssl
+
+    import trustme
+
+    from akv_exporter.config import load_config
+
+    ca = trustme.CA()
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    server_cert = ca.issue_cert("127.0.0.1")
+    server_cert.cert_chain_pems[0].write_to_path(str(cert))
+    server_cert.private_key_pem.write_to_path(str(key))
+    config = config_for(tmp_path, fake_ontap.url)
+    config.path.write_text(
+        config.path.read_text() + f"web:\n  tls_cert_file: {cert}\n  tls_key_file: {key}\n"
+    )
+    exporter, runner, base = await started(load_config(config.path))
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    url = base.replace("http://", "https://") + "/-/healthy"
+    async with aiohttp.ClientSession() as http, http.get(url, ssl=client_context) as response:
+        assert response.status == 200
+    await runner.cleanup()
+    await exporter.stop()
+
+
+async def test_concurrent_reloads_apply_one_after_the_other(make_ontap, tmp_path):
+    a, b = await make_ontap(), await make_ontap()
+    exporter = Exporter(config_for(tmp_path, a.url), process_metrics=False)
+    config_for(tmp_path, a.url, b.url)
+    results = await asyncio.gather(*(exporter.reload() for _ in range(5)))
+    assert results == [None] * 5
+    assert sorted(exporter.poller.keys()) == ["c0", "c1"]
+    await exporter.stop()
