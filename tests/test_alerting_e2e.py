@@ -95,7 +95,7 @@ def stack(tmp_path_factory):
         fleet.stop()
 
 
-def test_vault_outage_pages_with_cluster_svm_and_code_then_resolves(stack):
+def test_vault_outage_pages_with_cluster_svm_and_code_then_resolves(stack, capsys):
     fleet, webhook, prometheus = stack
     cluster, akv = next(
         (c, a)
@@ -139,7 +139,10 @@ def test_vault_outage_pages_with_cluster_svm_and_code_then_resolves(stack):
         ]
 
     (resolved_at, *_) = wait_until(resolved, "the resolved notification", 120, prometheus.log)
-    print(f"resolution latency (healed -> resolved notification): {resolved_at - healed:.1f}s")
+    with capsys.disabled():
+        print(
+            f"\nresolution latency (healed -> resolved notification): {resolved_at - healed:.1f}s"
+        )
 
 
 def test_an_unreachable_cluster_raises_cluster_down_not_akv_alerts(stack):
