@@ -22,8 +22,9 @@ EXPORTER_UID = "akv-exporter"
 # ONTAP takes encrypted volumes offline after this long without Azure Key Vault.
 VOLUME_OFFLINE_AFTER_SECONDS = 3600
 
-# Configured cluster labels offered as dashboard variables. Only the ontap_akv_* series carry
-# them (the exporter's own series have `cluster` alone), so only AKV selectors filter on them.
+# Configured cluster labels offered as dashboard variables. The exporter puts them on every
+# ontap_akv_* series and on its own per-cluster series, so every per-cluster selector filters
+# on them; `=~".*"` (All) also matches a series without the label.
 CLUSTER_LABELS = ("datacenter",)
 
 # Every AKV configuration is one (cluster, svm, uuid); svm is empty for cluster scope.
@@ -39,18 +40,35 @@ def akv(metric: str, *, by_svm: bool = True, **matchers: str) -> str:
 
 
 def exporter(metric: str) -> str:
-    """A selector of one of the exporter's per-cluster metrics, narrowed by `cluster`."""
-    return metric + '{cluster=~"$cluster"}'
+    """A selector of one of the exporter's per-cluster metrics, narrowed by the variables."""
+    pairs = [("cluster", "$cluster")] + [(label, f"${label}") for label in CLUSTER_LABELS]
+    return metric + "{" + ", ".join(f'{k}=~"{v}"' for k, v in pairs) + "}"
+
+
+def exporter_in_labels(metric: str) -> str:
+    """A selector narrowed by the configured-label variables only (for the cluster list)."""
+    pairs = ", ".join(f'{label}=~"${label}"' for label in CLUSTER_LABELS)
+    return metric + "{" + pairs + "}"
+
+
+def cluster_variables() -> list[Json]:
+    """The configured-label variables, then `cluster` narrowed by them."""
+    # The cluster list comes from the exporter's own series: a cluster it cannot reach has
+    # no ontap_akv_* series left, and is exactly the one someone wants to select.
+    return [
+        *(
+            label_variable(label, label.capitalize(), "akv_exporter_cluster_up")
+            for label in CLUSTER_LABELS
+        ),
+        label_variable("cluster", "Cluster", exporter_in_labels("akv_exporter_cluster_up")),
+    ]
 
 
 def akv_variables() -> list[Json]:
     """datasource, the configured cluster labels, cluster and svm."""
-    # The cluster list comes from the exporter's own series: a cluster it cannot reach has
-    # no ontap_akv_* series left, and is exactly the one someone wants to select.
     return [
         datasource_variable(),
-        *(label_variable(label, label.capitalize(), "ontap_akv_info") for label in CLUSTER_LABELS),
-        label_variable("cluster", "Cluster", "akv_exporter_cluster_up"),
+        *cluster_variables(),
         label_variable("svm", "SVM", akv("ontap_akv_info", by_svm=False)),
     ]
 

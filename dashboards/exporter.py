@@ -6,6 +6,7 @@ from dashboards.common import (
     EXPORTER_UID,
     NONE_WHEN_ZERO,
     RED_FROM_ONE,
+    cluster_variables,
     exporter,
     links,
     problem_count,
@@ -18,7 +19,6 @@ from dashboards.grafana import (
     bar_gauge,
     datasource_variable,
     field_config,
-    label_variable,
     organize,
     stat,
     table,
@@ -234,9 +234,6 @@ def dashboard() -> Dashboard:
             Row("Polls", _polls()),
             Row("Process", _process()),
         ],
-        variables=[
-            datasource_variable(),
-            label_variable("cluster", "Cluster", "akv_exporter_cluster_up"),
-        ],
+        variables=[datasource_variable(), *cluster_variables()],
         links=links(EXPORTER_UID),
     )
