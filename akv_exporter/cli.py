@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from akv_exporter import __version__
-from akv_exporter.config import Config, ConfigError, load_config, split_listen
+from akv_exporter.config import Config, ConfigError, load_config, parse_duration, split_listen
 from akv_exporter.logs import setup_logging
 
 log = logging.getLogger("akv_exporter")
@@ -23,6 +24,16 @@ def _listen(value: str) -> tuple[str, int]:
         return split_listen(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _duration(value: str) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", required=True, type=Path)
     check.add_argument("--cluster", action="append", help="only this cluster (repeatable)")
     check.add_argument("--format", default="table", choices=["table", "json"])
+    check.add_argument(
+        "--timeout", type=_duration, help="per-cluster poll timeout (default: poll.timeout)"
+    )
 
     check_config = commands.add_parser("check-config", help="validate a configuration file")
     check_config.add_argument("file", type=Path)
@@ -170,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in error.problems:
                 print(problem, file=sys.stderr)
             return 3
+        if args.timeout is not None:
+            poll = dataclasses.replace(config.poll, timeout=args.timeout)
+            config = dataclasses.replace(config, poll=poll)
         return asyncio.run(run_check(config, args.cluster, args.format))
     raise AssertionError(args.command)
 

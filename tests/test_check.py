@@ -167,3 +167,19 @@ async def test_bad_configuration_is_unknown_not_critical(tmp_path):
     assert "clusters[0].usernme: unknown key (did you mean 'username'?)" in out
     assert len(out.splitlines()) == 1
     assert "usernme" in err
+
+
+async def test_timeout_option_bounds_a_hung_cluster(fake_ontap, tmp_path):
+    async def hang(request):
+        await asyncio.sleep(60)
+
+    fake_ontap.handler = hang
+    code, out, _ = await check(config_for(tmp_path, fake_ontap.url), "--timeout", "500ms")
+    assert code == 3
+    assert "c0: cluster not answering (timeout)" in out
+
+
+async def test_timeout_option_must_be_a_duration(fake_ontap, tmp_path):
+    code, _, stderr = await check(config_for(tmp_path, fake_ontap.url), "--timeout", "soon")
+    assert code == 2  # argparse's usage error
+    assert "'soon' is not a duration" in stderr
