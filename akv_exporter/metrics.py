@@ -33,6 +33,16 @@ from akv_exporter.snapshot import REASONS, ClusterSnapshot
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 MESSAGE_LIMIT = 256
+# ontap_akv_info's labels beyond cluster, svm and uuid: each is the AkvStatus field of that name.
+AKV_INFO_LABELS = (
+    "scope",
+    "configuration",
+    "vault",
+    "key_id",
+    "authentication_method",
+    "client_id",
+    "tenant_id",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,20 +198,7 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
     out = _Samples((("cluster", snapshot.name), *snapshot.labels))
     for akv in snapshot.akvs:
         ident = (("svm", akv.svm), ("uuid", akv.uuid))
-        out.add(
-            AKV_INFO,
-            (
-                *ident,
-                ("scope", akv.scope),
-                ("configuration", akv.configuration),
-                ("vault", akv.vault),
-                ("key_id", akv.key_id),
-                ("authentication_method", akv.authentication_method),
-                ("client_id", akv.client_id),
-                ("tenant_id", akv.tenant_id),
-            ),
-            1,
-        )
+        out.add(AKV_INFO, (*ident, *((label, getattr(akv, label)) for label in AKV_INFO_LABELS)), 1)
         if akv.enabled is not None:
             out.add(AKV_ENABLED, ident, akv.enabled)
         for family, check, name in ((AKV_AZURE, akv.azure, "azure"), (AKV_KEK, akv.kek, "kek")):

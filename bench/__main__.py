@@ -37,6 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from akv_exporter import __version__
 from akv_exporter.demo import demo_config
 from akv_exporter.exporter import Exporter
+from akv_exporter.metrics import AKV_INFO_LABELS
 from akv_exporter.ontap.akv import FIELDS_QUERY
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from akv_exporter.snapshot import REASONS, ClusterSnapshot
@@ -139,32 +140,9 @@ class SnapshotCollector:
             for reason in REASONS:
                 errors.add_metric([name, reason], snapshot.poll_errors.get(reason, 0))
             for akv in snapshot.akvs:
-                info.add_metric(
-                    [
-                        "cluster",
-                        "svm",
-                        "uuid",
-                        "scope",
-                        "configuration",
-                        "vault",
-                        "key_id",
-                        "authentication_method",
-                        "client_id",
-                        "tenant_id",
-                    ],
-                    {
-                        "cluster": name,
-                        "svm": akv.svm,
-                        "uuid": akv.uuid,
-                        "scope": akv.scope,
-                        "configuration": akv.configuration,
-                        "vault": akv.vault,
-                        "key_id": akv.key_id,
-                        "authentication_method": akv.authentication_method,
-                        "client_id": akv.client_id,
-                        "tenant_id": akv.tenant_id,
-                    },
-                )
+                labels = {"cluster": name, "svm": akv.svm, "uuid": akv.uuid}
+                labels |= {label: getattr(akv, label) for label in AKV_INFO_LABELS}
+                info.add_metric(list(labels), labels)
                 if akv.azure is not None:
                     azure.add_metric([name, akv.svm, akv.uuid, akv.azure.code], akv.azure.ok)
                 if akv.kek is not None:
