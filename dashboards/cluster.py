@@ -124,8 +124,7 @@ def _messages() -> Json:
         [
             organize(
                 hidden=["Time", "Value", "uuid"],
-                order=["cluster", "svm", "check", "node", "code", "message"],
-                names={
+                columns={
                     "cluster": "Cluster",
                     "svm": "SVM",
                     "check": "Check",
@@ -239,19 +238,7 @@ def _configuration_details() -> Json:
         [
             organize(
                 hidden=["Time", "Value"],
-                order=[
-                    "cluster",
-                    "svm",
-                    "scope",
-                    "configuration",
-                    "vault",
-                    "key_id",
-                    "authentication_method",
-                    "client_id",
-                    "tenant_id",
-                    "uuid",
-                ],
-                names={
+                columns={
                     "cluster": "Cluster",
                     "svm": "SVM",
                     "scope": "Scope",

@@ -208,8 +208,7 @@ def _process() -> list[Cell]:
         [
             organize(
                 hidden=["Time", "Value"],
-                order=["job", "instance", "version", "python_version"],
-                names={
+                columns={
                     "job": "Job",
                     "instance": "Instance",
                     "version": "Version",

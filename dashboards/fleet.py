@@ -138,20 +138,7 @@ def _configurations_table() -> Json:
             merge(),
             organize(
                 hidden=["Time", "Value #A", "Value #F", "uuid"],
-                order=[
-                    "cluster",
-                    "svm",
-                    "vault",
-                    "Value #B",
-                    "Value #C",
-                    "Value #D",
-                    "Value #E",
-                    "check",
-                    "code",
-                    "message",
-                    "Value #G",
-                ],
-                names={
+                columns={
                     "cluster": "Cluster",
                     "svm": "SVM",
                     "vault": "Vault",

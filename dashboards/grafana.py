@@ -316,14 +316,14 @@ def merge() -> Json:
     return {"id": "merge", "options": {}}
 
 
-def organize(hidden: Iterable[str], order: Sequence[str], names: dict[str, str]) -> Json:
-    """Hide, order and rename table columns."""
+def organize(hidden: Iterable[str], columns: dict[str, str]) -> Json:
+    """Hide columns; show ``columns`` (field name -> title) in their order, renamed."""
     return {
         "id": "organize",
         "options": {
             "excludeByName": {name: True for name in sorted(hidden)},
-            "indexByName": {name: index for index, name in enumerate(order)},
-            "renameByName": dict(sorted(names.items())),
+            "indexByName": {name: index for index, name in enumerate(columns)},
+            "renameByName": dict(sorted(columns.items())),
         },
     }
 
