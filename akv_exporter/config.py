@@ -18,33 +18,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from akv_exporter.labels import EXPORTER_LABELS, TARGET_LABELS
+
 DEFAULT_LISTEN = "0.0.0.0:9877"
 DEFAULT_STATE_FILE = "~/.local/state/akv-exporter/state.json"
 
-# Label names the exporter itself puts on series; a configured label must not shadow them.
-RESERVED_LABELS = frozenset(
-    {
-        "cluster",
-        "svm",
-        "uuid",
-        "node",
-        "code",
-        "message",
-        "check",
-        "scope",
-        "configuration",
-        "vault",
-        "key_id",
-        "authentication_method",
-        "client_id",
-        "tenant_id",
-        "reason",
-        "status",
-        "job",
-        "instance",
-        "version",
-    }
-)
+# A configured label must not shadow one the exporter or Prometheus sets.
+RESERVED_LABELS = EXPORTER_LABELS | TARGET_LABELS
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

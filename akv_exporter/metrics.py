@@ -28,21 +28,12 @@ from prometheus_client import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from akv_exporter import __version__
+from akv_exporter.labels import AKV_INFO_LABELS
 from akv_exporter.snapshot import REASONS, ClusterSnapshot
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 MESSAGE_LIMIT = 256
-# ontap_akv_info's labels beyond cluster, svm and uuid: each is the AkvStatus field of that name.
-AKV_INFO_LABELS = (
-    "scope",
-    "configuration",
-    "vault",
-    "key_id",
-    "authentication_method",
-    "client_id",
-    "tenant_id",
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from akv_exporter import __version__
 from akv_exporter.demo import demo_config
 from akv_exporter.exporter import Exporter
-from akv_exporter.metrics import AKV_INFO_LABELS
+from akv_exporter.labels import AKV_INFO_LABELS
 from akv_exporter.ontap.akv import FIELDS_QUERY
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from akv_exporter.snapshot import REASONS, ClusterSnapshot

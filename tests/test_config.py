@@ -249,3 +249,9 @@ def test_the_shipped_example_configuration_is_valid(monkeypatch):
     config = load_config(REPO / "config" / "akv-exporter.example.yml")
     assert [c.key for c in config.clusters] == ["cluster-a", "ontap-b.example.com"]
     assert dict(config.clusters[1].labels) == {"datacenter": "dc2"}
+
+
+@pytest.mark.parametrize("label", ["cluster_uuid", "python_version", "instance"])
+def test_a_configured_label_may_not_shadow_one_the_exporter_or_prometheus_sets(tmp_path, label):
+    problems = problems_of(tmp_path, ONE + f"    labels:\n      {label}: x\n")
+    assert any(f"clusters[0].labels.{label}: is a label the exporter sets" in p for p in problems)

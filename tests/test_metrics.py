@@ -154,3 +154,11 @@ def test_render_cluster_groups_samples_by_family():
     fragments = render_cluster(snapshot())
     # two active configurations x two nodes; the inactive one has no EKMIP series
     assert fragments["ontap_akv_ekmip_reachable"].count(b"\n") == 4
+
+
+def test_every_label_the_renderer_emits_is_in_the_reserved_vocabulary():
+    from akv_exporter.labels import EXPORTER_LABELS
+
+    configured = {"datacenter"}
+    emitted = {name for (_, labels) in samples(exposition(snapshot()).body()) for name, _ in labels}
+    assert emitted - configured <= EXPORTER_LABELS
