@@ -71,7 +71,6 @@ class ClusterConfig:
     client_key_file: Path | None
     tls: TlsConfig
     labels: tuple[tuple[str, str], ...]
-    source_line: int  # where the cluster is in the file, for messages
 
     @property
     def key(self) -> str:
@@ -499,7 +498,6 @@ def _read_clusters(top: _Section, defaults: dict[str, Any]) -> tuple[ClusterConf
                 client_key_file=key,
                 tls=TlsConfig(ca_file=merged.get("ca_file"), verify=merged.get("verify", True)),
                 labels=tuple(sorted(merged_labels.items())),
-                source_line=line,
             )
         )
     return tuple(clusters)

@@ -38,7 +38,6 @@ def demo_config(simulator: RunningSimulator, listen: str, interval: float, state
             client_key_file=None,
             tls=TlsConfig(ca_file=simulator.ca_file),
             labels=(("environment", "demo"),),
-            source_line=0,
         )
         for cluster in simulator.clusters
     )

@@ -68,7 +68,3 @@ class ClusterSnapshot:
     requests: Mapping[str, int] = field(default_factory=dict)  # cumulative, by HTTP status
     unreachable_since: Mapping[str, float] = field(default_factory=dict)  # AKV uuid -> Unix time
     skipped_records: int = 0  # malformed records skipped, cumulative
-
-    @property
-    def polled(self) -> bool:
-        return self.last is not None

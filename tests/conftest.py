@@ -161,7 +161,6 @@ def cluster_config(url: str, **overrides):
         "client_key_file": None,
         "tls": TlsConfig(),
         "labels": (),
-        "source_line": 1,
     }
     fields.update(overrides)
     return ClusterConfig(**fields)

@@ -56,7 +56,7 @@ def test_nulls_and_missing_advanced_fields_mean_unknown():
 def test_kek_unknown_when_config_inactive():
     (akv,) = parse_records([akv_record(enabled=False)]).akvs
     assert akv.enabled is False
-    assert akv.azure is None and akv.kek is None and not akv.ekmip_known
+    assert akv.azure is None and akv.kek is None and akv.ekmip == ()
 
 
 def test_unknown_extra_fields_are_ignored():

@@ -263,3 +263,27 @@ async def test_a_cluster_not_yet_polled_has_no_series(fake_ontap, tmp_path):
     exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
     assert find(exporter.exposition.scrape(), "akv_exporter_cluster_up") == []
     await exporter.stop()
+
+
+async def test_reload_that_adds_a_cluster_above_keeps_the_others_connections(make_ontap, tmp_path):
+    kept, added = await make_ontap(), await make_ontap()
+    peers: list[int] = []
+
+    async def answer(request):
+        peers.append(request.transport.get_extra_info("peername")[1])
+        return web.json_response({"records": [akv_record()]})
+
+    kept.handler = answer
+    body = "state_file: {state}\ndefaults: {{username: u, password: p}}\nclusters:\n{clusters}"
+    path = tmp_path / "akv.yml"
+    path.write_text(body.format(state=tmp_path / "s.json", clusters=f"  - address: {kept.url}\n"))
+    from akv_exporter.config import load_config
+
+    exporter = Exporter(load_config(path), process_metrics=False)
+    await exporter.poller.poll_all()
+    clusters = f"  - address: {added.url}\n  - address: {kept.url}\n"  # every line below moves
+    path.write_text(body.format(state=tmp_path / "s.json", clusters=clusters))
+    assert await exporter.reload() is None
+    await exporter.poller.poll_all()
+    assert len(peers) == 2 and peers[0] == peers[1]  # the same keep-alive connection
+    await exporter.stop()

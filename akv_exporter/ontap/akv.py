@@ -76,10 +76,6 @@ class AkvStatus:
     ekmip: tuple[NodeCheck, ...]
 
     @property
-    def ekmip_known(self) -> bool:
-        return bool(self.ekmip)
-
-    @property
     def ekmip_unreachable(self) -> tuple[NodeCheck, ...]:
         return tuple(n for n in self.ekmip if not n.ok)
 
