@@ -36,6 +36,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def fetch(url: str, timeout: float = 2) -> bytes:
+    """Return the body of a GET of ``url``."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
 def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 10) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)

@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 
 import pytest
 
 from akv_exporter.demo import demo_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.simulator import SimulatorOptions, start_simulator
-from tests.live import free_port, wait_until
+from tests.live import fetch, free_port, wait_until
 from tests.test_metrics import find
 
 # A simulator fault, and the reason the exporter must give for it.
@@ -120,8 +119,7 @@ def test_demo_starts_serves_metrics_and_stops_on_sigterm():
     try:
 
         def scraped() -> bytes:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-                body = answer.read()
+            body = fetch(f"http://127.0.0.1:{port}/metrics")
             return body if len(find(body, "akv_exporter_cluster_up")) == 3 else b""
 
         wait_until(scraped, "the demo's /metrics with its three clusters", 60)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from html.parser import HTMLParser
 
 import aiohttp
@@ -21,6 +20,7 @@ from akv_exporter.status import (
 )
 from akv_exporter.web.status import render_page
 from tests.conftest import REPO, akv_record
+from tests.live import free_port
 from tests.test_poller import CANARY, config_for
 from tests.test_web import started
 
@@ -34,10 +34,7 @@ def validate(document: dict) -> None:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def snapshot(name: str, records: list, *, up: bool = True, **overrides) -> ClusterSnapshot:

@@ -9,14 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 
 import aiohttp
 import bcrypt
 
 from akv_exporter.exporter import Exporter
 from akv_exporter.web.app import serve
+from tests.live import fetch, free_port, wait_until
 from tests.test_metrics import find
 from tests.test_poller import CANARY, config_for
 
@@ -89,30 +88,10 @@ async def test_basic_auth_protects_everything_but_health(fake_ontap, tmp_path):
     await exporter.stop()
 
 
-def _wait_for(url: str, timeout: float = 30) -> bytes:
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read()
-        except OSError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.1)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(make_ontap, tmp_path):
     a, b = await make_ontap(), await make_ontap()
     config = config_for(tmp_path, a.url)
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -128,16 +107,17 @@ async def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(make_ontap, tmp
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        await asyncio.to_thread(_wait_for, f"http://127.0.0.1:{port}/-/ready")
+        # In a thread: the fake clusters the exporter polls answer from this test's event loop.
+        base = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(wait_until, lambda: fetch(f"{base}/-/ready"), "readiness", 30)
         config_for(tmp_path, a.url, b.url)
         process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while True:
-            body = await asyncio.to_thread(_wait_for, f"http://127.0.0.1:{port}/metrics")
-            if find(body, "akv_exporter_cluster_up", cluster="c1") == [1.0]:
-                break
-            assert time.monotonic() < deadline, "SIGHUP did not add the new cluster"
-            await asyncio.sleep(0.2)
+
+        def new_cluster_up() -> bool:
+            body = fetch(f"{base}/metrics")
+            return find(body, "akv_exporter_cluster_up", cluster="c1") == [1.0]
+
+        await asyncio.to_thread(wait_until, new_cluster_up, "SIGHUP to add the new cluster", 30)
         process.send_signal(signal.SIGTERM)
         returncode = await asyncio.wait_for(process.wait(), 30)
         stderr = (await process.stderr.read()).decode()
