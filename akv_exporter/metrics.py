@@ -248,6 +248,7 @@ class Exposition:
         self._cache: dict[tuple[bool, bool], tuple[int, bytes]] = {}
         self._process = _process_registry() if process_metrics else None
         self._global_lines: dict[str, bytes] = {}
+        self._last_reload_success: float | None = None
         self.set_reload(successful=True, timestamp=None)
 
     def update(self, key: str, snapshot: ClusterSnapshot) -> None:
@@ -261,13 +262,13 @@ class Exposition:
             self._generation += 1
 
     def set_reload(self, *, successful: bool, timestamp: float | None) -> None:
-        """Record the outcome of the last configuration (re)load."""
+        """Record the outcome of the last configuration (re)load; a failure keeps the old time."""
+        if timestamp is not None:
+            self._last_reload_success = timestamp
         samples = _Samples(())
         samples.add(RELOAD_OK, (), successful)
-        if timestamp is not None:
-            samples.add(RELOAD_TIME, (), timestamp)
-        elif RELOAD_TIME.name in self._global_lines:
-            samples.lines[RELOAD_TIME.name] = [self._global_lines[RELOAD_TIME.name].decode()]
+        if self._last_reload_success is not None:
+            samples.add(RELOAD_TIME, (), self._last_reload_success)
         samples.add(
             BUILD_INFO,
             (("version", __version__), ("python_version", platform.python_version())),

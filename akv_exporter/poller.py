@@ -59,6 +59,11 @@ def _client_for(cluster: ClusterConfig, poll: PollConfig, requests: Counter[str]
     )
 
 
+def _client_settings(poll: PollConfig) -> tuple:
+    """Return the poll settings an OntapClient is built with; others need no new client."""
+    return (poll.connections_per_cluster, poll.max_response_bytes, poll.max_records)
+
+
 def backoff_delay(poll: PollConfig, failures: int) -> float:
     """Return the wait before the next poll: the interval, doubled per consecutive failure."""
     if failures <= 1:
@@ -187,8 +192,9 @@ class Poller:
             await self._remove(key)
         for key, cluster in wanted.items():
             current = self._clusters.get(key)
-            if current is not None and current.config == cluster and config.poll == old_poll:
-                continue
+            unchanged = current is not None and current.config == cluster
+            if unchanged and _client_settings(config.poll) == _client_settings(old_poll):
+                continue  # interval, timeout and the rest are read afresh by the running task
             if current is not None:
                 await self._remove(key, retire=False)
             self._add(cluster, current)

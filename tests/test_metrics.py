@@ -162,3 +162,12 @@ def test_every_label_the_renderer_emits_is_in_the_reserved_vocabulary():
     configured = {"datacenter"}
     emitted = {name for (_, labels) in samples(exposition(snapshot()).body()) for name, _ in labels}
     assert emitted - configured <= EXPORTER_LABELS
+
+
+def test_a_failed_reload_keeps_the_last_success_time():
+    out = Exposition(process_metrics=False)
+    out.set_reload(successful=True, timestamp=5.0)
+    out.set_reload(successful=False, timestamp=None)
+    body = out.scrape()
+    assert find(body, "akv_exporter_config_last_reload_successful") == [0.0]
+    assert find(body, "akv_exporter_config_last_reload_success_timestamp_seconds") == [5.0]

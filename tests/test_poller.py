@@ -265,7 +265,11 @@ async def test_a_cluster_not_yet_polled_has_no_series(fake_ontap, tmp_path):
     await exporter.stop()
 
 
-async def test_reload_that_adds_a_cluster_above_keeps_the_others_connections(make_ontap, tmp_path):
+@pytest.mark.parametrize(
+    "change",
+    ["a cluster added above, moving every line", "a new poll interval"],
+)
+async def test_reload_keeps_an_unchanged_clusters_connection(make_ontap, tmp_path, change):
     kept, added = await make_ontap(), await make_ontap()
     peers: list[int] = []
 
@@ -274,15 +278,23 @@ async def test_reload_that_adds_a_cluster_above_keeps_the_others_connections(mak
         return web.json_response({"records": [akv_record()]})
 
     kept.handler = answer
-    body = "state_file: {state}\ndefaults: {{username: u, password: p}}\nclusters:\n{clusters}"
+    body = (
+        "state_file: {state}\npoll: {{interval: {interval}}}\n"
+        "defaults: {{username: u, password: p}}\nclusters:\n{clusters}"
+    )
+    state = tmp_path / "s.json"
     path = tmp_path / "akv.yml"
-    path.write_text(body.format(state=tmp_path / "s.json", clusters=f"  - address: {kept.url}\n"))
+    path.write_text(body.format(state=state, interval="60s", clusters=f"  - address: {kept.url}\n"))
     from akv_exporter.config import load_config
 
     exporter = Exporter(load_config(path), process_metrics=False)
     await exporter.poller.poll_all()
-    clusters = f"  - address: {added.url}\n  - address: {kept.url}\n"  # every line below moves
-    path.write_text(body.format(state=tmp_path / "s.json", clusters=clusters))
+    if change.startswith("a cluster added"):
+        clusters = f"  - address: {added.url}\n  - address: {kept.url}\n"
+        path.write_text(body.format(state=state, interval="60s", clusters=clusters))
+    else:
+        clusters = f"  - address: {kept.url}\n"
+        path.write_text(body.format(state=state, interval="30s", clusters=clusters))
     assert await exporter.reload() is None
     await exporter.poller.poll_all()
     assert len(peers) == 2 and peers[0] == peers[1]  # the same keep-alive connection

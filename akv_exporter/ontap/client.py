@@ -187,8 +187,6 @@ class OntapClient:
                     self.requests[str(status)] += 1
                     body = await self._read(response, endpoint)
                     answer_headers = response.headers
-            except OntapError:
-                raise
             except TimeoutError:
                 raise OntapError("timeout", endpoint, "timed out") from None
             except aiohttp.ClientConnectorCertificateError as error:
