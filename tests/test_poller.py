@@ -299,3 +299,71 @@ async def test_reload_keeps_an_unchanged_clusters_connection(make_ontap, tmp_pat
     await exporter.poller.poll_all()
     assert len(peers) == 2 and peers[0] == peers[1]  # the same keep-alive connection
     await exporter.stop()
+
+
+async def test_the_global_concurrency_cap_holds(make_ontap, tmp_path):
+    fakes = [await make_ontap() for _ in range(4)]
+    in_flight, most = 0, 0
+
+    async def slow(request):
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.2)
+        in_flight -= 1
+        return web.json_response({"records": [akv_record()]})
+
+    for fake in fakes:
+        fake.handler = slow
+    config = config_for(tmp_path, *(f.url for f in fakes), extra="")
+    config.path.write_text(
+        config.path.read_text().replace("timeout: 2s", "timeout: 2s\n  concurrency: 2")
+    )
+    from akv_exporter.config import load_config
+
+    exporter = Exporter(load_config(config.path), process_metrics=False)
+    snapshots = await exporter.poller.poll_all()
+    assert all(s.up for s in snapshots.values())
+    assert most == 2
+    await exporter.stop()
+
+
+async def test_a_failed_poll_logs_one_line_naming_cluster_endpoint_and_reason(
+    fake_ontap, tmp_path, caplog
+):
+    async def unavailable(request):
+        return web.Response(status=500)
+
+    fake_ontap.handler = unavailable
+    exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
+    with caplog.at_level(logging.WARNING, logger="akv_exporter.poller"):
+        await exporter.poller.poll_all()
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("poll failed")]
+    line = record.getMessage()
+    assert "\n" not in line
+    assert "cluster=c0" in line and "reason=http" in line
+    assert "/api/security/azure-key-vaults: HTTP 500" in line
+    assert (record.cluster, record.reason) == ("c0", "http")  # structured fields for JSON logs
+    await exporter.stop()
+
+
+async def test_disabled_tls_verification_is_warned_once_per_cluster(tmp_path, caplog):
+    body = (
+        f"state_file: {tmp_path / 's.json'}\n"
+        "defaults: {username: u, password: p, tls: {verify: false}}\n"
+        "clusters:\n  - address: https://127.0.0.1:9\n  - address: https://127.0.0.1:10\n"
+    )
+    config = parse_config(body, write_config(tmp_path, body))
+    with caplog.at_level(logging.WARNING, logger="akv_exporter.poller"):
+        exporter = Exporter(config, process_metrics=False)
+        await exporter.poller.poll_all()
+        await exporter.poller.poll_all()
+        assert await exporter.reload() is None  # unchanged clusters are not warned about again
+    warnings = [
+        r.getMessage() for r in caplog.records if "verification is disabled" in r.getMessage()
+    ]
+    assert sorted(warnings) == [
+        "cluster https://127.0.0.1:10: TLS certificate verification is disabled",
+        "cluster https://127.0.0.1:9: TLS certificate verification is disabled",
+    ]
+    await exporter.stop()
