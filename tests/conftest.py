@@ -11,7 +11,6 @@ import pytest
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 
 def require_binary(name: str, package: str) -> str:
