@@ -17,13 +17,10 @@ Critical beats unknown: one broken vault must page even while another cluster is
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import shutil
 import tempfile
-import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,15 +28,12 @@ from akv_exporter import status
 from akv_exporter.config import Config
 from akv_exporter.exporter import Exporter
 from akv_exporter.logs import setup_logging
-from akv_exporter.poller import Poller
 from akv_exporter.status import (
     DOWN,
     PENDING,
     ClusterView,
-    ExporterInfo,
     FleetStatus,
     Summary,
-    assess,
     configuration_label,
     urgency,
 )
@@ -164,48 +158,22 @@ def _private_state(config: Config, scratch: Path) -> Config:
     return dataclasses.replace(config, state_file=copy)
 
 
-def _select(poller: Poller, names: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """Return the keys to poll and the names that match no configured cluster."""
-    if not names:
-        return poller.keys(), []
-    keys: list[str] = []
-    unknown = []
-    for name in names:
-        key = poller.find(name)
-        if key is None:
-            unknown.append(name)
-        elif key not in keys:
-            keys.append(key)
-    return keys, unknown
-
-
-async def _poll(poller: Poller, keys: list[str], concurrency: int) -> None:
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def one(key: str) -> None:
-        async with semaphore:
-            await poller.poll(key)
-
-    await asyncio.gather(*(one(key) for key in keys))
-
-
 async def run_check(config: Config, clusters: list[str] | None, fmt: str) -> int:
     """Poll the configured (or the named) clusters once; print the verdict; return the exit code."""
     setup_logging("warning", "text")  # stdout carries only the verdict; warnings go to stderr
     with tempfile.TemporaryDirectory(prefix="akv-exporter-check-") as scratch:
         exporter = Exporter(_private_state(config, Path(scratch)), process_metrics=False)
         try:
-            keys, unknown = _select(exporter.poller, clusters)
+            keys, unknown = exporter.select(clusters)
             if unknown:
                 names = ", ".join(json.dumps(name) for name in unknown)
                 reason = "not a configured cluster name or address"
                 print(f"AKV UNKNOWN - unknown cluster {names}: {reason}")
                 return UNKNOWN_EXIT
-            await _poll(exporter.poller, keys, config.poll.concurrency)
+            await exporter.poll_all(keys)
         finally:
             await exporter.stop()
-        snapshots = exporter.poller.snapshots()
-    fleet = assess((snapshots[key] for key in keys), ExporterInfo.of(exporter), time.time())
+        fleet = exporter.status(keys)
     if fmt == "json":
         print(json.dumps(fleet.to_json(), indent=2))
     else:

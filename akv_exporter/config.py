@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from akv_exporter.labels import EXPORTER_LABELS, TARGET_LABELS
+from akv_exporter.listen import split_listen
 
 DEFAULT_LISTEN = "0.0.0.0:9877"
 DEFAULT_STATE_FILE = "~/.local/state/akv-exporter/state.json"
@@ -110,15 +111,6 @@ class Config:
     poll: PollConfig
     clusters: tuple[ClusterConfig, ...]
     state_file: Path
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """Return (host, port) of "HOST:PORT" or "[v6]:PORT"; ValueError when malformed."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{listen!r} is not HOST:PORT")
-    host = host.strip("[]")
-    return host or "0.0.0.0", int(port)
 
 
 def parse_duration(value: Any) -> float:

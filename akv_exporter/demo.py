@@ -12,7 +12,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from akv_exporter.cli import run_exporter
 from akv_exporter.config import (
     ClusterConfig,
     Config,
@@ -22,6 +21,7 @@ from akv_exporter.config import (
     WebConfig,
     parse_duration,
 )
+from akv_exporter.service import run_exporter
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 
 

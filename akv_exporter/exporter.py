@@ -1,22 +1,31 @@
-"""The running exporter: configuration, poller and exposition wired together, and reloads."""
+"""The front door: what every surface (web, /probe, status page, JSON, ``check``) asks.
+
+The exporter owns the poller, the exposition and the streak state. A surface asks it for the
+exposition, the fleet's status, a poll of one cluster or of several, readiness and reloads; none
+reaches into the parts behind it, so each part can change without touching the surfaces.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from akv_exporter import __version__
 from akv_exporter.config import Config, ConfigError, load_config
 from akv_exporter.metrics import Exposition
 from akv_exporter.poller import Poller
+from akv_exporter.snapshot import ClusterSnapshot
 from akv_exporter.state import UnreachableSince
+from akv_exporter.status import ExporterInfo, FleetStatus, assess
 
 log = logging.getLogger(__name__)
 
 
 class Exporter:
-    """Owns one Poller and one Exposition; the web app and the signal handlers talk to it."""
+    """Owns one Poller and one Exposition; the surfaces and the signal handlers talk to it."""
 
     def __init__(self, config: Config, *, process_metrics: bool = True):
         self.config = config
@@ -42,6 +51,66 @@ class Exporter:
 
     async def stop(self) -> None:
         await self.poller.stop()
+
+    # --- what the surfaces ask -------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once the configuration is loaded and the first poll round has been attempted."""
+        return self.poller.ready.is_set()
+
+    async def wait_ready(self) -> None:
+        """Return once ``ready`` is true."""
+        await self.poller.ready.wait()
+
+    def find(self, name: str) -> str | None:
+        """Return the key of the cluster called ``name`` (configured, ONTAP's, or address)."""
+        return self.poller.find(name)
+
+    def select(self, names: Sequence[str] | None) -> tuple[list[str], list[str]]:
+        """Return the keys of the named clusters (all when none are named), and unknown names."""
+        if not names:
+            return self.poller.keys(), []
+        keys: list[str] = []
+        unknown = []
+        for name in names:
+            key = self.find(name)
+            if key is None:
+                unknown.append(name)
+            elif key not in keys:
+                keys.append(key)
+        return keys, unknown
+
+    def snapshots(self) -> dict[str, ClusterSnapshot]:
+        """Return the latest snapshot of every configured cluster, in configuration order."""
+        return self.poller.snapshots()
+
+    async def poll(self, key: str, timeout: float | None = None) -> ClusterSnapshot:
+        """Poll one cluster now (``timeout`` caps poll.timeout); publish and return its snapshot."""
+        return await self.poller.poll(key, timeout)
+
+    async def poll_all(self, keys: Iterable[str] | None = None) -> dict[str, ClusterSnapshot]:
+        """Poll these clusters (default: all) once now, as ``run`` does; return every snapshot."""
+        return await self.poller.poll_all(keys)
+
+    def scrape(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:
+        """Return the whole /metrics body."""
+        return self.exposition.scrape(openmetrics=openmetrics, gzipped=gzipped)
+
+    def info(self) -> ExporterInfo:
+        """Return the exporter's own health, as the status surfaces show it."""
+        return ExporterInfo(
+            version=__version__,
+            started_at=self.started,
+            config_reload_ok=self.last_reload_error is None,
+            last_reload_error=self.last_reload_error,
+        )
+
+    def status(self, keys: Iterable[str] | None = None, now: float | None = None) -> FleetStatus:
+        """Return the assessment of these clusters (default: all), in configuration order."""
+        snapshots = self.snapshots()
+        chosen = snapshots.values() if keys is None else (snapshots[key] for key in keys)
+        return assess(chosen, self.info(), time.time() if now is None else now)
 
     async def reload(self, path: Path | None = None) -> str | None:
         """Re-read the configuration file; return None on success, else the one-line problems.

@@ -13,13 +13,14 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from akv_exporter.config import ClusterConfig, Config, PollConfig
 from akv_exporter.ontap.akv import ParsedRecords, parse_records
 from akv_exporter.ontap.client import OntapClient, OntapError
-from akv_exporter.snapshot import ClusterIdentity, ClusterSnapshot, PollOutcome
+from akv_exporter.ontap.cluster import ClusterIdentity
+from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 from akv_exporter.state import UnreachableSince
 
 log = logging.getLogger(__name__)
@@ -213,8 +214,7 @@ class Poller:
         await asyncio.sleep(self._rng.uniform(0, min(poll.interval * 0.1, 2.0)))
         while True:
             try:
-                async with self._semaphore:
-                    await self.poll(entry.config.key)
+                await self._scheduled_poll(entry.config.key)
             except Exception:  # the schedule must outlive any bug; the next poll tries again
                 log.exception("cluster %s: poll round failed", entry.config.key)
             delay = backoff_delay(self.config.poll, entry.failures)
@@ -230,6 +230,11 @@ class Poller:
                 delay -= stale_in
                 self._set(entry, self._without_stale(entry.snapshot))
         await asyncio.sleep(max(0.0, delay))
+
+    async def _scheduled_poll(self, key: str) -> ClusterSnapshot:
+        """Poll one cluster within the global concurrency cap: every round, run's and check's."""
+        async with self._semaphore:
+            return await self.poll(key)
 
     async def poll(self, key: str, timeout: float | None = None) -> ClusterSnapshot:
         """Poll one cluster now, publish the snapshot and return it (one poll at a time)."""
@@ -373,12 +378,8 @@ class Poller:
         entry.snapshot = snapshot
         self._publish(entry.config.key, snapshot)
 
-    async def poll_all(self) -> dict[str, ClusterSnapshot]:
-        """Poll every cluster once now (within the concurrency cap); for ``check``."""
-
-        async def one(key: str) -> None:
-            async with self._semaphore:
-                await self.poll(key)
-
-        await asyncio.gather(*(one(key) for key in self._clusters))
+    async def poll_all(self, keys: Iterable[str] | None = None) -> dict[str, ClusterSnapshot]:
+        """Poll these clusters (default: all) once now, through the same capped poll as run's."""
+        chosen = list(self._clusters) if keys is None else list(keys)
+        await asyncio.gather(*(self._scheduled_poll(key) for key in chosen))
         return self.snapshots()

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from akv_exporter.ontap.akv import AkvStatus
+from akv_exporter.ontap.cluster import ClusterIdentity
 
 # Why a poll failed: the `reason` label of akv_exporter_cluster_poll_errors_total.
 REASONS = (
@@ -23,16 +24,6 @@ REASONS = (
     "ontap_error",
     "invalid_response",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterIdentity:
-    """What GET /api/cluster says about the cluster."""
-
-    name: str
-    uuid: str
-    version: str  # "9.12.1"
-    version_full: str  # "NetApp Release 9.12.1: ..."
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,14 +21,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from akv_exporter import __version__
 from akv_exporter.ontap.akv import AkvStatus, Check
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
-
-if TYPE_CHECKING:
-    from akv_exporter.exporter import Exporter
 
 # ONTAP takes encrypted volumes offline after this long without Azure Key Vault.
 VOLUMES_OFFLINE_AFTER = 3600.0
@@ -72,15 +68,6 @@ class ExporterInfo:
     started_at: float
     config_reload_ok: bool
     last_reload_error: str | None
-
-    @classmethod
-    def of(cls, exporter: Exporter) -> ExporterInfo:
-        return cls(
-            version=__version__,
-            started_at=exporter.started,
-            config_reload_ok=exporter.last_reload_error is None,
-            last_reload_error=exporter.last_reload_error,
-        )
 
 
 @dataclass(frozen=True, slots=True)

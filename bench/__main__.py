@@ -72,7 +72,7 @@ async def ours_poll_rounds(simulator: RunningSimulator, rounds: int, concurrency
     samples = []
     for _ in range(rounds):
         began = time.perf_counter()
-        snapshots = await exporter.poller.poll_all()
+        snapshots = await exporter.poll_all()
         samples.append(time.perf_counter() - began)
         down = [s.name for s in snapshots.values() if not s.up]
         if down:
@@ -207,7 +207,7 @@ async def main_async(args: argparse.Namespace) -> str:
     finally:
         await simulator.stop()
 
-    snapshots = exporter.poller.snapshots()
+    snapshots = exporter.snapshots()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(snapshots))
     exposition = exporter.exposition

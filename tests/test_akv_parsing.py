@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from akv_exporter.ontap.akv import normalize_code, parse_records
-from tests.conftest import akv_record
+from tests.helpers import akv_record
 
 
 def test_healthy_record_parses_every_check():

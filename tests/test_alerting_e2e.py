@@ -14,8 +14,8 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.live import (
+from tests.helpers import (
+    REPO,
     Webhook,
     start_alertmanager,
     start_fleet,

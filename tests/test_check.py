@@ -10,9 +10,7 @@ import time
 
 import jsonschema
 
-from tests.conftest import akv_record
-from tests.test_poller import CANARY, config_for
-from tests.test_status import SCHEMA, closed_port_url
+from tests.helpers import CANARY, SCHEMA, InFlight, akv_record, closed_port_url, config_for
 
 # 'label'=value[UOM];[warn];[crit];[min];[max], as the Nagios plugin guidelines define it.
 PERFDATA = re.compile(r"^'?[^'=]+'?=-?[0-9.]+[a-zA-Z%]*(;[0-9.:~@-]*){0,4}$")
@@ -183,3 +181,14 @@ async def test_timeout_option_must_be_a_duration(fake_ontap, tmp_path):
     code, _, stderr = await check(config_for(tmp_path, fake_ontap.url), "--timeout", "soon")
     assert code == 2  # argparse's usage error
     assert "'soon' is not a duration" in stderr
+
+
+async def test_check_polls_like_run_within_the_global_concurrency_cap(make_ontap, tmp_path):
+    fakes = [await make_ontap() for _ in range(3)]
+    slow = InFlight()
+    for fake in fakes:
+        fake.handler = slow
+    config = config_for(tmp_path, *(f.url for f in fakes), poll="  concurrency: 1\n")
+    code, out, _ = await check(config)
+    assert code == 0, out
+    assert slow.most == 1

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from akv_exporter.config import SecretSource, TlsConfig
 from akv_exporter.ontap.client import AKV_PATH, OntapClient, OntapError
-from tests.conftest import akv_record, cluster_config
+from tests.helpers import akv_record, cluster_config
 
 
 def deadline(seconds: float = 10.0) -> float:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from akv_exporter.config import ConfigError, cluster_url, load_config, parse_duration
-from tests.conftest import write_config
+from tests.helpers import REPO, write_config
 
 GOOD = """
 poll:
@@ -243,8 +243,6 @@ def test_check_config_and_run_exit_2_with_the_same_lines_and_no_traceback(tmp_pa
 
 
 def test_the_shipped_example_configuration_is_valid(monkeypatch):
-    from tests.conftest import REPO
-
     monkeypatch.setenv("ONTAP_PASSWORD", "x")
     config = load_config(REPO / "config" / "akv-exporter.example.yml")
     assert [c.key for c in config.clusters] == ["cluster-a", "ontap-b.example.com"]

@@ -13,7 +13,7 @@ import pytest
 
 from dashboards.generate import render_all
 from dashboards.queries import DEFAULT_VARIABLES, iter_queries, substitute_variables
-from tests.live import Fleet, Prometheus, start_fleet, start_prometheus, wait_until
+from tests.helpers import Fleet, Prometheus, start_fleet, start_prometheus, wait_until
 
 pytestmark = pytest.mark.prometheus
 DASHBOARDS = {name: json.loads(text) for name, text in render_all().items()}

@@ -19,7 +19,7 @@ import pytest
 
 from dashboards.generate import render_all
 from dashboards.queries import DEFAULT_VARIABLES, iter_queries, substitute_variables
-from tests.live import Prometheus, start_prometheus, wait_until
+from tests.helpers import Prometheus, start_prometheus, wait_until
 
 pytestmark = pytest.mark.prometheus
 

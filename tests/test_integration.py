@@ -14,8 +14,7 @@ import pytest
 from akv_exporter.demo import demo_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.simulator import SimulatorOptions, start_simulator
-from tests.live import fetch, free_port, wait_until
-from tests.test_metrics import find
+from tests.helpers import fetch, find, free_port, wait_until
 
 # A simulator fault, and the reason the exporter must give for it.
 FAULTS = {
@@ -61,8 +60,8 @@ async def test_every_node_of_every_active_configuration_is_exported_with_codes(s
         f"/{target['name']}",
         {"akvs": {"*": {"ekmip_reachability": {node: {"reachable": False}}}}},
     )
-    await exporter.poller.poll_all()
-    body = exporter.exposition.scrape()
+    await exporter.poll_all()
+    body = exporter.scrape()
     down = find(body, "ontap_akv_ekmip_reachable", cluster=target["name"], node=node)
     assert down and set(down) == {0.0}
     assert find(body, "ontap_akv_ekmip_reachable", cluster=target["name"], code="65537552")
@@ -79,7 +78,7 @@ async def test_broken_clusters_carry_their_reason_while_healthy_neighbours_stay_
     broken = dict(zip(FAULTS, fleet, strict=False))
     for fault, cluster in broken.items():
         await control(simulator, "PATCH", f"/{cluster['name']}", {"faults": FAULTS[fault][0]})
-    snapshots = await asyncio.wait_for(exporter.poller.poll_all(), 60)
+    snapshots = await asyncio.wait_for(exporter.poll_all(), 60)
     by_name = {s.name: s for s in snapshots.values()}
     for fault, cluster in broken.items():
         snapshot = by_name[cluster["name"]]
@@ -88,7 +87,7 @@ async def test_broken_clusters_carry_their_reason_while_healthy_neighbours_stay_
         assert snapshot.last.error.startswith("/api/"), snapshot.last.error
     healthy = [by_name[c["name"]] for c in fleet[len(FAULTS) :]]
     assert healthy and all(s.up for s in healthy)
-    body = exporter.exposition.scrape()
+    body = exporter.scrape()
     for fault, cluster in broken.items():
         reason = FAULTS[fault][1]
         errors = find(

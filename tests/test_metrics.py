@@ -6,12 +6,12 @@ import gzip
 import subprocess
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
-from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from akv_exporter.metrics import Exposition, label_message, render_cluster
 from akv_exporter.ontap.akv import parse_records
-from akv_exporter.snapshot import ClusterIdentity, ClusterSnapshot, PollOutcome
-from tests.conftest import akv_record, require_binary
+from akv_exporter.ontap.cluster import ClusterIdentity
+from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
+from tests.helpers import akv_record, find, require_binary, samples
 
 
 def snapshot(**overrides) -> ClusterSnapshot:
@@ -36,22 +36,6 @@ def snapshot(**overrides) -> ClusterSnapshot:
     }
     fields.update(overrides)
     return ClusterSnapshot(**fields)
-
-
-def samples(body: bytes) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in parse_text(body.decode())
-        for s in family.samples
-    }
-
-
-def find(body: bytes, name: str, **labels) -> list[float]:
-    return [
-        value
-        for (sample, pairs), value in samples(body).items()
-        if sample == name and all(dict(pairs).get(k) == v for k, v in labels.items())
-    ]
 
 
 def exposition(*snaps: ClusterSnapshot) -> Exposition:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from akv_exporter.config import parse_config
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_kubernetes_manifest_embeds_a_valid_configuration(tmp_path):

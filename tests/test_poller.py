@@ -12,24 +12,7 @@ from aiohttp import web
 from akv_exporter.config import ConfigError, PollConfig, parse_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.poller import backoff_delay
-from tests.conftest import akv_record, write_config
-from tests.test_metrics import find
-
-CANARY = "canary-Pa55w0rd-do-not-leak"
-
-
-def config_for(tmp_path, *urls, extra: str = "", names: bool = True):
-    clusters = "\n".join(
-        f"  - name: c{i}\n    address: {url}" if names else f"  - address: {url}"
-        for i, url in enumerate(urls)
-    )
-    body = (
-        f"state_file: {tmp_path / 'state.json'}\n"
-        "poll:\n  interval: 60s\n  timeout: 2s\n"
-        f"defaults:\n  username: admin\n  password: {CANARY}\n{extra}"
-        f"clusters:\n{clusters}\n"
-    )
-    return parse_config(body, write_config(tmp_path, body))
+from tests.helpers import CANARY, InFlight, akv_record, config_for, find, write_config
 
 
 class Clock:
@@ -49,8 +32,8 @@ def exporter_with_clock(config, clock) -> Exporter:
 async def test_healthy_cluster_gives_per_node_ekmip_with_codes(fake_ontap, tmp_path):
     fake_ontap.records = [akv_record(ekmip_down=("n2",))]
     exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
-    await exporter.poller.poll_all()
-    body = exporter.exposition.scrape()
+    await exporter.poll_all()
+    body = exporter.scrape()
     assert find(body, "ontap_akv_ekmip_reachable", cluster="c0", node="n1", code="0") == [1.0]
     assert find(body, "ontap_akv_ekmip_reachable", cluster="c0", node="n2", code="65537552") == [
         0.0
@@ -62,9 +45,9 @@ async def test_healthy_cluster_gives_per_node_ekmip_with_codes(fake_ontap, tmp_p
 async def test_name_comes_from_ontap_when_not_configured(fake_ontap, tmp_path):
     fake_ontap.cluster["name"] = "ontap-says-so"
     exporter = Exporter(config_for(tmp_path, fake_ontap.url, names=False), process_metrics=False)
-    (snapshot,) = (await exporter.poller.poll_all()).values()
+    (snapshot,) = (await exporter.poll_all()).values()
     assert snapshot.name == "ontap-says-so"
-    assert find(exporter.exposition.scrape(), "akv_exporter_cluster_up", cluster="ontap-says-so")
+    assert find(exporter.scrape(), "akv_exporter_cluster_up", cluster="ontap-says-so")
     await exporter.stop()
 
 
@@ -81,11 +64,11 @@ async def test_a_hung_cluster_never_delays_the_others(make_ontap, tmp_path):
     exporter = Exporter(config_for(tmp_path, hung.url, healthy.url), process_metrics=False)
     publish = exporter.poller._publish
     exporter.poller._publish = lambda key, snap: (order.append((key, snap.up)), publish(key, snap))
-    await exporter.poller.poll_all()
+    await exporter.poll_all()
     released.set()
     polled = [entry for entry in order if entry[0] in ("c0", "c1")]
     assert polled == [("c1", True), ("c0", False)]
-    snapshots = exporter.poller.snapshots()
+    snapshots = exporter.snapshots()
     assert snapshots["c0"].last.reason == "timeout"
     assert "/api/security/azure-key-vaults: no answer within 2s" in snapshots["c0"].last.error
     await exporter.stop()
@@ -99,8 +82,8 @@ async def test_broken_cluster_carries_its_reason_while_neighbours_stay_up(make_o
 
     bad.handler = forbidden
     exporter = Exporter(config_for(tmp_path, good.url, bad.url), process_metrics=False)
-    await exporter.poller.poll_all()
-    body = exporter.exposition.scrape()
+    await exporter.poll_all()
+    body = exporter.scrape()
     assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
     assert find(body, "akv_exporter_cluster_up", cluster="c1") == [0.0]
     assert find(
@@ -113,20 +96,20 @@ async def test_broken_cluster_carries_its_reason_while_neighbours_stay_up(make_o
 async def test_failing_cluster_is_down_at_once_and_its_series_go_stale(fake_ontap, tmp_path):
     clock = Clock()
     exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
-    await exporter.poller.poll_all()
+    await exporter.poll_all()
 
     async def unavailable(request):
         return web.Response(status=500)
 
     fake_ontap.handler = unavailable
     clock.now += 60
-    await exporter.poller.poll_all()
-    body = exporter.exposition.scrape()
+    await exporter.poll_all()
+    body = exporter.scrape()
     assert find(body, "akv_exporter_cluster_up", cluster="c0") == [0.0]
     assert find(body, "ontap_akv_azure_reachable", cluster="c0") == [1.0]  # last known, kept
     clock.now += 180  # stale_after (default 180s) has now passed since the last good answer
-    await exporter.poller.poll_all()
-    body = exporter.exposition.scrape()
+    await exporter.poll_all()
+    body = exporter.scrape()
     assert find(body, "ontap_akv_azure_reachable", cluster="c0") == []
     assert find(body, "akv_exporter_cluster_up", cluster="c0") == [0.0]
     await exporter.stop()
@@ -137,22 +120,19 @@ async def test_unreachable_since_survives_an_exporter_restart(fake_ontap, tmp_pa
     clock = Clock()
     config = config_for(tmp_path, fake_ontap.url)
     first = exporter_with_clock(config, clock)
-    await first.poller.poll_all()
+    await first.poll_all()
     started = clock.now
     await first.stop()
     clock.now += 600
     second = exporter_with_clock(config, clock)
-    await second.poller.poll_all()
-    body = second.exposition.scrape()
+    await second.poll_all()
+    body = second.scrape()
     assert find(body, "ontap_akv_azure_unreachable_since_timestamp_seconds", cluster="c0") == [
         started
     ]
     fake_ontap.records = [akv_record(reachable=True)]
-    await second.poller.poll_all()
-    assert (
-        find(second.exposition.scrape(), "ontap_akv_azure_unreachable_since_timestamp_seconds")
-        == []
-    )
+    await second.poll_all()
+    assert find(second.scrape(), "ontap_akv_azure_unreachable_since_timestamp_seconds") == []
     assert json.loads((tmp_path / "state.json").read_text())["azure_unreachable_since"] == {}
     await second.stop()
 
@@ -163,7 +143,7 @@ async def test_corrupt_state_file_is_ignored_with_a_warning(fake_ontap, tmp_path
         exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
     assert "unreadable" in caplog.text
     fake_ontap.records = [akv_record(reachable=False)]
-    await exporter.poller.poll_all()
+    await exporter.poll_all()
     assert "azure_unreachable_since" in (tmp_path / "state.json").read_text()
     await exporter.stop()
 
@@ -171,8 +151,8 @@ async def test_corrupt_state_file_is_ignored_with_a_warning(fake_ontap, tmp_path
 async def test_malformed_records_are_counted_and_the_rest_kept(fake_ontap, tmp_path):
     fake_ontap.records = [akv_record(), "garbage", {"no": "uuid"}]
     exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
-    await exporter.poller.poll_all()
-    body = exporter.exposition.scrape()
+    await exporter.poll_all()
+    body = exporter.scrape()
     assert find(body, "akv_exporter_cluster_skipped_records_total", cluster="c0") == [2.0]
     assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
     await exporter.stop()
@@ -183,19 +163,19 @@ async def test_bad_reload_is_refused_and_the_running_state_stays(make_ontap, tmp
     config = config_for(tmp_path, first.url)
     exporter = Exporter(config, process_metrics=False)
     await exporter.start()
-    await asyncio.wait_for(exporter.poller.ready.wait(), 10)
+    await asyncio.wait_for(exporter.wait_ready(), 10)
     config.path.write_text("clusters:\n  - adress: nowhere\n")
     problems = await exporter.reload()
     assert "clusters[0].adress: unknown key (did you mean 'address'?)" in problems
-    body = exporter.exposition.scrape()
+    body = exporter.scrape()
     assert find(body, "akv_exporter_config_last_reload_successful") == [0.0]
     assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
     good = config_for(tmp_path, second.url)  # c0 now points elsewhere
     assert good.path == config.path
     assert await exporter.reload() is None
     await asyncio.sleep(0)
-    await exporter.poller.poll("c0")
-    body = exporter.exposition.scrape()
+    await exporter.poll("c0")
+    body = exporter.scrape()
     assert find(body, "akv_exporter_config_last_reload_successful") == [1.0]
     assert len(second.requests) >= 1
     await exporter.stop()
@@ -204,10 +184,10 @@ async def test_bad_reload_is_refused_and_the_running_state_stays(make_ontap, tmp
 async def test_reload_drops_removed_clusters_from_the_output(make_ontap, tmp_path):
     a, b = await make_ontap(), await make_ontap()
     exporter = Exporter(config_for(tmp_path, a.url, b.url), process_metrics=False)
-    await exporter.poller.poll_all()
+    await exporter.poll_all()
     config_for(tmp_path, a.url)
     assert await exporter.reload() is None
-    assert find(exporter.exposition.scrape(), "akv_exporter_cluster_up", cluster="c1") == []
+    assert find(exporter.scrape(), "akv_exporter_cluster_up", cluster="c1") == []
     await exporter.stop()
 
 
@@ -221,9 +201,9 @@ async def test_secret_canary_never_shows_in_logs_errors_or_metrics(make_ontap, t
     good = await make_ontap()
     exporter = Exporter(config_for(tmp_path, reject.url, good.url), process_metrics=False)
     with caplog.at_level(logging.DEBUG):
-        snapshots = await exporter.poller.poll_all()
+        snapshots = await exporter.poll_all()
     assert snapshots["c0"].last.reason == "auth"
-    exposed = exporter.exposition.scrape().decode()
+    exposed = exporter.scrape().decode()
     for text in (caplog.text, exposed, repr(snapshots), repr(exporter.config)):
         assert CANARY not in text
     with pytest.raises(ConfigError) as caught:
@@ -242,18 +222,18 @@ def test_backoff_doubles_per_failure_up_to_the_cap():
 async def test_ready_after_the_first_round_even_when_a_cluster_fails(make_ontap, tmp_path):
     good = await make_ontap()
     exporter = Exporter(config_for(tmp_path, good.url, "http://127.0.0.1:9"), process_metrics=False)
-    assert not exporter.poller.ready.is_set()
+    assert not exporter.ready
     await exporter.start()
-    await asyncio.wait_for(exporter.poller.ready.wait(), 20)
+    await asyncio.wait_for(exporter.wait_ready(), 20)
     await exporter.stop()
 
 
 async def test_reload_that_changes_a_cluster_keeps_it_up_until_its_next_poll(fake_ontap, tmp_path):
     exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
-    await exporter.poller.poll_all()
+    await exporter.poll_all()
     config_for(tmp_path, fake_ontap.url, extra="  labels:\n    datacenter: dc9\n")
     assert await exporter.reload() is None
-    body = exporter.exposition.scrape()
+    body = exporter.scrape()
     assert find(body, "akv_exporter_cluster_up", cluster="c0", datacenter="dc9") == [1.0]
     assert find(body, "ontap_akv_azure_reachable", cluster="c0", datacenter="dc9") == [1.0]
     await exporter.stop()
@@ -261,7 +241,7 @@ async def test_reload_that_changes_a_cluster_keeps_it_up_until_its_next_poll(fak
 
 async def test_a_cluster_not_yet_polled_has_no_series(fake_ontap, tmp_path):
     exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
-    assert find(exporter.exposition.scrape(), "akv_exporter_cluster_up") == []
+    assert find(exporter.scrape(), "akv_exporter_cluster_up") == []
     await exporter.stop()
 
 
@@ -288,7 +268,7 @@ async def test_reload_keeps_an_unchanged_clusters_connection(make_ontap, tmp_pat
     from akv_exporter.config import load_config
 
     exporter = Exporter(load_config(path), process_metrics=False)
-    await exporter.poller.poll_all()
+    await exporter.poll_all()
     if change.startswith("a cluster added"):
         clusters = f"  - address: {added.url}\n  - address: {kept.url}\n"
         path.write_text(body.format(state=state, interval="60s", clusters=clusters))
@@ -296,35 +276,21 @@ async def test_reload_keeps_an_unchanged_clusters_connection(make_ontap, tmp_pat
         clusters = f"  - address: {kept.url}\n"
         path.write_text(body.format(state=state, interval="30s", clusters=clusters))
     assert await exporter.reload() is None
-    await exporter.poller.poll_all()
+    await exporter.poll_all()
     assert len(peers) == 2 and peers[0] == peers[1]  # the same keep-alive connection
     await exporter.stop()
 
 
 async def test_the_global_concurrency_cap_holds(make_ontap, tmp_path):
     fakes = [await make_ontap() for _ in range(4)]
-    in_flight, most = 0, 0
-
-    async def slow(request):
-        nonlocal in_flight, most
-        in_flight += 1
-        most = max(most, in_flight)
-        await asyncio.sleep(0.2)
-        in_flight -= 1
-        return web.json_response({"records": [akv_record()]})
-
+    slow = InFlight()
     for fake in fakes:
         fake.handler = slow
-    config = config_for(tmp_path, *(f.url for f in fakes), extra="")
-    config.path.write_text(
-        config.path.read_text().replace("timeout: 2s", "timeout: 2s\n  concurrency: 2")
-    )
-    from akv_exporter.config import load_config
-
-    exporter = Exporter(load_config(config.path), process_metrics=False)
-    snapshots = await exporter.poller.poll_all()
+    config = config_for(tmp_path, *(f.url for f in fakes), poll="  concurrency: 2\n")
+    exporter = Exporter(config, process_metrics=False)
+    snapshots = await exporter.poll_all()
     assert all(s.up for s in snapshots.values())
-    assert most == 2
+    assert slow.most == 2
     await exporter.stop()
 
 
@@ -337,7 +303,7 @@ async def test_a_failed_poll_logs_one_line_naming_cluster_endpoint_and_reason(
     fake_ontap.handler = unavailable
     exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
     with caplog.at_level(logging.WARNING, logger="akv_exporter.poller"):
-        await exporter.poller.poll_all()
+        await exporter.poll_all()
     (record,) = [r for r in caplog.records if r.getMessage().startswith("poll failed")]
     line = record.getMessage()
     assert "\n" not in line
@@ -356,8 +322,8 @@ async def test_disabled_tls_verification_is_warned_once_per_cluster(tmp_path, ca
     config = parse_config(body, write_config(tmp_path, body))
     with caplog.at_level(logging.WARNING, logger="akv_exporter.poller"):
         exporter = Exporter(config, process_metrics=False)
-        await exporter.poller.poll_all()
-        await exporter.poller.poll_all()
+        await exporter.poll_all()
+        await exporter.poll_all()
         assert await exporter.reload() is None  # unchanged clusters are not warned about again
     warnings = [
         r.getMessage() for r in caplog.records if "verification is disabled" in r.getMessage()

@@ -9,10 +9,7 @@ from aiohttp import web
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from akv_exporter.web.probe import probe_timeout
-from tests.conftest import akv_record
-from tests.test_metrics import find, samples
-from tests.test_poller import config_for
-from tests.test_web import started
+from tests.helpers import akv_record, config_for, find, samples, started
 
 
 def test_probe_timeout_is_the_scrape_timeout_less_a_margin_capped_by_poll_timeout():
@@ -27,7 +24,7 @@ def test_probe_timeout_is_the_scrape_timeout_less_a_margin_capped_by_poll_timeou
 async def test_probe_returns_only_the_target_cluster_freshly_polled(make_ontap, tmp_path):
     target, other = await make_ontap(), await make_ontap()
     exporter, runner, base = await started(config_for(tmp_path, target.url, other.url))
-    await asyncio.wait_for(exporter.poller.ready.wait(), 10)
+    await asyncio.wait_for(exporter.wait_ready(), 10)
     target.records = [akv_record(reachable=False)]  # changed after the background poll
     asked_before = len(target.requests)
     async with aiohttp.ClientSession() as http:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.live import start_fleet, start_prometheus, wait_until
+from tests.helpers import REPO, start_fleet, start_prometheus, wait_until
 
 pytestmark = pytest.mark.prometheus
 

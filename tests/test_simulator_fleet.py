@@ -14,7 +14,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from simulator_helpers import AKV_PATH, EXAMPLE_SCENARIO, basic_auth, get
 
 from akv_exporter.simulator import ScenarioError, SimulatorOptions, start_simulator
 from akv_exporter.simulator.fleet import generate_fleet
@@ -22,6 +21,7 @@ from akv_exporter.simulator.incidents import IncidentScheduler, IncidentTiming
 from akv_exporter.simulator.model import HEALTHY
 from akv_exporter.simulator.scenario import load_scenario
 from akv_exporter.simulator.server import Fleet
+from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, basic_auth, get
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

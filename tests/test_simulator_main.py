@@ -1,23 +1,32 @@
-"""`python -m akv_exporter.simulator` (run_simulator): prints where it listens, stops on SIGTERM."""
+"""The simulator's command line, `python -m akv_exporter.simulator` and `akv-exporter simulate`:
+prints where it listens, stops on SIGTERM, and refuses a bad scenario in one line."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import signal
+import socket
 import ssl
 import sys
 from pathlib import Path
 
 import aiohttp
-from simulator_helpers import basic_auth
+import pytest
+
+from tests.helpers import basic_auth
+
+# The two ways in: one entry (akv_exporter.simulator.cli) behind both.
+ENTRIES = {
+    "python -m akv_exporter.simulator": ("-m", "akv_exporter.simulator"),
+    "akv-exporter simulate": ("-m", "akv_exporter.cli", "simulate"),
+}
 
 
-async def _start(*args: str) -> asyncio.subprocess.Process:
+async def _start(*args: str, entry: str = "python -m akv_exporter.simulator"):
     return await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "akv_exporter.simulator",
+        *ENTRIES[entry],
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -53,11 +62,25 @@ async def test_run_prints_urls_serves_and_stops_on_sigterm() -> None:
     assert not ca_file.exists(), "stop() removes the certificates"
 
 
-async def test_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_bad_scenario_exits_2_with_one_line(tmp_path: Path, entry: str) -> None:
     scenario = tmp_path / "bad.yml"
     scenario.write_text("clusters: [{name: a, version: 7}]\n")
-    process = await _start("--scenario", str(scenario))
+    process = await _start("--scenario", str(scenario), entry=entry)
     _, stderr = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 2
     [line] = stderr.decode().splitlines()
     assert str(scenario) in line and "clusters[0].version" in line
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_a_taken_port_exits_2_with_one_line(entry: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await _start("--clusters", "1", "--listen", f"127.0.0.1:{port}", entry=entry)
+        _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 2
+    [line] = stderr.decode().splitlines()
+    assert line.startswith("simulator: ") and str(port) in line

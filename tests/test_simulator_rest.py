@@ -8,10 +8,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from simulator_helpers import AKV_PATH, EXAMPLE_SCENARIO, all_pages, get
 
 from akv_exporter.ontap.akv import FIELDS_QUERY, parse_records
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
+from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, all_pages, get
 
 ADVANCED = {"state", "azure_reachability", "ekmip_reachability"}
 

@@ -13,11 +13,11 @@ import jsonschema
 import pytest
 from netapp_ontap import HostConnection
 from netapp_ontap.resources import AzureKeyVault, Cluster
-from simulator_helpers import AKV_PATH, akv_schema, all_pages, relax_9_8
 
 from akv_exporter.ontap.akv import FIELDS_QUERY
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from akv_exporter.simulator.model import apply_patch
+from tests.helpers import AKV_PATH, akv_schema, all_pages, relax_9_8
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import re
 from html.parser import HTMLParser
 
 import aiohttp
-import jsonschema
 import pytest
 
 from akv_exporter.ontap.akv import parse_records
-from akv_exporter.snapshot import ClusterIdentity, ClusterSnapshot, PollOutcome
+from akv_exporter.ontap.cluster import ClusterIdentity
+from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 from akv_exporter.status import (
     VOLUMES_OFFLINE_AFTER,
     ExporterInfo,
@@ -19,22 +19,10 @@ from akv_exporter.status import (
     assess_cluster,
 )
 from akv_exporter.web.status import render_page
-from tests.conftest import REPO, akv_record
-from tests.live import free_port
-from tests.test_poller import CANARY, config_for
-from tests.test_web import started
+from tests.helpers import CANARY, akv_record, closed_port_url, config_for, started, validate
 
-SCHEMA = json.loads((REPO / "docs" / "status.schema.json").read_text(encoding="utf-8"))
 INFO = ExporterInfo("0.0.0", 1_700_000_000.0, True, None)
 NOW = 1_700_000_100.0
-
-
-def validate(document: dict) -> None:
-    jsonschema.Draft202012Validator(SCHEMA).validate(document)
-
-
-def closed_port_url() -> str:
-    return f"http://127.0.0.1:{free_port()}"
 
 
 def snapshot(name: str, records: list, *, up: bool = True, **overrides) -> ClusterSnapshot:
@@ -224,7 +212,7 @@ async def test_status_api_matches_its_schema_and_never_shows_secrets(make_ontap,
     inactive.records = [akv_record(enabled=False)]
     config = config_for(tmp_path, healthy.url, broken.url, inactive.url, closed_port_url())
     exporter, runner, base = await started(config)
-    await exporter.poller.poll_all()
+    await exporter.poll_all()
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/api/v1/status") as response:
             assert response.status == 200

@@ -18,22 +18,17 @@ from playwright.async_api import async_playwright
 from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.web.app import serve
-from tests.conftest import REPO, akv_record, require_binary, write_config
-from tests.test_status import closed_port_url
+from tests.helpers import (
+    CHROMIUM_ARGS,
+    REPO,
+    akv_record,
+    closed_port_url,
+    require_binary,
+    write_config,
+)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    # Without these Chromium tries to reach the network on its own.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # `make screenshot` refreshes the README's picture; otherwise the test leaves the tree alone.
 README_SCREENSHOT = REPO / "docs" / "images" / "status-page.png"
 
@@ -128,7 +123,7 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
     exporter = Exporter(config, process_metrics=False)
     # Polls are driven by the test (no background schedule), so the page changes only when told.
     for _ in range(4):
-        await exporter.poller.poll_all()
+        await exporter.poll_all()
     runner = await serve(exporter, "127.0.0.1", 0)
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
@@ -184,7 +179,7 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
                 nodes_of("ams-prod-01", 4),
                 kek=False,
             )
-            await exporter.poller.poll(exporter.poller.find("ams-prod-01"))
+            await exporter.poll(exporter.find("ams-prod-01"))
             changed = page.locator('article[data-name="ams-prod-01"] h3 .state')
             await changed.wait_for(state="attached", timeout=15_000)
             assert await changed.inner_text() == "KEK UNAVAILABLE"

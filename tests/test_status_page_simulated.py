@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.conftest import require_binary
-from tests.live import start_fleet, wait_until
-from tests.test_status_page_browser import CHROMIUM_ARGS
+from tests.helpers import CHROMIUM_ARGS, require_binary, start_fleet, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +30,7 @@ async def test_injected_vault_outage_leads_the_page_and_clears_after_healing(fle
     wait_until(
         lambda: any(
             a.uuid == akv["uuid"] and a.azure is not None and not a.azure.ok
-            for s in fleet.exporter.poller.snapshots().values()
+            for s in fleet.exporter.snapshots().values()
             for a in s.akvs
         ),
         "the exporter to see the outage",

@@ -14,23 +14,12 @@ import aiohttp
 import bcrypt
 
 from akv_exporter.exporter import Exporter
-from akv_exporter.web.app import serve
-from tests.live import fetch, free_port, wait_until
-from tests.test_metrics import find
-from tests.test_poller import CANARY, config_for
-
-
-async def started(config):
-    exporter = Exporter(config)
-    await exporter.start()
-    runner = await serve(exporter, "127.0.0.1", 0)
-    port = runner.addresses[0][1]
-    return exporter, runner, f"http://127.0.0.1:{port}"
+from tests.helpers import CANARY, config_for, fetch, find, free_port, started, wait_until
 
 
 async def test_metrics_health_and_reload_endpoints(fake_ontap, tmp_path):
     exporter, runner, base = await started(config_for(tmp_path, fake_ontap.url))
-    await asyncio.wait_for(exporter.poller.ready.wait(), 10)
+    await asyncio.wait_for(exporter.wait_ready(), 10)
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/metrics") as response:
             body = await response.read()
@@ -162,5 +151,5 @@ async def test_concurrent_reloads_apply_one_after_the_other(make_ontap, tmp_path
     config_for(tmp_path, a.url, b.url)
     results = await asyncio.gather(*(exporter.reload() for _ in range(5)))
     assert results == [None] * 5
-    assert sorted(exporter.poller.keys()) == ["c0", "c1"]
+    assert sorted(exporter.snapshots()) == ["c0", "c1"]
     await exporter.stop()

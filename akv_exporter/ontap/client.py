@@ -22,12 +22,11 @@ import aiohttp
 from akv_exporter import __version__
 from akv_exporter.config import ClusterConfig, SecretSource
 from akv_exporter.ontap.akv import FIELDS_QUERY
+from akv_exporter.ontap.cluster import CLUSTER_FIELDS, CLUSTER_PATH, ClusterIdentity, parse_identity
 from akv_exporter.secrets import SecretError, resolve_secret
-from akv_exporter.snapshot import ClusterIdentity
 
 USER_AGENT = f"akv-exporter/{__version__}"
 AKV_PATH = "/api/security/azure-key-vaults"
-CLUSTER_PATH = "/api/cluster"
 # Fields every release since 9.8 knows; used when a cluster rejects a newer field name.
 FIELDS_QUERY_98 = (
     "state,azure_reachability,ekmip_reachability,uuid,svm,scope,name,key_id,client_id,tenant_id"
@@ -298,15 +297,11 @@ class OntapClient:
 
     async def cluster_identity(self, deadline: float) -> ClusterIdentity:
         """Return the cluster's name, uuid and release from GET /api/cluster."""
-        body = await self.get(f"{CLUSTER_PATH}?fields=name,uuid,version", deadline)
-        if not isinstance(body, Mapping) or not isinstance(body.get("name"), str):
+        body = await self.get(f"{CLUSTER_PATH}?fields={CLUSTER_FIELDS}", deadline)
+        identity = parse_identity(body)
+        if identity is None:
             raise OntapError("invalid_response", CLUSTER_PATH, "answer has no cluster name", 200)
-        version = body.get("version") if isinstance(body.get("version"), Mapping) else {}
-        numbers = [version.get(k) for k in ("generation", "major", "minor")]
-        release = ".".join(str(n) for n in numbers if isinstance(n, int))
-        full = version.get("full") if isinstance(version.get("full"), str) else ""
-        uuid = body.get("uuid") if isinstance(body.get("uuid"), str) else ""
-        return ClusterIdentity(name=body["name"], uuid=uuid, version=release, version_full=full)
+        return identity
 
     async def azure_key_vaults(self, deadline: float) -> list[Any]:
         """Return every azure-key-vaults record with the advanced fields the exporter needs."""

@@ -13,17 +13,14 @@ import bcrypt
 from aiohttp import BasicAuth, web
 
 from akv_exporter.exporter import Exporter
-from akv_exporter.metrics import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wants_openmetrics
+from akv_exporter.metrics import wants_openmetrics
+from akv_exporter.web import probe, status
+from akv_exporter.web.common import EXPORTER_KEY, exporter_of, exposition_response
 
 log = logging.getLogger(__name__)
-EXPORTER_KEY = web.AppKey("exporter", Exporter)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Health endpoints stay open so that orchestrators' probes work without credentials.
 _OPEN_PATHS = ("/-/healthy", "/-/ready")
-
-
-def exporter_of(request: web.Request) -> Exporter:
-    return request.app[EXPORTER_KEY]
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -31,14 +28,8 @@ async def metrics(request: web.Request) -> web.Response:
     exporter = exporter_of(request)
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
     gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    body = exporter.exposition.scrape(openmetrics=openmetrics, gzipped=gzipped)
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = (
-        OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-    )
-    if gzipped:
-        response.headers["Content-Encoding"] = "gzip"
-    return response
+    body = exporter.scrape(openmetrics=openmetrics, gzipped=gzipped)
+    return exposition_response(body, openmetrics=openmetrics, gzipped=gzipped)
 
 
 async def healthy(_: web.Request) -> web.Response:
@@ -47,7 +38,7 @@ async def healthy(_: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     """GET /-/ready: 200 once the configuration is loaded and the first poll round attempted."""
-    if exporter_of(request).poller.ready.is_set():
+    if exporter_of(request).ready:
         return web.Response(text="Ready.\n")
     return web.Response(status=503, text="Not ready: the first poll round is still running.\n")
 
@@ -104,8 +95,6 @@ class BasicAuthGuard:
 
 def create_app(exporter: Exporter) -> web.Application:
     """Return the application serving every HTTP surface of ``exporter``."""
-    from akv_exporter.web import probe, status  # they import exporter_of from here
-
     guard = BasicAuthGuard(exporter)
     app = web.Application(middlewares=[guard.middleware])
     app[EXPORTER_KEY] = exporter

@@ -16,15 +16,13 @@ from aiohttp import web
 
 from akv_exporter.metrics import (
     CLUSTER_FAMILIES,
-    OPENMETRICS_CONTENT_TYPE,
-    TEXT_CONTENT_TYPE,
     Family,
     format_value,
     render_cluster,
     wants_openmetrics,
 )
 from akv_exporter.snapshot import ClusterSnapshot
-from akv_exporter.web.app import exporter_of
+from akv_exporter.web.common import exporter_of, exposition_response
 
 # Answer this much before Prometheus gives up, so a hung cluster still yields probe_success 0.
 TIMEOUT_MARGIN = 0.5
@@ -80,7 +78,7 @@ async def probe(request: web.Request) -> web.Response:
         return _bad_request(
             "missing target: give ?target=NAME (a configured cluster name or address)"
         )
-    key = exporter.poller.find(target)
+    key = exporter.find(target)
     if key is None:
         # Quoted as a JSON string, so a line break in the target cannot split the reason.
         return _bad_request(
@@ -96,18 +94,14 @@ async def probe(request: web.Request) -> web.Response:
         # The poll bounds itself, but it first waits for a background poll of the same
         # cluster to finish; the outer bound covers that wait too.
         async with asyncio.timeout(timeout + MIN_TIMEOUT):
-            snapshot = await exporter.poller.poll(key, timeout)
+            snapshot = await exporter.poll(key, timeout)
     except TimeoutError:
         snapshot = None
     duration = time.monotonic() - began
     success = snapshot is not None and snapshot.up
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
     body = render_probe(snapshot, success, duration, openmetrics)
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = (
-        OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-    )
-    return response
+    return exposition_response(body, openmetrics=openmetrics)
 
 
 def add_routes(app: web.Application) -> None:

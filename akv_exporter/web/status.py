@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from datetime import UTC, datetime
 from html import escape
 
@@ -35,12 +34,10 @@ from akv_exporter.status import (
     WARNING,
     AkvView,
     ClusterView,
-    ExporterInfo,
     FleetStatus,
-    assess,
     configuration_label,
 )
-from akv_exporter.web.app import exporter_of
+from akv_exporter.web.common import exporter_of
 
 DEFAULT_REFRESH = 15  # seconds; ?refresh=N overrides it, 0 turns it off
 _NONE = '<span class="muted">&ndash;</span>'  # a field with nothing to show
@@ -484,12 +481,6 @@ def render_page(status: FleetStatus, *, refresh: int = DEFAULT_REFRESH, query: s
 # --- handlers -----------------------------------------------------------------------------------
 
 
-def fleet_status(request: web.Request) -> FleetStatus:
-    exporter = exporter_of(request)
-    snapshots = exporter.poller.snapshots().values()
-    return assess(snapshots, ExporterInfo.of(exporter), time.time())
-
-
 def _refresh(request: web.Request) -> int:
     try:
         return max(0, min(int(request.query.get("refresh", DEFAULT_REFRESH)), 3600))
@@ -502,7 +493,7 @@ async def status_page(request: web.Request) -> web.Response:
     # Snapshots are immutable: rendering a large fleet off the event loop keeps /metrics quick.
     body = await asyncio.to_thread(
         render_page,
-        fleet_status(request),
+        exporter_of(request).status(),
         refresh=_refresh(request),
         query=request.query.get("q", ""),
     )
@@ -514,7 +505,7 @@ async def status_page(request: web.Request) -> web.Response:
 
 async def status_json(request: web.Request) -> web.Response:
     """GET /api/v1/status: the assessment as JSON (schema: docs/status.schema.json)."""
-    status = fleet_status(request)
+    status = exporter_of(request).status()
     body = await asyncio.to_thread(lambda: json.dumps(status.to_json()))
     response = web.Response(text=body, content_type="application/json")
     response.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,54 @@
+"""The exporter as a process: poll and serve until a signal, reload on SIGHUP.
+
+``run`` and ``demo`` both end here, so the demo runs the exporter exactly as ``run`` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+
+from akv_exporter.config import Config
+from akv_exporter.exporter import Exporter
+from akv_exporter.web.app import serve
+
+log = logging.getLogger("akv_exporter")
+
+OnReady = Callable[[Exporter, web.AppRunner], None]
+
+
+async def run_exporter(
+    config: Config, host: str, port: int, *, on_ready: OnReady | None = None
+) -> None:
+    """Poll and serve until SIGINT or SIGTERM; SIGHUP reloads the configuration."""
+    exporter = Exporter(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    reloads: set[asyncio.Task] = set()
+
+    def hangup() -> None:
+        task = loop.create_task(exporter.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
+    await exporter.start()
+    runner = await serve(exporter, host, port)
+    for address in runner.addresses:
+        log.info("listening on %s:%s", *address[:2])
+    if on_ready is not None:
+        on_ready(exporter, runner)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        await exporter.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)

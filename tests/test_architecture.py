@@ -1,0 +1,176 @@
+"""The package's shape: no import cycles, imports only run down the layers, surfaces use the
+front door. Read from the source (every import statement, also those inside functions and under
+TYPE_CHECKING), so a lazy import cannot hide a circle. docs/architecture.md explains the layers.
+"""
+
+from __future__ import annotations
+
+import ast
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO
+
+PACKAGE = REPO / "akv_exporter"
+
+# Bottom first. A module may import its own layer and the layers below it, never one above.
+# A new module goes into the layer that matches what it knows (docs/architecture.md).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("base", ("akv_exporter", "akv_exporter.labels", "akv_exporter.logs", "akv_exporter.listen")),
+    ("configuration", ("akv_exporter.config", "akv_exporter.secrets")),
+    ("ONTAP client and parsers", ("akv_exporter.ontap", "akv_exporter.ontap.*")),
+    ("snapshots", ("akv_exporter.snapshot", "akv_exporter.state")),
+    ("poller", ("akv_exporter.poller",)),
+    ("exposition and assessment", ("akv_exporter.metrics", "akv_exporter.status")),
+    ("front door", ("akv_exporter.exporter",)),
+    ("surfaces", ("akv_exporter.web", "akv_exporter.web.*", "akv_exporter.check")),
+    ("process", ("akv_exporter.service", "akv_exporter.demo")),
+    ("command line", ("akv_exporter.cli",)),
+)
+# The simulator sits beside the flow: it may use the base layer and itself; only the demo and
+# the command line may start it.
+SIMULATOR = ("akv_exporter.simulator", "akv_exporter.simulator.*")
+SIMULATOR_USERS = ("akv_exporter.demo", "akv_exporter.cli")
+# Surfaces ask the Exporter; the poller and the exposition are its parts.
+SURFACES = ("akv_exporter.web.*", "akv_exporter.check", "akv_exporter.service")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, ast.Module]:
+    return {
+        module_name(path): ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+
+
+def imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
+    """Return the akv_exporter modules ``name`` imports, anywhere in its source."""
+    package = name if (PACKAGE / Path(*name.split(".")[1:]) / "__init__.py").exists() else ""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = (package or name.rpartition(".")[0]).split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            # `from akv_exporter.web import probe` imports the module akv_exporter.web.probe.
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                for alias in node.names
+            ]
+        else:
+            continue
+        found.update(t for t in targets if t == "akv_exporter" or t.startswith("akv_exporter."))
+    found.discard(name)
+    return found
+
+
+def layer_of(name: str) -> int:
+    for rank, (_, patterns) in enumerate(LAYERS):
+        if any(fnmatch(name, pattern) for pattern in patterns):
+            return rank
+    raise LookupError(name)
+
+
+def is_simulator(name: str) -> bool:
+    return any(fnmatch(name, pattern) for pattern in SIMULATOR)
+
+
+GRAPH = {name: imports(name, tree, set(modules())) for name, tree in modules().items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """Return one import cycle as a list of modules (first repeated last), or None."""
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*stack[stack.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_lazy_circle():
+    # The finder itself, on the shape the package once had (cli <-> demo through a lazy import).
+    assert find_cycle({"cli": {"demo"}, "demo": {"cli"}}) == ["cli", "demo", "cli"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_no_import_cycles():
+    cycle = find_cycle(GRAPH)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_every_module_has_a_layer():
+    unplaced = [n for n in GRAPH if not is_simulator(n) and not _placed(n)]
+    assert not unplaced, f"add these modules to a layer in {__file__} (and docs): {unplaced}"
+
+
+def _placed(name: str) -> bool:
+    try:
+        layer_of(name)
+    except LookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(n for n in GRAPH if not is_simulator(n)))
+def test_imports_run_down_the_layers(name):
+    upward = [
+        f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+        for target in sorted(GRAPH[name])
+        if not is_simulator(target) and layer_of(target) > layer_of(name)
+    ]
+    assert not upward, "; ".join(upward)
+
+
+def test_only_the_demo_and_the_command_line_reach_the_simulator():
+    users = sorted(
+        name
+        for name, targets in GRAPH.items()
+        if not is_simulator(name) and any(is_simulator(t) for t in targets)
+    )
+    assert set(users) <= set(SIMULATOR_USERS), users
+
+
+def test_the_simulator_uses_only_the_base_layer():
+    outside = sorted(
+        f"{name} imports {target}"
+        for name, targets in GRAPH.items()
+        if is_simulator(name)
+        for target in targets
+        if not is_simulator(target) and layer_of(target) > 0
+    )
+    assert not outside, outside
+
+
+def test_surfaces_ask_the_front_door_not_its_parts():
+    reaching = sorted(
+        f"{name}: .{node.attr} (line {node.lineno})"
+        for name, tree in modules().items()
+        if any(fnmatch(name, pattern) for pattern in SURFACES)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in ("poller", "exposition")
+    )
+    assert not reaching, reaching
