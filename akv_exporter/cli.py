@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from akv_exporter import __version__
-from akv_exporter.config import Config, ConfigError, load_config, parse_duration
+from akv_exporter.config import ConfigError, parse_duration
+from akv_exporter.inventory import Inventory, load
 from akv_exporter.listen import listen_argument
 from akv_exporter.logs import setup_logging
 
@@ -75,17 +76,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     check_config = commands.add_parser("check-config", help="validate a configuration file")
     check_config.add_argument("file", type=Path)
+    check_config.add_argument(
+        "--list", action="store_true", help="print every cluster and where it is defined"
+    )
     return parser
 
 
-def _load_or_exit(path: Path) -> Config:
-    """Return the configuration at ``path``, or print its problems and exit 2."""
+def _load_or_exit(path: Path) -> Inventory:
+    """Return the configuration at ``path`` with its inventory, or print its problems and exit 2."""
     try:
-        return load_config(path)
+        return load(path)
     except ConfigError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _print_inventory(inventory: Inventory) -> None:
+    """Print one line per cluster (name, address, where it is defined, labels), then skips."""
+    rows = [
+        (
+            cluster.name or "(ONTAP's name)",
+            cluster.address,
+            cluster.origin,
+            ",".join(f"{name}={value}" for name, value in cluster.labels),
+        )
+        for cluster in inventory.config.clusters
+    ]
+    header = ("CLUSTER", "ADDRESS", "DEFINED AT", "LABELS")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    for name, address, origin, labels in [header, *rows]:
+        cells = (name.ljust(widths[0]), address.ljust(widths[1]), origin.ljust(widths[2]), labels)
+        print("  ".join(cells).rstrip())
+    for where, why in inventory.skipped:
+        print(f"skipped {where}: {why}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,12 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "check-config":
-        config = _load_or_exit(args.file)
-        print(f"{args.file}: OK, {len(config.clusters)} cluster(s)")
+        inventory = _load_or_exit(args.file)
+        print(f"{args.file}: OK, {len(inventory.config.clusters)} cluster(s)")
+        if args.list:
+            _print_inventory(inventory)
         return 0
     if args.command == "run":
         setup_logging(args.log_level, args.log_format)
-        config = _load_or_exit(args.config)
+        config = _load_or_exit(args.config).config
         host, port = args.listen or config.web.host_port
         from akv_exporter.service import run_exporter
 
@@ -121,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from akv_exporter.check import run_check
 
         try:
-            config = load_config(args.config)
+            config = load(args.config).config
         except ConfigError as error:
             # A monitoring plugin that cannot run says UNKNOWN (3), never CRITICAL (2).
             print(f"AKV UNKNOWN - bad configuration: {error.problems[0]}")

@@ -72,6 +72,9 @@ class ClusterConfig:
     client_key_file: Path | None
     tls: TlsConfig
     labels: tuple[tuple[str, str], ...]
+    # Where the cluster is defined ("FILE:LINE", with the Harvest poller's name), for messages
+    # and `check-config --list`. Not compared: a cluster whose line moved is the same cluster.
+    origin: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:
@@ -105,12 +108,31 @@ class PollConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class InventoryConfig:
+    """Further sources of clusters, read by akv_exporter.inventory and watched for changes."""
+
+    harvest: Path | None = None  # NetApp Harvest's harvest.yml
+    harvest_pollers: tuple[str, ...] = ()  # name patterns (fnmatch); empty: every ONTAP poller
+    clusters_dir: Path | None = None  # every *.yml there: a list of clusters
+    watch_interval: float = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.harvest is not None or self.clusters_dir is not None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path | None
     web: WebConfig
     poll: PollConfig
     clusters: tuple[ClusterConfig, ...]
     state_file: Path
+    inventory: InventoryConfig = field(default_factory=InventoryConfig)
+    # `defaults` as read, for the clusters of inventory.clusters_dir (same keys, same merge).
+    cluster_defaults: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The inventory files the clusters were read from, for the watcher.
+    inventory_files: tuple[Path, ...] = field(default=(), compare=False)
 
 
 def parse_duration(value: Any) -> float:
@@ -317,7 +339,8 @@ def _expand_env(value: str, section: _Section, key: str) -> str:
     return _ENV_REFERENCE.sub(replace, value)
 
 
-_TOP_KEYS = ("web", "poll", "defaults", "clusters", "state_file")
+_TOP_KEYS = ("web", "poll", "defaults", "clusters", "inventory", "state_file")
+_INVENTORY_KEYS = ("harvest", "harvest_pollers", "clusters_dir", "watch_interval")
 _WEB_KEYS = ("listen", "tls_cert_file", "tls_key_file", "basic_auth_users")
 _POLL_KEYS = (
     "interval",
@@ -389,13 +412,20 @@ def _read_poll(section: _Section) -> PollConfig:
     )
 
 
+def label_name_problem(name: Any) -> str | None:
+    """Return why ``name`` cannot be a configured label, or None when it can."""
+    if not isinstance(name, str) or not _LABEL_NAME.match(name) or name.startswith("__"):
+        return "is not a valid Prometheus label name"
+    if name in RESERVED_LABELS:
+        return "is a label the exporter sets itself; choose another name"
+    return None
+
+
 def _read_labels(section: _Section) -> dict[str, str]:
     labels: dict[str, str] = {}
     for name, value in section.data.items():
-        if not isinstance(name, str) or not _LABEL_NAME.match(name) or name.startswith("__"):
-            section.fail(str(name), "is not a valid Prometheus label name")
-        elif name in RESERVED_LABELS:
-            section.fail(name, "is a label the exporter sets itself; choose another name")
+        if problem := label_name_problem(name):
+            section.fail(str(name), problem)
         elif isinstance(value, Mapping | list) or value is None:
             section.fail(name, "label values must be strings")
         else:
@@ -438,12 +468,16 @@ def _read_cluster_fields(section: _Section) -> dict[str, Any]:
     return fields
 
 
-def _read_clusters(top: _Section, defaults: dict[str, Any]) -> tuple[ClusterConfig, ...]:
+def _read_clusters(
+    top: _Section, defaults: dict[str, Any], required: bool = True
+) -> tuple[ClusterConfig, ...]:
+    """Return the clusters listed at ``clusters``; ``required`` False allows none at all."""
     raw = top.get("clusters")
     if raw is None:
-        top.fail("clusters", "is missing; list at least one cluster")
+        if required:
+            top.fail("clusters", "is missing; list at least one cluster")
         return ()
-    if not isinstance(raw, list) or not raw:
+    if not isinstance(raw, list) or (required and not raw):
         top.fail("clusters", "must be a non-empty list of clusters")
         return ()
     clusters: list[ClusterConfig] = []
@@ -465,6 +499,7 @@ def _read_clusters(top: _Section, defaults: dict[str, Any]) -> tuple[ClusterConf
         except ValueError as error:
             section.fail("address", str(error))
             continue
+        origin = f"{top.problems.where}:{line}"
         merged = {**defaults, **_read_cluster_fields(section)}
         merged_labels = {**defaults.get("labels", {}), **merged.get("labels", {})}
         cert, key = merged.get("client_cert_file"), merged.get("client_key_file")
@@ -478,7 +513,7 @@ def _read_clusters(top: _Section, defaults: dict[str, Any]) -> tuple[ClusterConf
             if identity and identity in seen:
                 section.fail(what, f"{identity!r} is already used by {seen[identity]}")
             elif identity:
-                seen[identity] = path
+                seen[identity] = f"{path} (line {line})"
         clusters.append(
             ClusterConfig(
                 name=name or None,
@@ -490,47 +525,109 @@ def _read_clusters(top: _Section, defaults: dict[str, Any]) -> tuple[ClusterConf
                 client_key_file=key,
                 tls=TlsConfig(ca_file=merged.get("ca_file"), verify=merged.get("verify", True)),
                 labels=tuple(sorted(merged_labels.items())),
+                origin=origin,
             )
         )
     return tuple(clusters)
 
 
-def parse_config(text: str, path: Path | None = None) -> Config:
-    """Return the validated configuration in ``text``; ConfigError lists every problem."""
+def _read_inventory(section: _Section) -> InventoryConfig:
+    harvest = section.existing_file("harvest")
+    clusters_dir = section.path_value("clusters_dir")
+    if clusters_dir is not None and not clusters_dir.is_dir():
+        section.fail("clusters_dir", f"directory {str(clusters_dir)!r} does not exist")
+    patterns = section.get("harvest_pollers", [])
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        section.fail("harvest_pollers", "must be a poller name pattern or a list of them")
+        patterns = []
+    if patterns and harvest is None:
+        section.fail("harvest_pollers", "needs inventory.harvest")
+    return InventoryConfig(
+        harvest=harvest,
+        harvest_pollers=tuple(patterns),
+        clusters_dir=clusters_dir,
+        watch_interval=section.duration("watch_interval", 30.0, minimum=1.0),
+    )
+
+
+def parse_yaml(text: str, path: Path | None) -> Any:
+    """Return the YAML document in ``text`` (mappings remember lines); ConfigError if malformed."""
     problems = _Problems(path)
     try:
-        data = yaml.load(text, Loader=_LineLoader)
+        return yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         line = mark.line + 1 if mark else 0
         problems.add(line, "(yaml)", f"{error.problem or error}".strip())
-        raise ConfigError(problems.lines) from None
     except yaml.YAMLError as error:
         problems.add(0, "(yaml)", str(error).replace("\n", " "))
-        raise ConfigError(problems.lines) from None
+    raise ConfigError(problems.lines)
+
+
+def parse_cluster_list(
+    text: str, path: Path, defaults: Mapping[str, Any]
+) -> tuple[ClusterConfig, ...]:
+    """Return the clusters of a file of inventory.clusters_dir: a list, same keys as `clusters`.
+
+    The file may be empty or an empty list (a team with no clusters left). ``defaults`` is the
+    main file's `defaults`, merged as for its own clusters.
+    """
+    problems = _Problems(path)
+    data = parse_yaml(text, path)
+    top_data = _Lines({"clusters": data if data is not None else []})
+    top_data.line, top_data.key_lines = 1, {"clusters": 1}
+    clusters = _read_clusters(_Section(top_data, "", 1, problems, None), dict(defaults), False)
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    return clusters
+
+
+def parse_config(text: str, path: Path | None = None) -> Config:
+    """Return the validated configuration in ``text``; ConfigError lists every problem."""
+    data = parse_yaml(text, path)
+    problems = _Problems(path)
     if data is None:
         data = _Lines()
     top = _Section(data, "", 1, problems, _TOP_KEYS)
     web = _read_web(top.section("web", _WEB_KEYS))
     poll = _read_poll(top.section("poll", _POLL_KEYS))
     defaults = _read_cluster_fields(top.section("defaults", _CLUSTER_KEYS))
-    clusters = _read_clusters(top, defaults)
+    inventory = _read_inventory(top.section("inventory", _INVENTORY_KEYS))
+    # With an inventory, `clusters` may be absent: the clusters can all come from there.
+    clusters = _read_clusters(top, defaults, required=not inventory.enabled)
     state_file = (
         top.path_value("state_file")
         or Path(os.environ.get("AKV_EXPORTER_STATE_FILE", DEFAULT_STATE_FILE)).expanduser()
     )
     if problems.lines:
         raise ConfigError(problems.lines)
-    return Config(path=path, web=web, poll=poll, clusters=clusters, state_file=state_file)
+    return Config(
+        path=path,
+        web=web,
+        poll=poll,
+        clusters=clusters,
+        state_file=state_file,
+        inventory=inventory,
+        cluster_defaults=defaults,
+    )
 
 
-def load_config(path: str | Path) -> Config:
-    """Return the validated configuration in the file at ``path``; ConfigError on problems."""
-    path = Path(path)
+def read_text(path: Path) -> str:
+    """Return the UTF-8 text of ``path``; ConfigError naming the file when it cannot."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError([f"{path}:0: (file): cannot read: {error.strerror or error}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{path}:0: (file): is not UTF-8 text"]) from None
-    return parse_config(text, path)
+
+
+def load_config(path: str | Path) -> Config:
+    """Return the validated configuration in the file at ``path`` alone; ConfigError on problems.
+
+    akv_exporter.inventory.load_inventory adds the clusters of `inventory`'s sources.
+    """
+    path = Path(path)
+    return parse_config(read_text(path), path)

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from akv_exporter import __version__
-from akv_exporter.config import Config, ConfigError, load_config
+from akv_exporter.config import Config, ConfigError
+from akv_exporter.inventory import InventoryWatcher, load_inventory
 from akv_exporter.metrics import Exposition
 from akv_exporter.poller import Poller
 from akv_exporter.snapshot import ClusterSnapshot
@@ -42,14 +43,17 @@ class Exporter:
             publish=self.exposition.update,
             retire=self.exposition.remove,
         )
+        self.watcher = InventoryWatcher(lambda: self.config, self.reload)
 
     async def start(self) -> None:
         await self.poller.start()
+        await self.watcher.start()
         log.info(
             "polling %d cluster(s) every %gs", len(self.config.clusters), self.config.poll.interval
         )
 
     async def stop(self) -> None:
+        await self.watcher.stop()
         await self.poller.stop()
 
     # --- what the surfaces ask -------------------------------------------------------------
@@ -125,7 +129,7 @@ class Exporter:
         if path is None:
             return "no configuration file to reload (the demo's configuration is built in)"
         try:
-            config = load_config(path)
+            config = load_inventory(path)
         except ConfigError as error:
             self.last_reload_error = "; ".join(error.problems)
             self.exposition.set_reload(successful=False, timestamp=None)

@@ -1,10 +1,16 @@
-"""Cluster passwords from the four sources the configuration allows; never logged, never shown."""
+"""Cluster passwords from the sources the configuration allows; never logged, never shown."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import os
+import signal
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import yaml
 
 from akv_exporter.config import SecretSource
 
@@ -55,3 +61,142 @@ async def _run_command(command: str) -> str:
     if not lines or not lines[0]:
         raise SecretError("credentials_command printed no password")
     return lines[0]
+
+
+# --- NetApp Harvest's credentials (inventory.harvest) ------------------------------------------
+# Harvest documents two runtime sources besides an inline password: a credentials_file shaped
+# like harvest.yml, and a credentials_script called with the poller's address (and username)
+# whose stdout is YAML (username, password or authToken) or the bare password. Both are read
+# here, when a poll needs them, so a rotated password is picked up without a reload.
+
+HARVEST_FILE = "harvest_credentials_file"
+HARVEST_SCRIPT = "harvest_credentials_script"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class HarvestCredentials(SecretSource):
+    """A Harvest poller's credentials_file (``value`` its path) or credentials_script (path)."""
+
+    poller: str = ""  # the poller's name: its entry in a credentials_file
+    addr: str = ""  # the poller's addr, the script's first argument
+    schedule: float | None = None  # seconds a script's answer is reused; 0: every request
+    timeout: float = 10.0  # the script's time limit, then its process group is killed
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """What the Authorization header is built from; ``expires`` in loop time, None: never."""
+
+    username: str | None
+    password: str | None = None
+    token: str | None = None  # Harvest's authToken: sent as a Bearer token
+    expires: float | None = None
+
+    def __repr__(self) -> str:
+        return f"Login(username={self.username!r}, <hidden>)"
+
+    @property
+    def authorization(self) -> str:
+        if self.token is not None:
+            return f"Bearer {self.token}"
+        pair = f"{self.username or ''}:{self.password or ''}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
+
+
+async def resolve_login(username: str | None, source: SecretSource) -> Login:
+    """Return the login for ``username`` with the secret ``source`` names."""
+    if isinstance(source, HarvestCredentials):
+        if source.kind == HARVEST_FILE:
+            return Login(username, await asyncio.to_thread(_harvest_file_password, source))
+        return await _harvest_script(username, source)
+    return Login(username, await resolve_secret(source))
+
+
+def _harvest_file_password(source: HarvestCredentials) -> str:
+    """Return the password for ``source.poller`` in a Harvest credentials_file.
+
+    The poller's own entry under Pollers is consulted first, then the file's Defaults.
+    """
+    where = f"credentials_file {source.value}"
+    try:
+        document = yaml.safe_load(Path(source.value).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise SecretError(f"cannot read {where}: {reason}") from None
+    except yaml.YAMLError:
+        raise SecretError(f"{where} is not valid YAML") from None
+    password = harvest_file_entry(document, source.poller)[1]
+    if not password:
+        raise SecretError(f"{where} has no password for poller {source.poller}")
+    return password
+
+
+def harvest_file_entry(document: object, poller: str) -> tuple[str | None, str | None]:
+    """Return (username, password) for ``poller`` in a parsed Harvest credentials_file."""
+    if not isinstance(document, dict):
+        return None, None
+    for entry in ((document.get("Pollers") or {}).get(poller), document.get("Defaults")):
+        if isinstance(entry, dict) and entry.get("password") not in (None, ""):
+            username = entry.get("username")
+            return (str(username) if username is not None else None), str(entry["password"])
+    return None, None
+
+
+async def _harvest_script(username: str | None, source: HarvestCredentials) -> Login:
+    """Run a Harvest credentials_script; return the login its stdout describes."""
+    arguments = [source.addr] + ([username] if username else [])
+    try:
+        process = await asyncio.create_subprocess_exec(
+            source.value,
+            *arguments,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: a timeout kills its children too
+        )
+    except OSError as error:
+        raise SecretError(
+            f"cannot run credentials_script {source.value}: {error.strerror}"
+        ) from None
+    try:
+        stdout, _ = await asyncio.wait_for(process.communicate(), source.timeout)
+    except TimeoutError:
+        raise SecretError(
+            f"credentials_script {source.value} timed out after {source.timeout:g}s"
+        ) from None
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever it left behind
+        if process.returncode is None:
+            await process.wait()
+    if process.returncode != 0:
+        raise SecretError(
+            f"credentials_script {source.value} exited with status {process.returncode}"
+        )
+    login = _script_answer(stdout.decode("utf-8", "replace").strip(), username)
+    if login.password is None and login.token is None:
+        raise SecretError(f"credentials_script {source.value} printed no password")
+    if source.schedule is not None:
+        login = replace(login, expires=asyncio.get_running_loop().time() + source.schedule)
+    return login
+
+
+def _script_answer(text: str, username: str | None) -> Login:
+    """Return the login in a script's stdout: YAML with its keys, else the bare password."""
+    try:
+        document = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        document = None
+    if isinstance(document, dict) and {"username", "password", "authToken"} & set(document):
+        if document.get("authToken"):
+            return Login(username, token=str(document["authToken"]))
+        given = document.get("username")
+        password = document.get("password")
+        return Login(
+            str(given) if given is not None else username,
+            str(password) if password not in (None, "") else None,
+        )
+    return Login(username, text or None)

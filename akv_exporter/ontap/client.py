@@ -9,7 +9,6 @@ client certificate.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import ssl
 from collections import Counter
@@ -23,7 +22,7 @@ from akv_exporter import __version__
 from akv_exporter.config import ClusterConfig, SecretSource
 from akv_exporter.ontap.akv import FIELDS_QUERY
 from akv_exporter.ontap.cluster import CLUSTER_FIELDS, CLUSTER_PATH, ClusterIdentity, parse_identity
-from akv_exporter.secrets import SecretError, resolve_secret
+from akv_exporter.secrets import HARVEST_SCRIPT, Login, SecretError, resolve_login
 
 USER_AGENT = f"akv-exporter/{__version__}"
 AKV_PATH = "/api/security/azure-key-vaults"
@@ -99,7 +98,7 @@ class OntapClient:
         self._max_pages = max_pages
         self._max_records = max_records
         self._session: aiohttp.ClientSession | None = None
-        self._password: str | None = None
+        self._login: Login | None = None
         self._fields = FIELDS_QUERY
         self._origin = urlsplit(self.base_url)
 
@@ -148,15 +147,16 @@ class OntapClient:
     async def _auth(self, refresh: bool) -> dict[str, str]:
         """Return the Authorization header for basic auth; none for certificate auth."""
         source: SecretSource | None = self.cluster.secret
-        if self.cluster.username is None or source is None:
+        # A Harvest credentials_script may name the user itself.
+        if source is None or (self.cluster.username is None and source.kind != HARVEST_SCRIPT):
             return {}  # certificate authentication
-        if self._password is None or refresh:
+        now = asyncio.get_running_loop().time()
+        if self._login is None or refresh or self._login.expired(now):
             try:
-                self._password = await resolve_secret(source)
+                self._login = await resolve_login(self.cluster.username, source)
             except SecretError as error:
                 raise OntapError("auth", self.base_url, str(error)) from None
-        pair = f"{self.cluster.username}:{self._password}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+        return {"Authorization": self._login.authorization}
 
     def _url(self, path_and_query: str) -> str:
         url = urljoin(self.base_url + "/", path_and_query)
