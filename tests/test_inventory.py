@@ -541,3 +541,90 @@ async def _until(condition, what: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+def _client_certificate(directory: Path, common_name: str) -> tuple[Path, Path]:
+    """Write a self-signed client certificate (clientAuth) and its key; return their paths."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / f"{common_name}.pem", directory / f"{common_name}.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+async def test_harvest_certificate_auth_presents_the_client_certificate(tmp_path):
+    import ssl
+
+    from aiohttp import web
+
+    from akv_exporter.simulator.tls import write_certificates
+    from tests.conftest import FakeOntap
+
+    harvest_home = tmp_path / "harvest"
+    (harvest_home / "cert").mkdir(parents=True)
+    server_files = write_certificates(tmp_path)
+    cert_file, _ = _client_certificate(harvest_home / "cert", "harvest-monitor")
+    # A cluster that accepts only that client certificate, as ONTAP's cert login does.
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server_files.cert_file, server_files.key_file)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cert_file)
+    ontap = FakeOntap()
+    runner = web.AppRunner(ontap.app(), shutdown_timeout=0.2)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    port = runner.addresses[0][1]
+    harvest = write(
+        harvest_home / "harvest.yml",
+        f"""
+        Defaults:
+          collectors: [Rest]
+          auth_style: certificate_auth
+          ca_cert: {server_files.ca_file}
+        Pollers:
+          ams-04:
+            datacenter: ams
+            addr: 127.0.0.1:{port}
+            ssl_cert: cert/harvest-monitor.pem
+            ssl_key: cert/harvest-monitor.key
+        """,
+    )
+    path = main_config(tmp_path, f"inventory:\n  harvest: {harvest}\n")
+    exporter = Exporter(load_inventory(path), process_metrics=False)
+    try:
+        (snapshot,) = (await exporter.poller.poll_all()).values()
+        assert snapshot.up and snapshot.name == "c1"
+        peer = ontap.requests[0].transport.get_extra_info("peercert")
+        assert ("commonName", "harvest-monitor") in (
+            pair for rdn in peer["subject"] for pair in rdn
+        )
+        assert "Authorization" not in ontap.requests[0].headers
+    finally:
+        await exporter.stop()
+        await runner.cleanup()
