@@ -19,7 +19,15 @@ PACKAGE = REPO / "akv_exporter"
 # A new module goes into the layer that matches what it knows (docs/architecture.md).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("akv_exporter", "akv_exporter.labels", "akv_exporter.logs", "akv_exporter.listen")),
-    ("configuration", ("akv_exporter.config", "akv_exporter.secrets")),
+    (
+        "configuration",
+        (
+            "akv_exporter.config",
+            "akv_exporter.secrets",
+            "akv_exporter.harvest",
+            "akv_exporter.inventory",
+        ),
+    ),
     ("ONTAP client and parsers", ("akv_exporter.ontap", "akv_exporter.ontap.*")),
     ("snapshots", ("akv_exporter.snapshot", "akv_exporter.state")),
     ("poller", ("akv_exporter.poller",)),

@@ -449,11 +449,11 @@ async def test_harvest_pollers_are_polled_with_harvests_datacenter_and_labels(si
     body = f"inventory:\n  harvest: {harvest}\n  harvest_pollers: ['rtp-*', 'blr-*', 'nyc-*']\n"
     exporter = Exporter(load_inventory(main_config(tmp_path, body)), process_metrics=False)
     try:
-        snapshots = await exporter.poller.poll_all()
+        snapshots = await exporter.poll_all()
         assert [s.up for s in snapshots.values()] == [True, True, True]
         names = sorted(s.name for s in snapshots.values())
         assert names == sorted(c.name for c in sims[:3])  # ONTAP's own names
-        metrics = exporter.exposition.body().decode()
+        metrics = exporter.scrape().decode()
         for cluster, datacenter in zip(sims[:3], ["rtp", "blr", "nyc"], strict=True):
             up = [
                 line
@@ -491,7 +491,7 @@ async def test_clusters_dir_churn_while_polling_is_applied_as_a_reload(simulator
     exporter = Exporter(load_inventory(path), process_metrics=False)
     await exporter.start()
     try:
-        await _until(lambda: all(s.up for s in exporter.poller.snapshots().values()), "first polls")
+        await _until(lambda: all(s.up for s in exporter.snapshots().values()), "first polls")
         kept = exporter.poller._clusters[sims[0].name]
         polls_before = kept.client.requests.total()
 
@@ -499,9 +499,9 @@ async def test_clusters_dir_churn_while_polling_is_applied_as_a_reload(simulator
         write(directory / "team-c.yml", entry(3) + entry(4))
         write(directory / "team-b.yml", "[]\n")
         want = {sims[i].name for i in (0, 1, 3, 4)}
-        await _until(lambda: set(exporter.poller.keys()) == want, "the churn to apply")
-        await _until(lambda: all(s.up for s in exporter.poller.snapshots().values()), "new polls")
-        metrics = exporter.exposition.body().decode()
+        await _until(lambda: set(exporter.snapshots()) == want, "the churn to apply")
+        await _until(lambda: all(s.up for s in exporter.snapshots().values()), "new polls")
+        metrics = exporter.scrape().decode()
         assert f'cluster="{sims[3].name}"' in metrics and f'cluster="{sims[2].name}"' not in metrics
         # The unchanged cluster kept its poller entry, client and counters.
         assert exporter.poller._clusters[sims[0].name] is kept
@@ -512,13 +512,13 @@ async def test_clusters_dir_churn_while_polling_is_applied_as_a_reload(simulator
         write(directory / "team-c.yml", entry(3) + "- name: [\n")
         write(directory / "team-d.yml", entry(5))
         await _until(lambda: reload_successful(exporter) == "0", "the refusal")
-        assert set(exporter.poller.keys()) == want
+        assert set(exporter.snapshots()) == want
         assert exporter.last_reload_error.startswith(f"{directory / 'team-c.yml'}:3: (yaml): ")
 
         # Fixed: the whole change applies.
         write(directory / "team-c.yml", entry(3))
         await _until(
-            lambda: set(exporter.poller.keys()) == {sims[i].name for i in (0, 1, 3, 5)}, "fix"
+            lambda: set(exporter.snapshots()) == {sims[i].name for i in (0, 1, 3, 5)}, "fix"
         )
         assert exporter.last_reload_error is None and reload_successful(exporter) == "1"
     finally:
@@ -529,7 +529,7 @@ def reload_successful(exporter: Exporter) -> str:
     """Return the value of akv_exporter_config_last_reload_successful as exposed."""
     (line,) = [
         line
-        for line in exporter.exposition.body().decode().splitlines()
+        for line in exporter.scrape().decode().splitlines()
         if line.startswith("akv_exporter_config_last_reload_successful")
     ]
     return line.rsplit(" ", 1)[1]
@@ -618,7 +618,7 @@ async def test_harvest_certificate_auth_presents_the_client_certificate(tmp_path
     path = main_config(tmp_path, f"inventory:\n  harvest: {harvest}\n")
     exporter = Exporter(load_inventory(path), process_metrics=False)
     try:
-        (snapshot,) = (await exporter.poller.poll_all()).values()
+        (snapshot,) = (await exporter.poll_all()).values()
         assert snapshot.up and snapshot.name == "c1"
         peer = ontap.requests[0].transport.get_extra_info("peercert")
         assert ("commonName", "harvest-monitor") in (
