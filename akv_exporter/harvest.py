@@ -347,6 +347,26 @@ def _section(document: Mapping, key: str, path: Path, problems: _Problems) -> Ma
     return value
 
 
+def _matches(base: Path, pattern: Any) -> list[Path]:
+    """Return the files a Poller_files entry names now, sorted (relative to ``base``)."""
+    return [Path(match) for match in sorted(glob.glob(os.path.join(base, str(pattern))))]
+
+
+def poller_files(path: Path) -> list[Path]:
+    """Return the files harvest.yml's Poller_files match now; none if it cannot be read.
+
+    For the watcher: a file newly matching a glob is a change to the inventory.
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    globs = document.get("Poller_files") if isinstance(document, dict) else None
+    if not isinstance(globs, list):
+        return []
+    return [match for pattern in globs for match in _matches(path.parent, pattern)]
+
+
 def read_harvest(path: Path, patterns: tuple[str, ...] = ()) -> HarvestInventory:
     """Return the ONTAP clusters of Harvest's configuration at ``path``; ConfigError if broken."""
     problems = _Problems()
@@ -362,11 +382,11 @@ def read_harvest(path: Path, patterns: tuple[str, ...] = ()) -> HarvestInventory
         problems.add(path, _line(document, "Poller_files"), "Poller_files", "must be a list")
         globs = []
     for pattern in globs:
-        matches = sorted(glob.glob(os.path.join(base, str(pattern))))
-        if not matches:
+        matches = _matches(base, pattern)
+        if not matches and not any(char in str(pattern) for char in "*?["):
             line = _line(document, "Poller_files")
-            problems.add(path, line, "Poller_files", f"{pattern!r} matches no file")
-        for match in map(Path, matches):
+            problems.add(path, line, "Poller_files", f"file {pattern!r} does not exist")
+        for match in matches:
             files.append(match)
             sources.append((match, _document(match, problems)))
     where: dict[str, str] = {}

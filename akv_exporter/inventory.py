@@ -27,7 +27,7 @@ from akv_exporter.config import (
     parse_cluster_list,
     read_text,
 )
-from akv_exporter.harvest import read_harvest
+from akv_exporter.harvest import poller_files, read_harvest
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ def fingerprint(config: Config) -> str:
     paths = set(config.inventory_files)
     if config.inventory.harvest is not None:
         paths.add(config.inventory.harvest)
+        paths.update(poller_files(config.inventory.harvest))
     if config.inventory.clusters_dir is not None:
         paths.update(cluster_files(config.inventory.clusters_dir))
     digest = hashlib.sha256()

@@ -179,6 +179,10 @@ async def _harvest_script(username: str | None, source: HarvestCredentials) -> L
     login = _script_answer(stdout.decode("utf-8", "replace").strip(), username)
     if login.password is None and login.token is None:
         raise SecretError(f"credentials_script {source.value} printed no password")
+    if login.token is None and login.username is None:
+        raise SecretError(
+            f"credentials_script {source.value} printed no username, and harvest.yml gives none"
+        )
     if source.schedule is not None:
         login = replace(login, expires=asyncio.get_running_loop().time() + source.schedule)
     return login

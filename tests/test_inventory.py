@@ -358,7 +358,10 @@ async def test_script_gets_addr_and_username_and_its_plain_output_is_the_passwor
     login = await resolve_login("admin", source)
     assert (login.username, login.password) == ("admin", "s3cret # x")
     assert (tmp_path / "arguments").read_text() == "10.0.0.1 admin\n"
-    await resolve_login(None, source)  # no username: the address alone
+    from akv_exporter.secrets import SecretError
+
+    with pytest.raises(SecretError, match="printed no username"):
+        await resolve_login(None, source)  # no username: the address alone
     assert (tmp_path / "arguments").read_text() == "10.0.0.1\n"
 
 
@@ -628,3 +631,75 @@ async def test_harvest_certificate_auth_presents_the_client_certificate(tmp_path
     finally:
         await exporter.stop()
         await runner.cleanup()
+
+
+async def test_script_without_any_username_is_refused(tmp_path):
+    from akv_exporter.secrets import SecretError
+
+    with pytest.raises(SecretError, match="printed no username"):
+        await resolve_login(None, script(tmp_path, "echo pw\n"))
+    login = await resolve_login(None, script(tmp_path, "printf 'username: u\\npassword: p\\n'\n"))
+    assert (login.username, login.password) == ("u", "p")
+
+
+def test_poller_files_add_pollers_and_a_poller_defined_twice_names_both(tmp_path):
+    pollers = "Pollers:\n  {name}:\n    collectors: [Rest]\n    addr: {addr}\n    password: p\n"
+    harvest = write(
+        tmp_path / "harvest.yml",
+        "Defaults: {username: u}\nPoller_files: [configs/*.yml]\n"
+        + pollers.format(name="main", addr="10.0.0.1"),
+    )
+    write(tmp_path / "configs" / "b.yml", pollers.format(name="b", addr="10.0.0.3"))
+    write(tmp_path / "configs" / "a.yml", pollers.format(name="a", addr="10.0.0.2"))
+    path = main_config(tmp_path, f"inventory:\n  harvest: {harvest}\n")
+    config = load_inventory(path)
+    assert [c.address for c in config.clusters] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert config.clusters[1].username == "u"  # harvest.yml's Defaults apply
+    write(tmp_path / "configs" / "c.yml", pollers.format(name="a", addr="10.0.0.4"))
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert caught.value.problems == [
+        f"{tmp_path / 'configs' / 'c.yml'}:2: Pollers.a: poller is also defined at "
+        f"{tmp_path / 'configs' / 'a.yml'}:2"
+    ]
+
+
+async def test_harvest_changes_are_picked_up_by_the_watcher(simulator, tmp_path):
+    sims = simulator.clusters
+
+    def poller(index: int) -> str:
+        c = simulator.clusters[index]
+        return (
+            f"  sim-{index}:\n    datacenter: dc{index}\n    addr: {host_port(c.url)}\n"
+            f"    username: {c.username}\n    password: '{c.password}'\n"
+        )
+
+    head = f"Defaults:\n  collectors: [Rest]\n  ca_cert: {simulator.ca_file}\n"
+    head += "Poller_files: [more/*.yml]\nPollers:\n"
+    harvest = write(tmp_path / "harvest" / "harvest.yml", head + poller(0) + poller(1))
+    body = f"""
+    poll: {{interval: 1s, timeout: 1s}}
+    inventory: {{harvest: {harvest}, watch_interval: 1s}}
+    """
+    exporter = Exporter(load_inventory(main_config(tmp_path, body)), process_metrics=False)
+    await exporter.start()
+    try:
+        await _until(lambda: all(s.up for s in exporter.snapshots().values()), "first polls")
+        names = lambda: {s.name for s in exporter.snapshots().values() if s.up}  # noqa: E731
+        assert names() == {sims[0].name, sims[1].name}
+        kept = exporter.poller._clusters[host_port(sims[0].url)]
+
+        # A poller removed from harvest.yml, another added in a new Poller_files file.
+        write(harvest, head + poller(0))
+        write(harvest.parent / "more" / "site.yml", "Pollers:\n" + poller(2))
+        await _until(lambda: names() == {sims[0].name, sims[2].name}, "the change")
+        assert exporter.poller._clusters[host_port(sims[0].url)] is kept
+        assert 'datacenter="dc2"' in exporter.scrape().decode()
+
+        # A broken harvest.yml is refused; what runs stays.
+        write(harvest, head + poller(0) + "  sim-9: [\n")
+        await _until(lambda: reload_successful(exporter) == "0", "the refusal")
+        assert names() == {sims[0].name, sims[2].name}
+        assert exporter.last_reload_error.startswith(f"{harvest}:")
+    finally:
+        await exporter.stop()
