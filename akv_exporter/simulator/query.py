@@ -4,8 +4,11 @@ Pure functions of (records, query): the server calls them, the tests can too. Wh
 - ``fields``: names and dotted subfields (``svm.name``, ``state.code``), ``*`` for the ordinary
   fields, ``**`` for those plus the advanced ones; advanced fields never appear otherwise;
 - any field as a filter (``ekmip_reachability.reachable=false``, ``svm.name=vs*``) with ``*``
-  wildcards, ``|`` alternatives and ``!`` negation; an array matches when any element does;
-- ``max_records`` pages linked by ``_links.next`` (the whole query plus ``start.uuid``);
+  wildcards, ``|`` alternatives, ``!`` negation and the range operators ``>``, ``>=``, ``<``,
+  ``<=`` on numbers and times (``index=>1234``, ``time=>2026-11-29T00:00:00Z``); an array
+  matches when any element does;
+- ``max_records`` pages linked by ``_links.next`` (the whole query plus the kind's cursor,
+  ``start.uuid`` unless the records have no uuid);
 - ``return_records``, ``return_timeout`` (0-120), ``order_by``, ``ignore_unknown_fields``;
 - ONTAP's error bodies: 262197 for a bad ``fields`` entry, 262179 for an unknown parameter,
   2 for a bad value, 4 for an unknown uuid.
@@ -13,8 +16,9 @@ Pure functions of (records, query): the server calls them, the tests can too. Wh
 
 from __future__ import annotations
 
+import datetime
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -23,13 +27,7 @@ from akv_exporter.simulator.records import Tree
 
 # Parameters every GET takes; collections take the paging and filtering ones too.
 INSTANCE_PARAMETERS = frozenset({"fields", "return_timeout", "ignore_unknown_fields"})
-COLLECTION_PARAMETERS = INSTANCE_PARAMETERS | {
-    "max_records",
-    "return_records",
-    "order_by",
-    "start.uuid",
-}
-START = "start.uuid"
+COLLECTION_PARAMETERS = INSTANCE_PARAMETERS | {"max_records", "return_records", "order_by"}
 
 
 class OntapError(Exception):
@@ -70,6 +68,14 @@ class Kind:
     default_fields: tuple[str, ...]  # what a collection GET returns without `fields`
     advanced: frozenset[str] = frozenset()
     always: tuple[str, ...] = ("uuid", "_links")  # returned whatever `fields` says
+    # The fields whose values name a record in a `next` link (`start.<field>=...`); records
+    # without a uuid (EMS events: node and index) name another.
+    cursor: tuple[str, ...] = ("uuid",)
+
+    @property
+    def start_parameters(self) -> tuple[str, ...]:
+        """Return the query parameters of a `next` link that say where the page starts."""
+        return tuple(f"start.{name}" for name in self.cursor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,25 +174,23 @@ def _project_nested(value: Any, selection: Mapping[str, Any]) -> Any:
 # --- filters ---------------------------------------------------------------------------------
 
 
+Test = Callable[[Any], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """One ``field=value`` query: the field's path and its alternatives (negated, pattern)."""
+    """One ``field=value`` query: the field's path and its alternatives (tests of one value)."""
 
     path: tuple[str, ...]
-    alternatives: tuple[tuple[bool, re.Pattern[str]], ...]
+    alternatives: tuple[Test, ...]
 
     def matches(self, record: Mapping[str, Any]) -> bool:
-        """Return whether any value at the path (any array element) matches an alternative."""
+        """Return whether any value at the path (any array element) passes an alternative."""
         return any(
-            self._matches_value(value)
+            test(value)
             for value in _values_at(record, self.path)
             if value is not None
-        )
-
-    def _matches_value(self, value: Any) -> bool:
-        text = _as_text(value)
-        return any(
-            (pattern.fullmatch(text) is None) == negated for negated, pattern in self.alternatives
+            for test in self.alternatives
         )
 
 
@@ -216,13 +220,69 @@ def parse_filter(name: str, value: str, kind: Kind) -> Filter:
     exists, subtree = _lookup(kind.tree, path)
     if not exists or subtree is not None or path[0] == "_links":
         raise unexpected_argument(name)
-    alternatives = []
-    for alternative in value.split("|"):
-        negated = alternative.startswith("!")
-        text = alternative[1:] if negated else alternative
-        pattern = ".*".join(re.escape(part) for part in text.split("*"))
-        alternatives.append((negated, re.compile(pattern, re.IGNORECASE | re.DOTALL)))
-    return Filter(path, tuple(alternatives))
+    return Filter(path, tuple(_alternative(text) for text in value.split("|")))
+
+
+# Longest first, so that ">=" is not read as ">" followed by "=...".
+_OPERATORS = (">=", "<=", ">", "<")
+
+
+def _alternative(text: str) -> Test:
+    for operator in _OPERATORS:
+        if text.startswith(operator):
+            return _comparison(operator, text[len(operator) :])
+    negated = text.startswith("!")
+    pattern_text = text[1:] if negated else text
+    pattern = re.compile(
+        ".*".join(re.escape(part) for part in pattern_text.split("*")), re.IGNORECASE | re.DOTALL
+    )
+    return lambda value: (pattern.fullmatch(_as_text(value)) is None) == negated
+
+
+def _comparison(operator: str, bound_text: str) -> Test:
+    """Return the test ``value <operator> bound``: numbers as numbers, times as times, else text."""
+    bound_number = _number(bound_text)
+    bound_time = _time(bound_text)
+
+    def compare(left: Any, right: Any) -> bool:
+        if operator == ">":
+            return bool(left > right)
+        if operator == ">=":
+            return bool(left >= right)
+        if operator == "<":
+            return bool(left < right)
+        return bool(left <= right)
+
+    def test(value: Any) -> bool:
+        if bound_number is not None and (number := _number(value)) is not None:
+            return compare(number, bound_number)
+        if bound_time is not None and (moment := _time(value)) is not None:
+            return compare(moment, bound_time)
+        return compare(_as_text(value).lower(), bound_text.lower())
+
+    return test
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _time(value: Any) -> datetime.datetime | None:
+    if not isinstance(value, str) or "-" not in value:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    # A time without an offset is UTC, so that it compares with those that have one.
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def unexpected_argument(name: str) -> OntapError:
@@ -325,10 +385,11 @@ def answer_collection(
     return_records = _bool_parameter(query, "return_records", True)
     max_records = _int_parameter(query, "max_records", 1, None)
     selection = _selection(params, kind, ignore) or default_selection(kind)
+    start_parameters = kind.start_parameters
     filters = [
         parse_filter(name, value, kind)
         for name, value in params
-        if name not in COLLECTION_PARAMETERS
+        if name not in COLLECTION_PARAMETERS and name not in start_parameters
     ]
     matching = [r for r in records if all(f.matches(r) for f in filters)]
     order_by = [value for name, value in params if name == "order_by"]
@@ -339,28 +400,41 @@ def answer_collection(
         return {"num_records": len(matching), "_links": self_link}
 
     start = 0
-    token = query.get(START)
+    given = [query.get(name) for name in start_parameters]
+    token = tuple(given) if all(value is not None for value in given) else None
     if token is not None:
-        positions = {record.get("uuid"): index for index, record in enumerate(matching)}
+        positions = {_cursor(record, kind): index for index, record in enumerate(matching)}
         if token in positions:
             start = positions[token]
-        elif order_by:
-            start = len(matching)  # the record left the result; under order_by no safe resume
+        elif order_by or kind.cursor != ("uuid",):
+            start = len(matching)  # the record left the result; no safe resume in this order
         else:  # records are in uuid order: resume at the first one at or after the token
             start = next(
-                (i for i, r in enumerate(matching) if str(r.get("uuid", "")) >= token),
+                (i for i, r in enumerate(matching) if (str(r.get("uuid", "")),) >= token),
                 len(matching),
             )
-    base = [(name, value) for name, value in params if name != START]
+    base = [(name, value) for name, value in params if name not in start_parameters]
+
+    def next_link(record: Mapping[str, Any]) -> dict[str, Any]:
+        cursor = zip(start_parameters, _cursor(record, kind), strict=True)
+        return {"href": _href(path, [*base, *cursor])}
+
     if empty_first_page and token is None and matching:
-        links = {**self_link, "next": {"href": _href(path, [*base, (START, matching[0]["uuid"])])}}
+        links = {**self_link, "next": next_link(matching[0])}
         return {"records": [], "num_records": 0, "_links": links}
     end = len(matching) if max_records is None else min(len(matching), start + max_records)
     page = [project(record, selection, kind) for record in matching[start:end]]
     links = dict(self_link)
     if end < len(matching):
-        links["next"] = {"href": _href(path, [*base, (START, str(matching[end]["uuid"]))])}
+        links["next"] = next_link(matching[end])
     return {"records": page, "num_records": len(page), "_links": links}
+
+
+def _cursor(record: Mapping[str, Any], kind: Kind) -> tuple[str, ...]:
+    """Return the values of the kind's cursor fields in ``record``, as text."""
+    return tuple(
+        _as_text(next(iter(_values_at(record, name.split("."))), "")) for name in kind.cursor
+    )
 
 
 def answer_instance(
