@@ -24,6 +24,11 @@ from akv_exporter.config import (
 from akv_exporter.service import run_exporter
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 
+# The simulator's clock factor in the demo: incidents last 2 to 6 minutes, i.e. 40 to 120
+# simulated minutes, so some outages pass ONTAP's 60-minute volume-offline point and some heal
+# before it (docs/simulator.md, "The health monitor and the simulator's clock").
+DEMO_CLOCK_FACTOR = 20
+
 
 def demo_config(simulator: RunningSimulator, listen: str, interval: float, state: Path) -> Config:
     """Return a configuration polling every simulated cluster, trusting the simulator's CA."""
@@ -56,7 +61,13 @@ async def run_demo(args: argparse.Namespace) -> None:
     """Start the simulated fleet with incidents and the exporter; stop both on Ctrl-C/SIGTERM."""
     seed = args.seed if args.seed is not None else random.randrange(1 << 16)
     simulator = await start_simulator(
-        SimulatorOptions(clusters=args.clusters, seed=seed, incidents=True, control_port=0)
+        SimulatorOptions(
+            clusters=args.clusters,
+            seed=seed,
+            incidents=True,
+            control_port=0,
+            clock_factor=DEMO_CLOCK_FACTOR,
+        )
     )
     host, port = args.listen
     interval = parse_duration(args.interval)
@@ -69,7 +80,9 @@ async def run_demo(args: argparse.Namespace) -> None:
             print(
                 f"\nakv-exporter demo: {len(config.clusters)} simulated ONTAP clusters"
                 f" (seed {seed}), polled every {interval:g}s;"
-                " incidents come and go every few minutes.\n"
+                " incidents come and go every few minutes;\n"
+                f"  ONTAP's key-manager timers run {DEMO_CLOCK_FACTOR}x fast, so an outage of a"
+                " few minutes takes encrypted volumes offline.\n"
                 f"  status page:       {base}/\n"
                 f"  metrics:           {base}/metrics\n"
                 f"  status JSON:       {base}/api/v1/status\n"

@@ -209,7 +209,7 @@ async def test_headers_content_type_and_authentication(sim, session) -> None:
         session, f"{url(sim, 'lon-dr-01')}/api/cluster", auth=("monitor", "s3cret-monitor")
     )
     assert status == 200
-    status, body, _ = await get(session, f"{url(sim, 'ams-prod-01')}/api/storage/volumes")
+    status, body, _ = await get(session, f"{url(sim, 'ams-prod-01')}/api/storage/qtrees")
     assert status == 404 and body["error"]["code"] == "4"
 
 

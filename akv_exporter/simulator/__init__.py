@@ -21,8 +21,10 @@ from typing import TextIO
 
 from aiohttp import web
 
+from akv_exporter.simulator.clock import SimClock
 from akv_exporter.simulator.control import control_app
 from akv_exporter.simulator.fleet import generate_fleet
+from akv_exporter.simulator.health import HealthMonitor
 from akv_exporter.simulator.incidents import IncidentScheduler, IncidentTiming
 from akv_exporter.simulator.scenario import ScenarioError, load_scenario
 from akv_exporter.simulator.server import Fleet, OntapServers
@@ -54,6 +56,9 @@ class SimulatorOptions:
     control_port: int | None = None  # None = no control API; 0 = ephemeral
     plain_http: bool = False
     incidents: bool = False
+    # ONTAP's key-manager timers (health checks, 60 minutes to volume offline) run this many
+    # times as fast as real time; timestamps stay wall-clock. See clock.py.
+    clock_factor: float = 1.0
     out: TextIO = field(default=sys.stdout, compare=False)
     incident_timing: IncidentTiming = field(default_factory=IncidentTiming)
 
@@ -80,8 +85,11 @@ class RunningSimulator:
         ca_file: Path | None,
         certificate_directory: Path | None,
         incidents: asyncio.Task[None] | None,
+        health: HealthMonitor,
+        health_task: asyncio.Task[None],
     ) -> None:
         self.fleet = fleet
+        self.health = health  # its .clock is the simulator's clock
         self.clusters = [
             SimulatedClusterInfo(c.name, c.url, c.state.username, c.state.password) for c in fleet
         ]
@@ -91,6 +99,7 @@ class RunningSimulator:
         self._control = control
         self._certificate_directory = certificate_directory
         self._incidents = incidents
+        self._health_task = health_task
         self._stopped = False
 
     async def stop(self) -> None:
@@ -98,10 +107,11 @@ class RunningSimulator:
         if self._stopped:
             return
         self._stopped = True
-        if self._incidents is not None:
-            self._incidents.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._incidents
+        for task in (self._incidents, self._health_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._control is not None:
             await self._control.cleanup()
         await self._servers.stop()
@@ -130,6 +140,7 @@ async def start_simulator(options: SimulatorOptions) -> RunningSimulator:
             raise ValueError(f"--clusters must be at least 1, got {options.clusters}")
         states = generate_fleet(options.clusters, options.seed)
     fleet = Fleet(states)
+    health = HealthMonitor(fleet, SimClock(options.clock_factor))
     _raise_open_file_limit(4 * len(fleet) + 256)
 
     certificate_directory = ca_file = ssl_context = None
@@ -143,7 +154,9 @@ async def start_simulator(options: SimulatorOptions) -> RunningSimulator:
     try:
         await servers.start(options.host, options.port)
         if options.control_port is not None:
-            control = web.AppRunner(control_app(fleet), access_log=None, handle_signals=False)
+            control = web.AppRunner(
+                control_app(fleet, health), access_log=None, handle_signals=False
+            )
             await control.setup()
             site = web.TCPSite(control, options.control_host, options.control_port)
             await site.start()
@@ -162,8 +175,17 @@ async def start_simulator(options: SimulatorOptions) -> RunningSimulator:
     if options.incidents:
         scheduler = IncidentScheduler(fleet, options.seed, options.out, options.incident_timing)
         incidents = asyncio.create_task(scheduler.run(), name="simulator-incidents")
+    health_task = asyncio.create_task(health.run(), name="simulator-health-monitor")
     running = RunningSimulator(
-        fleet, servers, control, control_url, ca_file, certificate_directory, incidents
+        fleet,
+        servers,
+        control,
+        control_url,
+        ca_file,
+        certificate_directory,
+        incidents,
+        health,
+        health_task,
     )
     _print_start(running, options)
     return running
@@ -178,6 +200,11 @@ def _print_start(running: RunningSimulator, options: SimulatorOptions) -> None:
         print(f"CA certificate: {running.ca_file}", file=out)
     if running.control_url is not None:
         print(f"control API: {running.control_url}/simulator/clusters", file=out)
+    if options.clock_factor != 1:
+        print(
+            f"clock: ONTAP's key-manager timers run {options.clock_factor:g} times as fast",
+            file=out,
+        )
     if options.incidents:
         timing = options.incident_timing
         print(

@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control", type=listen_argument, help="HOST:PORT of the control API")
     parser.add_argument("--plain-http", action="store_true", help="serve HTTP, not HTTPS")
     parser.add_argument("--incidents", action="store_true", help="inject incidents that heal")
+    parser.add_argument(
+        "--clock-factor",
+        type=float,
+        default=1.0,
+        help="run ONTAP's key-manager timers (health checks, volume offlining) this many times"
+        " as fast; timestamps stay wall-clock (default 1)",
+    )
 
 
 def options_from(args: argparse.Namespace) -> SimulatorOptions:
@@ -49,6 +56,7 @@ def options_from(args: argparse.Namespace) -> SimulatorOptions:
         control_port=control_port,
         plain_http=args.plain_http,
         incidents=args.incidents,
+        clock_factor=args.clock_factor,
     )
 
 

@@ -6,6 +6,8 @@
     POST  /simulator/clusters/{name}/reset    back to the scenario's state
     POST  /simulator/reset                    every cluster back to the scenario's state
 
+plus, with a health monitor, the EMS and clock routes of control_events.py.
+
 Errors are ``{"error": "<one line>"}``: 404 for an unknown cluster, 400 for a bad body.
 """
 
@@ -16,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from akv_exporter.simulator import control_events, key_manager_configs, volumes
+from akv_exporter.simulator.health import HealthMonitor
 from akv_exporter.simulator.model import ClusterState, StateError, Status, apply_patch
 from akv_exporter.simulator.server import Fleet, SimulatedCluster
 
@@ -40,8 +44,11 @@ def cluster_summary(cluster: SimulatedCluster) -> dict[str, Any]:
     }
 
 
-def cluster_detail(cluster: SimulatedCluster) -> dict[str, Any]:
-    """Return one cluster with every AKV's checks, as the simulator holds them."""
+def cluster_detail(
+    cluster: SimulatedCluster, health: HealthMonitor | None = None
+) -> dict[str, Any]:
+    """Return one cluster with every AKV's checks, the key-manager policy, the volumes per SVM
+    and the health monitor's view, as the simulator holds them."""
     state: ClusterState = cluster.state
     detail = cluster_summary(cluster)
     detail["akvs"] = [
@@ -59,6 +66,11 @@ def cluster_detail(cluster: SimulatedCluster) -> dict[str, Any]:
         }
         for akv in state.akvs
     ]
+    detail["key_manager_config"] = key_manager_configs.describe(state)
+    detail["volumes"] = volumes.describe(state)
+    detail["events"] = len(cluster.events)
+    if health is not None:
+        detail["health_monitor"] = health.describe(cluster)
     return detail
 
 
@@ -66,8 +78,8 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def control_app(fleet: Fleet) -> web.Application:
-    """Return the control API's application over ``fleet``."""
+def control_app(fleet: Fleet, health: HealthMonitor | None = None) -> web.Application:
+    """Return the control API's application over ``fleet`` (and its health monitor)."""
 
     def lookup(request: web.Request) -> SimulatedCluster:
         name = request.match_info["name"]
@@ -83,7 +95,7 @@ def control_app(fleet: Fleet) -> web.Application:
         return web.json_response([cluster_summary(cluster) for cluster in fleet])
 
     async def show(request: web.Request) -> web.Response:
-        return web.json_response(cluster_detail(lookup(request)))
+        return web.json_response(cluster_detail(lookup(request), health))
 
     async def patch(request: web.Request) -> web.Response:
         cluster = lookup(request)
@@ -95,12 +107,12 @@ def control_app(fleet: Fleet) -> web.Application:
             cluster.set_state(apply_patch(cluster.state, body))
         except StateError as error:
             return _error(400, str(error) if error.key else f"body: {error.reason}")
-        return web.json_response(cluster_detail(cluster))
+        return web.json_response(cluster_detail(cluster, health))
 
     async def reset(request: web.Request) -> web.Response:
         cluster = lookup(request)
         cluster.reset()
-        return web.json_response(cluster_detail(cluster))
+        return web.json_response(cluster_detail(cluster, health))
 
     async def reset_all(request: web.Request) -> web.Response:
         for cluster in fleet:
@@ -113,4 +125,6 @@ def control_app(fleet: Fleet) -> web.Application:
     app.router.add_patch("/simulator/clusters/{name}", patch)
     app.router.add_post("/simulator/clusters/{name}/reset", reset)
     app.router.add_post("/simulator/reset", reset_all)
+    if health is not None:
+        control_events.register(app, fleet, health)
     return app

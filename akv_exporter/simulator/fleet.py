@@ -7,10 +7,12 @@ String seeds go through SHA-512 in ``random.Random``, so nothing depends on PYTH
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from typing import TypeVar
 
+from akv_exporter.simulator import ems, key_manager_configs, volumes
 from akv_exporter.simulator.model import Akv, ClusterState, Node
 
 T = TypeVar("T")
@@ -148,12 +150,27 @@ def generate_cluster(seed: int, index: int, name: str, tenants: tuple[str, ...])
             akvs.append(make_akv(rng, svm=svm, svm_uuid=svm_uuid, word=word, **inactive, **common))
     if rng.random() < 0.3:
         akvs.append(make_akv(rng, svm="", svm_uuid="", word="admin", **common))
-    return ClusterState(
+    state = ClusterState(
         name=name,
         uuid=ontap_uuid(rng),
         version=version,
         nodes=nodes,
         akvs=tuple(akvs),
+    )
+    return with_key_manager_inventory(state, f"{seed}:{index}")
+
+
+def with_key_manager_inventory(state: ClusterState, seed_text: str) -> ClusterState:
+    """Return the cluster with a generated key-manager policy, volumes and EMS history.
+
+    Drawn from generators of their own, so the rest of the cluster is as it was without them.
+    """
+    rng = random.Random(f"akv-sim:key-managers:{seed_text}")
+    return dataclasses.replace(
+        state,
+        key_manager_config=key_manager_configs.generate(rng, state.version),
+        volumes=volumes.generate(seed_text, state),
+        ems_history=ems.generate_history(rng, state),
     )
 
 

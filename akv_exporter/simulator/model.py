@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from akv_exporter.simulator.verdict import KeyManagerConfig, PastEvent, SvmVolumes
+
 CODE_OK = "0"
 CODE_AZURE_UNREACHABLE = "65537549"
 CODE_KEK_UNAVAILABLE = "65537551"
@@ -156,6 +158,12 @@ class ClusterState:
     username: str = "admin"
     password: str = "netapp1!"
     faults: Faults = Faults()
+    # GET /api/security/key-manager-configs; None: NetApp's defaults (key_manager_configs.py).
+    key_manager_config: KeyManagerConfig | None = None
+    # GET /api/storage/volumes, per SVM (volumes.py).
+    volumes: tuple[SvmVolumes, ...] = ()
+    # The EMS log's first entries (ems.py); the log itself lives beside the state, it only grows.
+    ems_history: tuple[PastEvent, ...] = ()
 
     @property
     def release(self) -> str:
@@ -171,6 +179,11 @@ class ClusterState:
 
 
 # --- parsing and merging patches -------------------------------------------------------------
+
+# Patch keys beyond "akvs" and "faults": each endpoint module registers the key it owns and the
+# function merging it (ClusterState, patch value) -> ClusterState, so the control API and the
+# scenario files accept it alike. Filled when those modules are imported (server.py does).
+PATCH_EXTENSIONS: dict[str, Callable[[ClusterState, Any], ClusterState]] = {}
 
 STATUS_FLAGS = {
     "azure_reachability": ("reachable",),
@@ -353,9 +366,12 @@ def _choice(value: Any, choices: tuple[str, ...], key: str) -> str:
 
 
 def apply_patch(cluster: ClusterState, patch: Any) -> ClusterState:
-    """Return the cluster with a control-API patch ``{"akvs": {...}, "faults": {...}}`` merged."""
+    """Return the cluster with a control-API patch ``{"akvs": {...}, "faults": {...}}`` merged.
+
+    The keys of PATCH_EXTENSIONS (``key_manager_config``, ``volumes``) merge after these two.
+    """
     patch = _mapping(patch, "")
-    check_keys(patch, ("akvs", "faults"), "")
+    check_keys(patch, ("akvs", "faults", *PATCH_EXTENSIONS), "")
     changes: dict[str, Any] = {}
     if "akvs" in patch:
         akv_patches = _mapping(patch["akvs"], "akvs")
@@ -375,4 +391,8 @@ def apply_patch(cluster: ClusterState, patch: Any) -> ClusterState:
         changes["akvs"] = tuple(akvs)
     if "faults" in patch:
         changes["faults"] = merge_faults(cluster.faults, patch["faults"])
-    return dataclasses.replace(cluster, **changes) if changes else cluster
+    cluster = dataclasses.replace(cluster, **changes) if changes else cluster
+    for key, merge in PATCH_EXTENSIONS.items():
+        if key in patch:
+            cluster = merge(cluster, patch[key])
+    return cluster

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from akv_exporter.simulator import volumes
 from akv_exporter.simulator.fleet import (
     azure_guid,
     generate_fleet,
@@ -25,6 +26,7 @@ from akv_exporter.simulator.fleet import (
 from akv_exporter.simulator.model import (
     AUTHENTICATION_METHODS,
     NODE_STATES,
+    PATCH_EXTENSIONS,
     Akv,
     ClusterState,
     Faults,
@@ -191,7 +193,8 @@ def _akv(
 
 def _cluster(entry: Any, defaults: Mapping[str, Any], key: str, taken: set[str]) -> ClusterState:
     entry = _mapping(entry, key)
-    check_keys(entry, CLUSTER_KEYS, key)
+    # Plus key_manager_config and volumes, in the control API's PATCH syntax.
+    check_keys(entry, (*CLUSTER_KEYS, *PATCH_EXTENSIONS), key)
     if "name" not in entry:
         raise StateError(f"{key}.name", "every cluster needs a name")
     name = parse_text(entry["name"], f"{key}.name")
@@ -212,7 +215,7 @@ def _cluster(entry: Any, defaults: Mapping[str, Any], key: str, taken: set[str])
     uuids = [akv.uuid for akv in akvs]
     if len(set(uuids)) != len(uuids):
         raise StateError(f"{key}.akvs", "AKV uuids must be unique")
-    return ClusterState(
+    state = ClusterState(
         name=name,
         uuid=parse_text(entry.get("uuid", ontap_uuid(rng)), f"{key}.uuid"),
         version=version,
@@ -222,6 +225,16 @@ def _cluster(entry: Any, defaults: Mapping[str, Any], key: str, taken: set[str])
         password=parse_text(merged.get("password", "netapp1!"), f"{key}.password"),
         faults=merge_faults(Faults(), entry.get("faults", {}), f"{key}.faults"),
     )
+    # Volumes generated from the name, like the rest, unless the scenario lists them.
+    if "volumes" not in entry:
+        state = dataclasses.replace(state, volumes=volumes.generate(f"scenario:{name}", state))
+    for extension, merge in PATCH_EXTENSIONS.items():
+        if extension in entry:
+            try:
+                state = merge(state, entry[extension])
+            except StateError as error:
+                raise StateError(f"{key}.{error.key}", error.reason) from None
+    return state
 
 
 def parse_scenario(document: Any) -> tuple[ClusterState, ...]:

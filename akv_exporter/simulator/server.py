@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
+from akv_exporter.simulator import ems, key_manager_configs, volumes
+from akv_exporter.simulator.ems import EventLog
 from akv_exporter.simulator.model import ClusterState
 from akv_exporter.simulator.query import (
     Kind,
@@ -55,6 +57,9 @@ _FAULT_ERRORS = {
     429: ("262160", "Too many requests are being processed. Retry the request later."),
     503: ("262160", "Too many requests are being processed. Retry the request later."),
 }
+# Endpoints beyond the AKV ones, each in its own module: ENDPOINTS = ((path, answer), ...) with
+# answer(state, EMS log, request path, query parameters) -> body, raising OntapError.
+ENDPOINT_MODULES = (key_manager_configs, volumes, ems)
 MALFORMED_BODY = b'{"records": [{"uuid": "8a7e1c2e-0b5f-11ee-9a6b-00a098d4c1b2", "svm": {"na'
 
 
@@ -66,6 +71,8 @@ class SimulatedCluster:
         self._state = baseline
         self._rendered: Rendered | None = None
         self.url = ""
+        # The EMS log is history, not state: a reset keeps it (ONTAP's indexes never go back).
+        self.events = EventLog(baseline)
 
     @property
     def name(self) -> str:
@@ -178,6 +185,9 @@ class OntapApp:
         get(NODES_PATH + "/{uuid}", self._on(self.node), allow_head=False)
         get(AKV_PATH, self._on(self.akvs), allow_head=False)
         get(AKV_PATH + "/{uuid}", self._on(self.akv), allow_head=False)
+        for module in ENDPOINT_MODULES:
+            for path, answer in module.ENDPOINTS:
+                get(path, self._on(_answering(answer)), allow_head=False)
 
     @staticmethod
     async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -265,6 +275,16 @@ class OntapApp:
             empty_first_page=cluster.state.faults.empty_pages,
         )
         return _json_response(request, body)
+
+
+def _answering(
+    answer: Callable[[ClusterState, EventLog, str, list[tuple[str, str]]], dict[str, Any]],
+) -> Handler:
+    async def handle(request: web.Request, cluster: SimulatedCluster) -> web.Response:
+        body = answer(cluster.state, cluster.events, request.path, _params(request))
+        return _json_response(request, body)
+
+    return handle
 
 
 def _params(request: web.Request) -> list[tuple[str, str]]:

@@ -1,0 +1,304 @@
+"""GET /api/support/ems/events: each cluster's EMS event log, newest first.
+
+The log is history, not state: it only grows (the oldest events drop out past ``LOG_SIZE``),
+each node numbers its events with an increasing ``index``, and a reset of the cluster does not
+erase it (ONTAP's indexes never go back). Events come from the health monitor (health.py), from
+the control API, and from a short history made at start.
+
+Which ``ekmip.akv.*`` events a release can log follows NetApp's EMS reference: the 9.10.1
+reference lists ``available``, ``keyExpired``, ``keyVersionChanged``, ``notAvailable`` and
+``volOffline``; ``volOnline`` appears in the 9.13.1 reference. Event names are NetApp's; the
+severities, log texts and parameters are the simulator's own wording (NetApp's reference has
+the real ones).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from akv_exporter.simulator.model import ClusterState
+from akv_exporter.simulator.query import Kind, answer_collection
+from akv_exporter.simulator.records import NODES_PATH, Tree
+from akv_exporter.simulator.verdict import PastEvent
+
+PATH = "/api/support/ems/events"
+LOG_SIZE = 5000
+_LINKS: Tree = {"self": {"href": None}}
+TREE: Tree = {
+    "_links": _LINKS,
+    "index": None,
+    "time": None,
+    "message": {"name": None, "severity": None, "_links": _LINKS},
+    "node": {"name": None, "uuid": None, "_links": _LINKS},
+    "log_message": None,
+    "parameters": {"name": None, "value": None},
+    "source": None,
+}
+# NetApp's example: fields=message.name still returns index, node and _links.
+KIND = Kind(
+    TREE,
+    default_fields=("index", "time", "message", "node", "log_message"),
+    always=("index", "node", "_links"),
+    cursor=("node.name", "index"),
+)
+
+SEVERITIES = ("emergency", "alert", "error", "notice", "informational", "debug")
+AKV_FROM = (9, 10, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One catalogue entry: the release that has it, the severity and the text's wording."""
+
+    since: tuple[int, int, int]
+    severity: str
+    text: Callable[[Mapping[str, str]], str]
+
+
+# The simulator's wording; ``p`` holds the event's parameters.
+CATALOGUE: dict[str, Message] = {
+    "ekmip.akv.notAvailable": Message(
+        AKV_FROM,
+        "error",
+        lambda p: (
+            f'The Azure Key Vault "{p["keyVault"]}" configured for Vserver "{p["vserver"]}" '
+            f'is not available from node "{p["node"]}".'
+        ),
+    ),
+    "ekmip.akv.available": Message(
+        AKV_FROM,
+        "notice",
+        lambda p: (
+            f'The Azure Key Vault "{p["keyVault"]}" configured for Vserver "{p["vserver"]}" '
+            f'is available again from node "{p["node"]}".'
+        ),
+    ),
+    "ekmip.akv.volOffline": Message(
+        AKV_FROM,
+        "alert",
+        lambda p: (
+            f'{p["volumes"]} encrypted volumes of Vserver "{p["vserver"]}" were taken '
+            f'offline: the Azure Key Vault "{p["keyVault"]}" was not available.'
+        ),
+    ),
+    "ekmip.akv.volOnline": Message(
+        (9, 13, 0),
+        "notice",
+        lambda p: (
+            f'{p["volumes"]} encrypted volumes of Vserver "{p["vserver"]}" were brought '
+            f'back online: the Azure Key Vault "{p["keyVault"]}" is available.'
+        ),
+    ),
+    "ekmip.akv.keyExpired": Message(
+        AKV_FROM,
+        "error",
+        lambda p: (
+            f'The key "{p["keyId"]}" in the Azure Key Vault "{p["keyVault"]}" configured '
+            f'for Vserver "{p["vserver"]}" has expired.'
+        ),
+    ),
+    "ekmip.akv.keyVersionChanged": Message(
+        AKV_FROM,
+        "notice",
+        lambda p: (
+            f'The version of the key in the Azure Key Vault "{p["keyVault"]}" configured '
+            f'for Vserver "{p["vserver"]}" changed; the key is now "{p["keyId"]}".'
+        ),
+    ),
+}
+# Events of other subsystems (names from NetApp's examples) so that a log is not all AKV.
+BACKGROUND = ("raid.aggr.log.CP.count", "callhome.spares.low", "raid.autoPart.disabled")
+
+
+@dataclass(frozen=True, slots=True)
+class EmsEvent:
+    """One logged event; ``time`` is wall-clock seconds since the epoch."""
+
+    node: str
+    node_uuid: str
+    index: int
+    time: float
+    name: str
+    severity: str
+    log_message: str
+    parameters: tuple[tuple[str, str], ...] = ()
+    source: str = ""
+
+
+def available_in(name: str, version: tuple[int, int, int]) -> bool:
+    """Return whether the release's EMS catalogue has the event (others are not restricted)."""
+    message = CATALOGUE.get(name)
+    if message is None:
+        return not name.startswith("ekmip.akv.")
+    return version >= message.since
+
+
+def akv_parameters(state: ClusterState, svm: str, node: str, **extra: Any) -> dict[str, str]:
+    """Return the parameters of an ekmip.akv event about ``svm``'s configuration on ``node``."""
+    akv = next(
+        (a for a in state.akvs if a.svm_name == svm and state.active(a)),
+        next((a for a in state.akvs if a.svm_name == svm), None),
+    )
+    parameters = {
+        "vserver": svm or state.name,
+        "keyVault": akv.vault if akv else "",
+        "keyId": akv.key_id if akv else "",
+        "node": node,
+    }
+    parameters.update({name: str(value) for name, value in extra.items()})
+    return parameters
+
+
+def _iso(moment: float) -> str:
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat(timespec="seconds")
+
+
+class EventLog:
+    """One cluster's EMS log: append-only, numbered per node, rendered newest first."""
+
+    def __init__(self, state: ClusterState, now: Callable[[], float] = time.time) -> None:
+        self._now = now
+        self._events: list[EmsEvent] = []
+        self._next_index: dict[str, int] = {}
+        self._rendered: tuple[dict[str, Any], ...] | None = None
+        self._cluster = state.name
+        started = now()
+        for past in sorted(state.ems_history, key=lambda p: -p.seconds_ago):
+            node = next((n for n in state.nodes if n.name == past.node), None)
+            if node is None:
+                continue
+            if past.name in CATALOGUE:
+                parameters = akv_parameters(state, past.svm, node.name, volumes=0)
+                self.append(
+                    node.name, node.uuid, past.name, parameters=parameters,
+                    when=started - past.seconds_ago,
+                )  # fmt: skip
+            else:
+                self.append(
+                    node.name, node.uuid, past.name, severity="notice",
+                    log_message=f"{past.name}: logged before the simulator started.",
+                    when=started - past.seconds_ago,
+                )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def _first_index(self, node: str) -> int:
+        # Each node's numbering starts somewhere of its own, as on a cluster that has run a while.
+        digest = hashlib.sha256(f"{self._cluster}/{node}".encode()).digest()
+        return 1000 + int.from_bytes(digest[:2], "big") % 9000
+
+    def append(
+        self,
+        node: str,
+        node_uuid: str,
+        name: str,
+        *,
+        severity: str | None = None,
+        log_message: str | None = None,
+        parameters: Mapping[str, str] | None = None,
+        when: float | None = None,
+    ) -> EmsEvent:
+        """Log one event on ``node``; severity and text default to the catalogue's."""
+        parameters = dict(parameters or {})
+        message = CATALOGUE.get(name)
+        if severity is None:
+            severity = message.severity if message else "notice"
+        if log_message is None:
+            text = message.text(parameters) if message else "(no text)"
+            log_message = f"{name}: {text}"
+        index = self._next_index.get(node) or self._first_index(node)
+        self._next_index[node] = index + 1
+        event = EmsEvent(
+            node=node,
+            node_uuid=node_uuid,
+            index=index,
+            time=self._now() if when is None else when,
+            name=name,
+            severity=severity,
+            log_message=log_message,
+            parameters=tuple((k, str(v)) for k, v in parameters.items()),
+            source="simulator",
+        )
+        self._events.append(event)
+        if len(self._events) > LOG_SIZE:
+            del self._events[: len(self._events) - LOG_SIZE]
+        self._rendered = None
+        return event
+
+    def events(self) -> tuple[EmsEvent, ...]:
+        """Return every event, oldest first."""
+        return tuple(self._events)
+
+    def records(self) -> tuple[dict[str, Any], ...]:
+        """Return the records, newest first (as ONTAP lists them), rendered once per change."""
+        if self._rendered is None:
+            ordered = sorted(self._events, key=lambda e: e.time, reverse=True)
+            self._rendered = tuple(render(event) for event in ordered)
+        return self._rendered
+
+
+def render(event: EmsEvent) -> dict[str, Any]:
+    """Return one event's record."""
+    return {
+        "index": event.index,
+        "time": _iso(event.time),
+        "message": {
+            "name": event.name,
+            "severity": event.severity,
+            "_links": {"self": {"href": f"/api/support/ems/messages/{event.name}"}},
+        },
+        "node": {
+            "name": event.node,
+            "uuid": event.node_uuid,
+            "_links": {"self": {"href": f"{NODES_PATH}/{event.node_uuid}"}},
+        },
+        "log_message": event.log_message,
+        "parameters": [{"name": name, "value": value} for name, value in event.parameters],
+        "source": event.source,
+        "_links": {"self": {"href": f"{PATH}/{event.node}/{event.index}"}},
+    }
+
+
+def answer(
+    state: ClusterState, events: EventLog, path: str, params: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """Return the collection GET answer."""
+    return answer_collection(events.records(), KIND, path, params)
+
+
+ENDPOINTS = ((PATH, answer),)
+
+
+def generate_history(rng: random.Random, state: ClusterState) -> tuple[PastEvent, ...]:
+    """Return a plausible past for a generated cluster's log: a few other events on each node
+    and, on some clusters, an old healed AKV outage, a key version change or an expired key."""
+    history = [
+        PastEvent(rng.uniform(600, 48 * 3600), node.name, rng.choice(BACKGROUND))
+        for node in state.nodes
+        for _ in range(rng.randint(1, 3))
+    ]
+    svms = [a.svm_name for a in state.akvs if state.active(a)]
+    if state.version < AKV_FROM or not svms:
+        return tuple(history)
+    svm = rng.choice(svms)
+    if rng.random() < 0.3:  # an outage a day and a half ago, healed 20 minutes later
+        began = rng.uniform(30 * 3600, 40 * 3600)
+        for node in state.nodes:
+            history.append(PastEvent(began, node.name, "ekmip.akv.notAvailable", svm))
+            history.append(PastEvent(began - 1200, node.name, "ekmip.akv.available", svm))
+    if rng.random() < 0.2:
+        node = rng.choice(state.nodes).name
+        history.append(
+            PastEvent(rng.uniform(2, 20) * 86400, node, "ekmip.akv.keyVersionChanged", svm)
+        )
+    if rng.random() < 0.05:
+        node = rng.choice(state.nodes).name
+        history.append(PastEvent(rng.uniform(1, 12) * 3600, node, "ekmip.akv.keyExpired", svm))
+    return tuple(history)
