@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The test extra includes the simulator extra (`cryptography`), which `demo` needs.
 demo: $(STAMP)
 	$(BIN)/akv-exporter demo
 

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from akv_exporter import __version__
 from akv_exporter.config import ConfigError, parse_duration
@@ -112,13 +114,35 @@ def _print_inventory(inventory: Inventory) -> None:
         print(f"skipped {where}: {why}")
 
 
+SIMULATOR_EXTRA = "pip install 'akv-exporter[simulator]'"
+
+
+def _simulator_part(module: str, command: str) -> ModuleType:
+    """Return ``module`` (the demo or the simulator's command line), or say what to install.
+
+    A plain install has no `cryptography` (the simulator's certificates need it) and the
+    container image has no simulator at all: either way one line, exit 2, never a traceback.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if missing != "cryptography" and not missing.startswith("akv_exporter.simulator"):
+            raise
+        print(
+            f"akv-exporter {command} needs the simulator, which this installation lacks:"
+            f" {SIMULATOR_EXTRA}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "simulate":
-        from akv_exporter.simulator.cli import main as simulate
-
-        return simulate(rest, prog="akv-exporter simulate")
+        simulator_cli = _simulator_part("akv_exporter.simulator.cli", "simulate")
+        return simulator_cli.main(rest, prog="akv-exporter simulate")
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "check-config":
@@ -137,11 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_exporter(config, host, port))
         return 0
     if args.command == "demo":
-        from akv_exporter.demo import run_demo
-
+        demo = _simulator_part("akv_exporter.demo", "demo")
         setup_logging(args.log_level, args.log_format)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_demo(args))
+            asyncio.run(demo.run_demo(args))
         return 0
     if args.command == "check":
         from akv_exporter.check import run_check

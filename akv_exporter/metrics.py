@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gzip
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -117,6 +117,12 @@ RELOAD_TIME = Family(
     "Unix time of the last successful configuration load.",
 )
 BUILD_INFO = Family("akv_exporter_build_info", "info", "Version of akv-exporter and Python.")
+PROBE_SUCCESS = Family(
+    "akv_exporter_probe_success", "gauge", "1 if the probe got a valid answer from the cluster."
+)
+PROBE_DURATION = Family(
+    "akv_exporter_probe_duration_seconds", "gauge", "How long the probe took, in seconds."
+)
 
 CLUSTER_FAMILIES = (
     AKV_INFO,
@@ -135,6 +141,7 @@ CLUSTER_FAMILIES = (
     CLUSTER_SKIPPED,
 )
 GLOBAL_FAMILIES = (RELOAD_OK, RELOAD_TIME, BUILD_INFO)
+PROBE_FAMILIES = (PROBE_SUCCESS, PROBE_DURATION)  # /probe's own, after the cluster's
 
 
 def escape_label_value(value: str) -> str:
@@ -171,9 +178,8 @@ class _Samples:
     def add(self, family: Family, labels: Sequence[tuple[str, str]], value: float) -> None:
         extra = labels_text(labels)
         inner = ",".join(part for part in (self.base, extra) if part)
-        self.lines.setdefault(family.name, []).append(
-            f"{family.name}{{{inner}}} {format_value(value)}\n"
-        )
+        series = f"{family.name}{{{inner}}}" if inner else family.name
+        self.lines.setdefault(family.name, []).append(f"{series} {format_value(value)}\n")
 
     def encoded(self) -> dict[str, bytes]:
         return {name: "".join(lines).encode() for name, lines in self.lines.items()}
@@ -231,6 +237,38 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
     return out.encoded()
 
 
+def assemble(
+    families: Iterable[Family], fragments: Sequence[Mapping[str, bytes]], openmetrics: bool
+) -> list[bytes]:
+    """Return each family's HELP/TYPE lines followed by its samples from every fragment.
+
+    The one assembler of /metrics and /probe: families in catalogue order, a family with no
+    samples left out entirely.
+    """
+    parts: list[bytes] = []
+    for family in families:
+        samples = [fragment[family.name] for fragment in fragments if family.name in fragment]
+        if samples:
+            parts.append(family.header(openmetrics))
+            parts.extend(samples)
+    return parts
+
+
+def render_probe(
+    snapshot: ClusterSnapshot | None, success: bool, duration: float, openmetrics: bool
+) -> bytes:
+    """Return a /probe body: one cluster's families, then the probe's own two."""
+    probe = _Samples(())
+    probe.add(PROBE_SUCCESS, (), success)
+    probe.add(PROBE_DURATION, (), duration)
+    fragments = [render_cluster(snapshot)] if snapshot is not None else []
+    parts = assemble(CLUSTER_FAMILIES, fragments, openmetrics)
+    parts += assemble(PROBE_FAMILIES, [probe.encoded()], openmetrics)
+    if openmetrics:
+        parts.append(b"# EOF\n")
+    return b"".join(parts)
+
+
 def _process_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
@@ -278,16 +316,8 @@ class Exposition:
         self._generation += 1
 
     def _assemble(self, openmetrics: bool) -> bytes:
-        parts: list[bytes] = []
-        for family in CLUSTER_FAMILIES:
-            samples = [f[family.name] for f in self._fragments.values() if family.name in f]
-            if samples:
-                parts.append(family.header(openmetrics))
-                parts.extend(samples)
-        for family in GLOBAL_FAMILIES:
-            if family.name in self._global_lines:
-                parts.append(family.header(openmetrics))
-                parts.append(self._global_lines[family.name])
+        parts = assemble(CLUSTER_FAMILIES, list(self._fragments.values()), openmetrics)
+        parts += assemble(GLOBAL_FAMILIES, [self._global_lines], openmetrics)
         return b"".join(parts)
 
     def body(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:

@@ -182,3 +182,35 @@ def test_surfaces_ask_the_front_door_not_its_parts():
         if isinstance(node, ast.Attribute) and node.attr in ("poller", "exposition")
     )
     assert not reaching, reaching
+
+
+def third_party(tree: ast.Module) -> set[str]:
+    """Return the top-level names of the packages ``tree`` imports that are not ours."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names - {"akv_exporter"}
+
+
+def reachable(*roots: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(GRAPH.get(name, ()))
+    return seen
+
+
+def test_the_exporter_needs_no_cryptography():
+    # `cryptography` is the simulator extra's: `run` and `check` must not reach a module using it.
+    trees = modules()
+    users = {name for name, tree in trees.items() if "cryptography" in third_party(tree)}
+    assert users and all(is_simulator(name) for name in users), users
+    exporter = reachable("akv_exporter.service", "akv_exporter.check")
+    assert "akv_exporter.exporter" in exporter
+    assert not exporter & users, sorted(exporter & users)

@@ -1,11 +1,20 @@
-"""The shipped deployment files hold configurations the exporter accepts."""
+"""What ships: deployment files the exporter accepts; a wheel and an image without the simulator."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import signal
+import subprocess
+import sys
+import zipfile
+
+import aiohttp
+import pytest
 import yaml
 
 from akv_exporter.config import parse_config
-from tests.helpers import REPO
+from tests.helpers import REPO, config_for, find, free_port
 
 
 def test_kubernetes_manifest_embeds_a_valid_configuration(tmp_path):
@@ -21,3 +30,131 @@ def test_kubernetes_manifest_embeds_a_valid_configuration(tmp_path):
     mounts = {m["mountPath"] for m in deployment["volumeMounts"]}
     assert "/run/secrets/ontap" in mounts and "/etc/akv-exporter" in mounts
     assert str(config.state_file).startswith("/var/lib/akv-exporter")
+
+
+# --- what `pip install .` installs: the exporter only; the simulator is an extra ----------------
+
+# Runs the command line as installed, with `cryptography` (the simulator extra) made unimportable,
+# as on a plain `pip install .`; or, with "image", without the simulator package at all.
+BLOCKED = (
+    "import sys; sys.modules.update(dict.fromkeys(sys.argv.pop(1).split(','))); "
+    "from akv_exporter.cli import main; sys.exit(main())"
+)
+
+
+def blocked(modules: str, *args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", BLOCKED, modules, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_the_wheel_needs_cryptography_only_for_the_simulator_and_ships_the_page(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "akv_exporter", source / "akv_exporter")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(tmp_path / "out"),
+            str(source),
+        ],  # offline, into tmp_path
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [wheel] = (tmp_path / "out").glob("akv_exporter-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        requires = [
+            line.removeprefix("Requires-Dist: ")
+            for line in archive.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist: ")
+        ]
+    plain = [r for r in requires if "extra ==" not in r]
+    assert plain and not [r for r in plain if r.startswith("cryptography")], plain
+    assert 'cryptography>=41; extra == "simulator"' in requires
+    shipped = {
+        "akv_exporter/web/templates/status.html",
+        "akv_exporter/web/templates/_parts.html",
+        "akv_exporter/web/static/status.css",
+        "akv_exporter/web/static/status.js",
+    }
+    assert shipped <= names
+
+
+async def test_run_serves_without_cryptography(fake_ontap, tmp_path):
+    config = config_for(tmp_path, fake_ontap.url)
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        BLOCKED,
+        "cryptography",
+        "run",
+        "--config",
+        str(config.path),
+        "--listen",
+        f"127.0.0.1:{port}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{url}/-/ready") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                assert process.returncode is None, "akv-exporter run exited"
+                await asyncio.sleep(0.1)
+            async with http.get(f"{url}/metrics") as response:
+                body = await response.read()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
+    assert process.returncode == 0, stderr.decode()
+
+
+@pytest.mark.parametrize("command", ["demo", "simulate"])
+@pytest.mark.parametrize(
+    "blocked_modules",
+    [
+        "cryptography",  # pip install . without [simulator]
+        "akv_exporter.simulator",  # the container image
+    ],
+)
+def test_demo_and_simulate_without_the_extra_say_how_to_get_it(command, blocked_modules):
+    process = blocked(blocked_modules, command, "--listen", "127.0.0.1:0")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert out == ""
+    [line] = err.splitlines()
+    assert line == (
+        f"akv-exporter {command} needs the simulator, which this installation lacks:"
+        " pip install 'akv-exporter[simulator]'"
+    )
+
+
+def test_the_container_image_is_built_without_the_simulator():
+    build = (REPO / "Dockerfile").read_text(encoding="utf-8").split("FROM ")[1]
+    wheel_step = next(line for line in build.splitlines() if "pip wheel" in line)
+    assert "rm -r akv_exporter/simulator &&" in wheel_step

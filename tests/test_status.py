@@ -145,10 +145,19 @@ def test_page_escapes_cluster_names_labels_messages_and_the_filter_text():
     page = render_page(assess([evil], INFO, NOW), query='"><script>alert(3)</script>')
     assert "<script>alert" not in page
     assert "<img src=x" not in page
-    assert "&lt;script&gt;alert(&#x27;name&#x27;)&lt;/script&gt;" in page
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; timed out" in page
-    assert 'value="&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;"' in page
-    assert page.count("<script>") == 1  # the page's own
+    assert "&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; timed out" in page
+    assert 'value="&#34;&gt;&lt;script&gt;alert(3)&lt;/script&gt;"' in page
+    assert page.count("<script") == 1  # the page's own, a file
+
+
+def test_page_has_no_inline_script_or_style_so_a_strict_csp_holds():
+    page = render_page(assess([snapshot("c1", [akv_record(reachable=False)])], INFO, NOW))
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, flags=re.S)
+    assert scripts == [(' src="/static/status.js?v=0.0.0" defer', "")]
+    assert "<style" not in page and " style=" not in page
+    assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers
+    assert '<link rel="stylesheet" href="/static/status.css?v=0.0.0">' in page
 
 
 def test_states_are_written_in_words_next_to_their_colour():
@@ -271,3 +280,27 @@ async def test_page_refresh_interval_comes_from_the_query(fake_ontap, tmp_path, 
     await runner.cleanup()
     await exporter.stop()
     assert f'<body data-refresh="{expected}">' in page
+
+
+async def test_the_page_style_and_script_are_served_as_files(fake_ontap, tmp_path):
+    exporter, runner, base = await started(config_for(tmp_path, fake_ontap.url))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/") as response:
+            page = await response.text()
+        assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+        assert sorted(a.split("?")[0] for a in assets) == [
+            "/static/status.css",
+            "/static/status.js",
+        ]
+        served = {}
+        for asset in assets:
+            async with http.get(f"{base}{asset}") as response:
+                assert response.status == 200
+                served[response.content_type] = await response.text()
+        async with http.get(f"{base}/static/status.html") as response:
+            missing = response.status
+    await runner.cleanup()
+    await exporter.stop()
+    assert ".state.bad" in served["text/css"]
+    assert 'getElementById("filter")' in served["text/javascript"]
+    assert missing == 404  # only the shipped static files, never the templates

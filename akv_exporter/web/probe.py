@@ -14,26 +14,13 @@ import time
 
 from aiohttp import web
 
-from akv_exporter.metrics import (
-    CLUSTER_FAMILIES,
-    Family,
-    format_value,
-    render_cluster,
-    wants_openmetrics,
-)
+from akv_exporter.metrics import render_probe, wants_openmetrics
 from akv_exporter.snapshot import ClusterSnapshot
 from akv_exporter.web.common import exporter_of, exposition_response
 
 # Answer this much before Prometheus gives up, so a hung cluster still yields probe_success 0.
 TIMEOUT_MARGIN = 0.5
 MIN_TIMEOUT = 0.1
-
-PROBE_SUCCESS = Family(
-    "akv_exporter_probe_success", "gauge", "1 if the probe got a valid answer from the cluster."
-)
-PROBE_DURATION = Family(
-    "akv_exporter_probe_duration_seconds", "gauge", "How long the probe took, in seconds."
-)
 
 
 def probe_timeout(header: str | None, poll_timeout: float) -> float:
@@ -47,23 +34,6 @@ def probe_timeout(header: str | None, poll_timeout: float) -> float:
     if scrape_timeout != scrape_timeout or scrape_timeout <= 0:  # NaN or nonsense
         return poll_timeout
     return min(poll_timeout, max(MIN_TIMEOUT, scrape_timeout - TIMEOUT_MARGIN))
-
-
-def render_probe(
-    snapshot: ClusterSnapshot | None, success: bool, duration: float, openmetrics: bool
-) -> bytes:
-    """Return one cluster's families with their headers, then the probe's own two."""
-    parts: list[bytes] = []
-    if snapshot is not None:
-        fragments = render_cluster(snapshot)
-        for family in CLUSTER_FAMILIES:
-            if family.name in fragments:
-                parts += (family.header(openmetrics), fragments[family.name])
-    for family, value in ((PROBE_SUCCESS, success), (PROBE_DURATION, duration)):
-        parts += (family.header(openmetrics), f"{family.name} {format_value(value)}\n".encode())
-    if openmetrics:
-        parts.append(b"# EOF\n")
-    return b"".join(parts)
 
 
 def _bad_request(reason: str) -> web.Response:
