@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import ipaddress
 import os
+import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -212,8 +213,11 @@ def _script(poller: _Poller, section: Mapping, base: Path, addr: str):
     unknown = set(section) - {"path", "schedule", "timeout"}
     if unknown:
         poller.fail(key, f"unknown key {sorted(unknown)[0]!r}; valid: path, schedule, timeout")
-    path = Path(str(section["path"])).expanduser()
+    written = str(section["path"])
+    path = Path(written).expanduser()
     path = path if path.is_absolute() else base / path
+    if "/" not in written and not path.is_file() and shutil.which(written):
+        path = Path(shutil.which(written) or written)  # a bare name is looked up on PATH too
     if not path.is_file():
         poller.fail(key, f"file {str(path)!r} does not exist or is not a file", "path")
     elif not os.access(path, os.X_OK):

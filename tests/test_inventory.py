@@ -224,6 +224,21 @@ def test_authentication_follows_harvests_precedence(tmp_path, poller, defaults, 
         assert cluster.client_cert_file == tmp_path / "cert" / f"{socket.gethostname()}.pem"
 
 
+def test_a_bare_script_name_is_found_next_to_harvest_yml_or_on_path(tmp_path, monkeypatch):
+    bin_directory = tmp_path / "bin"
+    write(bin_directory / "vault-credentials", "#!/bin/sh\necho pw\n", 0o755)
+    monkeypatch.setenv("PATH", f"{bin_directory}{os.pathsep}{os.environ['PATH']}")
+    harvest = write(
+        tmp_path / "harvest" / "harvest.yml",
+        "Pollers:\n  p:\n    collectors: [Rest]\n    addr: 10.0.0.1\n    username: u\n"
+        "    credentials_script: {path: vault-credentials}\n",
+    )
+    (cluster,) = load_inventory(
+        main_config(tmp_path, f"inventory: {{harvest: {harvest}}}\n")
+    ).clusters
+    assert cluster.secret.value == str(bin_directory / "vault-credentials")
+
+
 def test_harvest_problems_name_file_line_and_harvests_own_key(tmp_path):
     write(tmp_path / "not-executable", "#!/bin/sh\necho pw\n", 0o644)
     harvest = write(
