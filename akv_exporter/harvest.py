@@ -47,7 +47,10 @@ from akv_exporter.secrets import (
     HARVEST_FILE,
     HARVEST_SCRIPT,
     HarvestCredentials,
+    SecretError,
     harvest_file_entry,
+    read_harvest_credentials,
+    scalar,
 )
 
 # Harvest's collectors that talk to ONTAP (its configuration reference lists the collectors).
@@ -123,13 +126,11 @@ def _collector_names(value: Any) -> list[str]:
 
 
 def _text(poller: _Poller, key: str) -> str | None:
-    value = poller.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    """Return the string at ``key`` as written (Harvest reads these as strings)."""
+    scope = poller.data if key in poller.data else poller.defaults
+    if scope.get(key) is not None and scalar(scope, key) is None:
         poller.fail(key, "must be a string")
-        return None
-    return str(value)
+    return scalar(scope, key)
 
 
 def _path(poller: _Poller, key: str, base: Path, value: Any = None) -> Path | None:
@@ -170,21 +171,21 @@ def _labels(poller: _Poller) -> dict[str, str]:
     value = poller.get("labels")
     if value is None:
         return labels
-    pairs: list[tuple[Any, Any]] = []
+    pairs: list[tuple[Any, str | None]] = []
     if isinstance(value, Mapping):
-        pairs = list(value.items())
+        pairs = [(name, scalar(value, name)) for name in value]
     elif isinstance(value, list) and all(isinstance(item, Mapping) for item in value):
-        pairs = [pair for item in value for pair in item.items()]
+        pairs = [(name, scalar(item, name)) for item in value for name in item]
     else:
         poller.fail("labels", "must be a list of name: value pairs")
     for name, text in pairs:
         problem = label_name_problem(name)
-        if problem is None and (isinstance(text, Mapping | list) or text is None):
+        if problem is None and text is None:
             problem = "label values must be strings"
-        if problem:
+        if problem or text is None:
             poller.fail("labels", f"{name}: {problem}")
         else:
-            labels[name] = str(text)
+            labels[name] = text
     return labels
 
 
@@ -256,10 +257,9 @@ def _credentials_file(poller: _Poller, value: Any, username: str | None, base: P
         return username, None
     files.append(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        reason = getattr(error, "strerror", None) or type(error).__name__
-        poller.fail(key, f"cannot read {str(path)!r}: {reason}")
+        document = read_harvest_credentials(path)
+    except SecretError as error:
+        poller.fail(key, str(error))
         return username, None
     given, password = harvest_file_entry(document, poller.name)
     if password is None:
@@ -278,10 +278,11 @@ def _login(poller: _Poller, base: Path, addr: str, files: list[Path]):
         if style == "certificate_auth":
             cert, key = _certificate(poller, base)
             return None, None, cert, key
-        if scope.get("password") not in (None, ""):
+        password = scalar(scope, "password")
+        if password:
             if username is None:
                 poller.fail("username", "is missing for password authentication")
-            return username, SecretSource("password", str(scope["password"])), None, None
+            return username, SecretSource("password", password), None, None
         if scope.get("credentials_script") is not None:
             script = _script(poller, scope["credentials_script"], base, addr)
             return username, script, None, None

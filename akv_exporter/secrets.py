@@ -7,12 +7,12 @@ import base64
 import contextlib
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-import yaml
-
-from akv_exporter.config import SecretSource
+from akv_exporter.config import ConfigError, SecretSource, parse_yaml
 
 COMMAND_TIMEOUT = 30.0
 
@@ -115,33 +115,51 @@ async def resolve_login(username: str | None, source: SecretSource) -> Login:
     return Login(username, await resolve_secret(source))
 
 
+def scalar(mapping: Mapping, key: str) -> str | None:
+    """Return ``mapping[key]`` as written (an unquoted 0123 stays "0123"); None if not a scalar.
+
+    Harvest reads these values as strings, so YAML 1.1's numbers and booleans must not leak in.
+    """
+    value = mapping.get(key)
+    if value is None or isinstance(value, Mapping | list):
+        return None
+    if isinstance(value, str):
+        return value
+    return getattr(mapping, "written", {}).get(key, str(value))
+
+
+def read_harvest_credentials(path: Path) -> Any:
+    """Return the parsed Harvest credentials_file at ``path``; SecretError naming it if not."""
+    try:
+        return parse_yaml(path.read_text(encoding="utf-8"), path)
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise SecretError(f"cannot read credentials_file {path}: {reason}") from None
+    except ConfigError:  # its message may quote the line: never repeat a secret's file
+        raise SecretError(f"credentials_file {path} is not valid YAML") from None
+
+
 def _harvest_file_password(source: HarvestCredentials) -> str:
     """Return the password for ``source.poller`` in a Harvest credentials_file.
 
     The poller's own entry under Pollers is consulted first, then the file's Defaults.
     """
-    where = f"credentials_file {source.value}"
-    try:
-        document = yaml.safe_load(Path(source.value).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or "not UTF-8 text"
-        raise SecretError(f"cannot read {where}: {reason}") from None
-    except yaml.YAMLError:
-        raise SecretError(f"{where} is not valid YAML") from None
+    document = read_harvest_credentials(Path(source.value))
     password = harvest_file_entry(document, source.poller)[1]
     if not password:
-        raise SecretError(f"{where} has no password for poller {source.poller}")
+        raise SecretError(f"credentials_file {source.value} has no password for {source.poller}")
     return password
 
 
-def harvest_file_entry(document: object, poller: str) -> tuple[str | None, str | None]:
+def harvest_file_entry(document: Any, poller: str) -> tuple[str | None, str | None]:
     """Return (username, password) for ``poller`` in a parsed Harvest credentials_file."""
-    if not isinstance(document, dict):
+    if not isinstance(document, Mapping):
         return None, None
-    for entry in ((document.get("Pollers") or {}).get(poller), document.get("Defaults")):
-        if isinstance(entry, dict) and entry.get("password") not in (None, ""):
-            username = entry.get("username")
-            return (str(username) if username is not None else None), str(entry["password"])
+    pollers = document.get("Pollers")
+    own = pollers.get(poller) if isinstance(pollers, Mapping) else None
+    for entry in (own, document.get("Defaults")):
+        if isinstance(entry, Mapping) and scalar(entry, "password"):
+            return scalar(entry, "username"), scalar(entry, "password")
     return None, None
 
 
@@ -191,16 +209,11 @@ async def _harvest_script(username: str | None, source: HarvestCredentials) -> L
 def _script_answer(text: str, username: str | None) -> Login:
     """Return the login in a script's stdout: YAML with its keys, else the bare password."""
     try:
-        document = yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
+        document = parse_yaml(text, None) if text else None
+    except ConfigError:
         document = None
-    if isinstance(document, dict) and {"username", "password", "authToken"} & set(document):
-        if document.get("authToken"):
-            return Login(username, token=str(document["authToken"]))
-        given = document.get("username")
-        password = document.get("password")
-        return Login(
-            str(given) if given is not None else username,
-            str(password) if password not in (None, "") else None,
-        )
+    if isinstance(document, Mapping) and {"username", "password", "authToken"} & set(document):
+        if scalar(document, "authToken"):
+            return Login(username, token=scalar(document, "authToken"))
+        return Login(scalar(document, "username") or username, scalar(document, "password") or None)
     return Login(username, text or None)
