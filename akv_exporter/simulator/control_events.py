@@ -50,8 +50,13 @@ def append_events(cluster: SimulatedCluster, body: Any) -> list[ems.EmsEvent]:
     name = parse_text(body["name"], "name")
     if not _EVENT_NAME.fullmatch(name):
         raise StateError("name", f"expected a dotted EMS message name, got {name!r}")
+    if name.startswith("ekmip.akv.") and name not in ems.CATALOGUE:
+        raise StateError(
+            "name", f"{name} is no ekmip.akv event of NetApp's EMS reference "
+            f"(known: {', '.join(sorted(ems.CATALOGUE))})",
+        )  # fmt: skip
     if not ems.available_in(name, state.version):
-        since = ems.CATALOGUE[name].since if name in ems.CATALOGUE else ems.AKV_FROM
+        since = ems.CATALOGUE[name].since
         raise StateError(
             "name",
             f"{name} is not in ONTAP {state.release}'s EMS catalogue "

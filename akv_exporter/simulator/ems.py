@@ -168,7 +168,14 @@ class EventLog:
         self._next_index: dict[str, int] = {}
         self._rendered: tuple[dict[str, Any], ...] | None = None
         self._cluster = state.name
-        started = now()
+        # The history is written on first use: a thousand clusters start without the cost.
+        self._history: tuple[ClusterState, float] | None = (state, now())
+
+    def _write_history(self) -> None:
+        if self._history is None:
+            return
+        state, started = self._history
+        self._history = None
         for past in sorted(state.ems_history, key=lambda p: -p.seconds_ago):
             node = next((n for n in state.nodes if n.name == past.node), None)
             if node is None:
@@ -187,6 +194,7 @@ class EventLog:
                 )  # fmt: skip
 
     def __len__(self) -> int:
+        self._write_history()
         return len(self._events)
 
     def _first_index(self, node: str) -> int:
@@ -206,6 +214,7 @@ class EventLog:
         when: float | None = None,
     ) -> EmsEvent:
         """Log one event on ``node``; severity and text default to the catalogue's."""
+        self._write_history()
         parameters = dict(parameters or {})
         message = CATALOGUE.get(name)
         if severity is None:
@@ -234,10 +243,12 @@ class EventLog:
 
     def events(self) -> tuple[EmsEvent, ...]:
         """Return every event, oldest first."""
+        self._write_history()
         return tuple(self._events)
 
     def records(self) -> tuple[dict[str, Any], ...]:
         """Return the records, newest first (as ONTAP lists them), rendered once per change."""
+        self._write_history()
         if self._rendered is None:
             ordered = sorted(self._events, key=lambda e: e.time, reverse=True)
             self._rendered = tuple(render(event) for event in ordered)
@@ -269,8 +280,15 @@ def render(event: EmsEvent) -> dict[str, Any]:
 def answer(
     state: ClusterState, events: EventLog, path: str, params: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    """Return the collection GET answer."""
-    return answer_collection(events.records(), KIND, path, params)
+    """Return the collection GET answer; without a severity query, no ``debug`` events.
+
+    NetApp: "The default behavior is to filter 'DEBUG' severity events. If those events are
+    required, a severity query must be provided."
+    """
+    records = events.records()
+    if not any(name == "message.severity" for name, _ in params):
+        records = tuple(r for r in records if r["message"]["severity"] != "debug")
+    return answer_collection(records, KIND, path, params)
 
 
 ENDPOINTS = ((PATH, answer),)
