@@ -92,6 +92,12 @@ def test_example_scenario_loads() -> None:
     assert fra.azure.code == "65537549" and fra.ekmip_of("fra-prod-01-02").code == "65537552"
     assert fra.proxy_host == "proxy.fra.corp.example"
     assert by_name["sin-prod-01"].faults.empty_pages
+    sin = by_name["sin-prod-01"]
+    assert sin.key_manager_config.policy("akv").manage_volume_offline is False
+    assert [(v.svm, v.count, v.encrypted) for v in sin.volumes] == [
+        ("svm_k8s", 1800, 1750),
+        ("svm_sap", 6, 6),
+    ]
     assert load_scenario(EXAMPLE_SCENARIO) == clusters  # generated values are deterministic
 
 

@@ -498,3 +498,25 @@ async def test_generated_fleet_answers_validate_against_netapp_schemas() -> None
     finally:
         await running.stop()
     assert all(seen.values()), seen
+
+
+async def test_debug_events_only_with_a_severity_query_and_unknown_akv_names_refused(
+    sim: RunningSimulator, session: aiohttp.ClientSession
+) -> None:
+    name, base = "c9-17-1", url(sim, "9.17.1")
+    body = {"name": "secd.debug.trace", "severity": "debug", "log_message": "secd.debug.trace: x"}
+    status, _ = await control(session, sim, "POST", f"/simulator/clusters/{name}/events", body)
+    assert status == 200
+    plain, _ = await all_pages(session, base, EVENTS_PATH + "?fields=message")
+    assert all(r["message"]["severity"] != "debug" for r in plain)
+    asked, _ = await all_pages(session, base, EVENTS_PATH + "?message.severity=debug|notice")
+    assert [r["message"]["name"] for r in asked if r["message"]["name"].startswith("secd.")] == [
+        "secd.debug.trace"
+    ]
+    status, error = await control(
+        session, sim, "POST", f"/simulator/clusters/{name}/events", {"name": "ekmip.akv.gone"}
+    )
+    assert status == 400
+    assert error["error"].startswith(
+        "name: ekmip.akv.gone is no ekmip.akv event of NetApp's EMS reference (known: "
+    )

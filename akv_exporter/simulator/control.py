@@ -126,5 +126,5 @@ def control_app(fleet: Fleet, health: HealthMonitor | None = None) -> web.Applic
     app.router.add_post("/simulator/clusters/{name}/reset", reset)
     app.router.add_post("/simulator/reset", reset_all)
     if health is not None:
-        control_events.register(app, fleet, health)
+        control_events.register(app, lookup, health)
     return app

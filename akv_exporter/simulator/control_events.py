@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +22,7 @@ from aiohttp import web
 from akv_exporter.simulator import ems
 from akv_exporter.simulator.health import HealthMonitor
 from akv_exporter.simulator.model import StateError, check_keys, parse_text
-from akv_exporter.simulator.server import Fleet, SimulatedCluster
+from akv_exporter.simulator.server import SimulatedCluster
 
 EVENT_KEYS = ("name", "node", "svm", "severity", "log_message", "parameters")
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+")
@@ -97,18 +97,13 @@ def append_events(cluster: SimulatedCluster, body: Any) -> list[ems.EmsEvent]:
     return appended
 
 
-def register(app: web.Application, fleet: Fleet, health: HealthMonitor) -> None:
-    """Add the routes above to the control API's application."""
-
-    def lookup(request: web.Request) -> SimulatedCluster:
-        name = request.match_info["name"]
-        cluster = fleet.clusters.get(name)
-        if cluster is None:
-            raise web.HTTPNotFound(
-                text=json.dumps({"error": f"no simulated cluster named {name!r}"}),
-                content_type="application/json",
-            )
-        return cluster
+def register(
+    app: web.Application,
+    lookup: Callable[[web.Request], SimulatedCluster],
+    health: HealthMonitor,
+) -> None:
+    """Add the routes above to the control API's application; ``lookup`` finds the cluster a
+    request names (control.py's, answering 404 for an unknown one)."""
 
     async def list_events(request: web.Request) -> web.Response:
         return web.json_response({"records": list(lookup(request).events.records())})
