@@ -551,6 +551,15 @@ class Fleet:
     def reset(self, cluster: str) -> None:
         http_json(f"{self.simulator.control_url}/simulator/clusters/{cluster}/reset", "POST")
 
+    def clock(self, **body: float) -> dict[str, Any]:
+        """Change the simulator's clock for ONTAP's key-manager timers: factor=F, advance_s=S."""
+        return http_json(f"{self.simulator.control_url}/simulator/clock", "PATCH", body)
+
+    def log_event(self, cluster: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Append an EMS event to a simulated cluster's log (docs/simulator.md)."""
+        url = f"{self.simulator.control_url}/simulator/clusters/{cluster}/events"
+        return http_json(url, "POST", body)
+
     def stop(self) -> None:
         async def stop() -> None:
             await self.runner.cleanup()
@@ -561,8 +570,14 @@ class Fleet:
         self.loop.close()
 
 
-def start_fleet(directory: Path, clusters: int, seed: int, interval: float = 1.0) -> Fleet:
-    """Start a simulated HTTPS fleet and an exporter polling it every ``interval`` seconds."""
+def start_fleet(
+    directory: Path, clusters: int, seed: int, interval: float = 1.0, clock_factor: float = 1.0
+) -> Fleet:
+    """Start a simulated HTTPS fleet and an exporter polling it every ``interval`` seconds.
+
+    ``clock_factor`` runs the simulator's ONTAP key-manager timers (health checks, the 60
+    minutes before encrypted volumes go offline) that many times as fast.
+    """
     import io
     from dataclasses import replace
 
@@ -575,7 +590,13 @@ def start_fleet(directory: Path, clusters: int, seed: int, interval: float = 1.0
 
     async def start() -> Fleet:
         simulator = await start_simulator(
-            SimulatorOptions(clusters=clusters, seed=seed, control_port=0, out=io.StringIO())
+            SimulatorOptions(
+                clusters=clusters,
+                seed=seed,
+                control_port=0,
+                clock_factor=clock_factor,
+                out=io.StringIO(),
+            )
         )
         config = demo_config(simulator, "127.0.0.1:0", interval, directory / "state.json")
         # Two datacenters, so the dashboards' datacenter variable has something to select.

@@ -65,7 +65,7 @@ def volume_name(svm: str, index: int) -> str:
     return f"{svm.removeprefix('svm_') or svm}_vol{index + 1:04d}"
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _svm_records(cluster_uuid: str, volumes: SvmVolumes) -> tuple[dict[str, Any], ...]:
     svm = {
         "name": volumes.svm,
@@ -95,7 +95,7 @@ def _svm_records(cluster_uuid: str, volumes: SvmVolumes) -> tuple[dict[str, Any]
     return tuple(records)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _records(
     cluster_uuid: str, volumes: tuple[SvmVolumes, ...]
 ) -> tuple[tuple[dict[str, Any], ...], dict[str, dict[str, Any]]]:
