@@ -84,3 +84,11 @@ async def test_a_taken_port_exits_2_with_one_line(entry: str) -> None:
     assert process.returncode == 2
     [line] = stderr.decode().splitlines()
     assert line.startswith("simulator: ") and str(port) in line
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_a_clock_factor_not_above_zero_exits_2_with_one_line(entry: str) -> None:
+    process = await _start("--clusters", "1", "--clock-factor", "0", entry=entry)
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 2
+    assert stderr.decode().splitlines() == ["simulator: clock factor must be > 0, got 0.0"]
