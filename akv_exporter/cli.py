@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,6 +113,8 @@ def _print_inventory(inventory: Inventory) -> None:
         print("  ".join(cells).rstrip())
     for where, why in inventory.skipped:
         print(f"skipped {where}: {why}")
+# What a shell reports for a command ended by SIGPIPE (128 + 13), as `yes | head` shows.
+EXIT_BROKEN_PIPE = 141
 
 
 SIMULATOR_EXTRA = "pip install 'akv-exporter[simulator]'"
@@ -138,6 +141,20 @@ def _simulator_part(module: str, command: str) -> ModuleType:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a reader that closes its end early (`check | head`) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe shows at the last flush too
+        return code
+    except BrokenPipeError:
+        # Nothing more can reach the reader; point stdout at /dev/null so that the flush at
+        # interpreter exit does not print "Exception ignored ... BrokenPipeError" either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "simulate":

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from akv_exporter.config import ClusterConfig, Config, PollConfig
-from akv_exporter.ontap.akv import ParsedRecords, parse_records
+from akv_exporter.ontap.akv import ParsedRecords, parse_records, release_of
 from akv_exporter.ontap.client import OntapClient, OntapError
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
@@ -282,7 +282,7 @@ class Poller:
             entry.identity = await entry.client.cluster_identity(deadline)
             entry.identity_at = now
         records = await entry.client.azure_key_vaults(deadline)
-        parsed = parse_records(records)
+        parsed = parse_records(records, release_of(entry.identity.version))
         for reason in parsed.skipped:
             log.warning("cluster %s: skipped a malformed record: %s", entry.config.key, reason)
         return parsed

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from akv_exporter.ontap.akv import normalize_code, parse_records
+from akv_exporter.ontap.akv import normalize_code, parse_records, release_of
 from tests.helpers import akv_record
 
 
@@ -57,6 +57,46 @@ def test_kek_unknown_when_config_inactive():
     (akv,) = parse_records([akv_record(enabled=False)]).akvs
     assert akv.enabled is False
     assert akv.azure is None and akv.kek is None and akv.ekmip == ()
+
+
+def _without_enabled(record: dict) -> dict:
+    """Return the record as ONTAP before 9.14 sends it: no `enabled`, no `configuration`."""
+    return {k: v for k, v in record.items() if k not in ("enabled", "configuration")}
+
+
+def test_active_before_9_14_where_enabled_does_not_exist():
+    bare = _without_enabled(akv_record())
+    for key in ("azure_reachability", "state", "ekmip_reachability"):
+        del bare[key]
+    for release in ((9, 8), (9, 10), (9, 13)):
+        (akv,) = parse_records([bare], release).akvs
+        assert akv.enabled is True, release
+
+
+def test_active_when_ontap_returned_the_advanced_fields_whatever_the_release():
+    record = _without_enabled(akv_record())
+    for release in (None, (9, 14), (9, 17)):
+        (akv,) = parse_records([record], release).akvs
+        assert akv.enabled is True, release
+
+
+def test_activity_unknown_when_nothing_says():
+    bare = _without_enabled(akv_record(enabled=False))
+    assert parse_records([bare], (9, 15)).akvs[0].enabled is None
+    assert parse_records([bare], None).akvs[0].enabled is None
+
+
+def test_enabled_sent_by_ontap_wins_over_the_inference():
+    record = akv_record()
+    record["enabled"] = False
+    assert parse_records([record], (9, 8)).akvs[0].enabled is False
+
+
+def test_release_of_reads_ontap_versions():
+    assert release_of("9.13.1") == (9, 13)
+    assert release_of("9.8") == (9, 8)
+    assert release_of("9.14.1P3") == (9, 14)
+    assert release_of("") is None
 
 
 def test_unknown_extra_fields_are_ignored():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 import time
@@ -192,3 +193,37 @@ async def test_check_polls_like_run_within_the_global_concurrency_cap(make_ontap
     code, out, _ = await check(config)
     assert code == 0, out
     assert slow.most == 1
+
+
+async def _with_closed_stdout(*args: str) -> tuple[int, str]:
+    """Run the CLI with its stdout a pipe whose reader has already gone; (exit code, stderr)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "akv_exporter.cli",
+            *args,
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    finally:
+        os.close(write_end)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, stderr.decode()
+
+
+async def test_every_printing_command_exits_quietly_when_its_reader_goes(make_ontap, tmp_path):
+    clusters = [await make_ontap() for _ in range(3)]
+    config = config_for(tmp_path, *(cluster.url for cluster in clusters))
+    for args in (
+        ("check", "--config", str(config.path)),
+        ("check", "--config", str(config.path), "--format", "json"),
+        ("check-config", str(config.path)),
+        ("--version",),
+    ):
+        code, stderr = await _with_closed_stdout(*args)
+        assert "Traceback" not in stderr and "BrokenPipe" not in stderr, (args, stderr)
+        assert "Exception ignored" not in stderr, (args, stderr)
+        assert code == (0 if args == ("--version",) else 141), args

@@ -5,6 +5,9 @@ What differs between releases, and is accepted here:
   example answer, 9.8-era clusters);
 - ``code`` is a string ("0" when healthy) or, on 9.8, an integer;
 - any field may be null or missing: that means unknown, and unknown is never healthy;
+- ``enabled`` (and ``configuration``) exist from ONTAP 9.14 only (``x-ntap-introduced: 9.14`` in
+  NetApp's definition): before 9.14 an SVM or the cluster has exactly one AKV configuration, and
+  it is the active one. Where ``enabled`` is missing, activity is inferred (see ``infer_enabled``);
 - fields this module does not know are ignored.
 
 A record that is not an object or has no uuid is skipped and counted, never fatal to the poll.
@@ -34,6 +37,9 @@ ORDINARY_FIELDS = (
 FIELDS_QUERY = ",".join(ADVANCED_FIELDS + ORDINARY_FIELDS)
 
 _WHITESPACE = re.compile(r"\s+")
+_RELEASE = re.compile(r"(\d+)\.(\d+)")
+# NetApp's definition introduces `enabled` and `configuration` in 9.14 (x-ntap-introduced).
+ENABLED_INTRODUCED = (9, 14)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,7 @@ class AkvStatus:
     svm: str  # "" for a cluster-scoped configuration
     svm_uuid: str
     scope: str
-    enabled: bool | None
+    enabled: bool | None  # as ONTAP sent it, else inferred (infer_enabled); None: unknown
     configuration: str
     vault: str  # ONTAP's `name`: the vault URI
     key_id: str
@@ -168,8 +174,35 @@ def parse_ekmip(value: Any) -> tuple[NodeCheck, ...]:
     return tuple(sorted(checks, key=lambda c: c.node))
 
 
-def parse_record(record: Any) -> AkvStatus:
-    """Return the status of one azure-key-vaults record; MalformedRecord if it has no identity."""
+def release_of(version: str) -> tuple[int, int] | None:
+    """Return (major, minor) of an ONTAP release such as "9.13.1", None when it says none."""
+    match = _RELEASE.match(version.strip()) if isinstance(version, str) else None
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def infer_enabled(record: Mapping, release: tuple[int, int] | None) -> bool | None:
+    """Return whether a configuration is active, as ONTAP means it; None when nothing says.
+
+    ``enabled`` when ONTAP sent it. Otherwise active when ONTAP returned any of the advanced
+    fields (it computes them only for the active configuration), or when the release predates
+    9.14, where a scope holds exactly one configuration and it is always in use.
+    """
+    sent = _boolean(record.get("enabled"))
+    if sent is not None:
+        return sent
+    if any(isinstance(record.get(name), (Mapping, list)) for name in ADVANCED_FIELDS):
+        return True
+    if release is not None and release < ENABLED_INTRODUCED:
+        return True
+    return None
+
+
+def parse_record(record: Any, release: tuple[int, int] | None = None) -> AkvStatus:
+    """Return the status of one azure-key-vaults record; MalformedRecord if it has no identity.
+
+    ``release`` is the cluster's (major, minor) from GET /api/cluster, used only where a record
+    lacks ``enabled``.
+    """
     if not isinstance(record, Mapping):
         raise MalformedRecord(f"record is a {type(record).__name__}, not an object")
     uuid = record.get("uuid")
@@ -182,7 +215,7 @@ def parse_record(record: Any) -> AkvStatus:
         svm=_name_of(svm) if scope != "cluster" else "",
         svm_uuid=_uuid_of(svm) if scope != "cluster" else "",
         scope=scope,
-        enabled=_boolean(record.get("enabled")),
+        enabled=infer_enabled(record, release),
         configuration=_name_of(record.get("configuration")),
         vault=_text(record.get("name")),
         key_id=_text(record.get("key_id")),
@@ -195,13 +228,13 @@ def parse_record(record: Any) -> AkvStatus:
     )
 
 
-def parse_records(records: Iterable[Any]) -> ParsedRecords:
+def parse_records(records: Iterable[Any], release: tuple[int, int] | None = None) -> ParsedRecords:
     """Return every usable configuration in ``records``; the unusable ones are listed as skipped."""
     akvs: dict[str, AkvStatus] = {}
     skipped: list[str] = []
     for index, record in enumerate(records):
         try:
-            status = parse_record(record)
+            status = parse_record(record, release)
         except MalformedRecord as error:
             skipped.append(f"record {index}: {error}")
             continue

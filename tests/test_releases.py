@@ -1,0 +1,143 @@
+"""Every ONTAP release the simulator offers reads the same: healthy is healthy, an outage critical.
+
+`enabled` exists from ONTAP 9.14 only; before it a scope's one AKV configuration is always the
+active one. A healthy pre-9.14 cluster must not read "unknown" anywhere (page, JSON, check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from akv_exporter.config import load_config
+from akv_exporter.exporter import Exporter
+from akv_exporter.simulator import SimulatorOptions, start_simulator
+from akv_exporter.simulator.fleet import RELEASES
+from akv_exporter.web.app import serve
+
+VERSIONS = [".".join(map(str, version)).removesuffix(".0") for version, _ in RELEASES]
+
+
+def _name(version: str) -> str:
+    return "rel-" + version.replace(".", "-")
+
+
+@pytest.fixture
+async def release_fleet(tmp_path: Path):
+    """One healthy cluster per release (an SVM-scoped and a cluster-scoped configuration)."""
+    healthy = {"azure_reachability": {"reachable": True}, "state": {"available": True}}
+    scenario = {
+        "defaults": {"username": "admin", "password": "netapp1!"},
+        "clusters": [
+            {
+                "name": _name(version),
+                "version": version,
+                "nodes": 2,
+                "akvs": [{"svm": "svm_data", **healthy}, {"scope": "cluster", **healthy}],
+            }
+            for version in VERSIONS
+        ],
+    }
+    (tmp_path / "scenario.yml").write_text(yaml.safe_dump(scenario))
+    simulator = await start_simulator(
+        SimulatorOptions(
+            clusters=0, scenario=tmp_path / "scenario.yml", control_port=0, out=io.StringIO()
+        )
+    )
+    config_file = tmp_path / "akv.yml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "web": {"listen": "127.0.0.1:0"},
+                "poll": {"interval": "60s", "timeout": "10s"},
+                "state_file": str(tmp_path / "state.json"),
+                "defaults": {
+                    "username": "admin",
+                    "password": "netapp1!",
+                    "tls": {"ca_file": str(simulator.ca_file)},
+                },
+                "clusters": [
+                    {"name": cluster.name, "address": cluster.url} for cluster in simulator.clusters
+                ],
+            }
+        )
+    )
+    yield simulator, load_config(config_file)
+    await simulator.stop()
+
+
+async def _check(config_path: Path) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "akv_exporter.cli",
+        "check",
+        "--config",
+        str(config_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert b"Traceback" not in stderr, stderr.decode()
+    return process.returncode, stdout.decode()
+
+
+async def _surfaces(config) -> tuple[dict, str]:
+    """Return (/api/v1/status, the status page) after one poll round of a fresh exporter."""
+    exporter = Exporter(config, process_metrics=False)
+    await exporter.start()
+    runner = await serve(exporter, "127.0.0.1", 0)
+    try:
+        await asyncio.wait_for(exporter.poller.ready.wait(), 60)
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/api/v1/status") as response:
+                status = await response.json()
+            async with http.get(f"{base}/") as response:
+                page = await response.text()
+        return status, page
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+
+
+def _states(status: dict) -> dict[str, list[str]]:
+    return {
+        cluster["name"]: [akv["state"] for akv in cluster["akvs"]] for cluster in status["clusters"]
+    }
+
+
+async def test_healthy_configuration_is_healthy_on_every_release(release_fleet):
+    _, config = release_fleet
+    status, page = await _surfaces(config)
+    assert _states(status) == {_name(version): ["healthy", "healthy"] for version in VERSIONS}
+    for cluster in status["clusters"]:
+        assert all(akv["enabled"] is True for akv in cluster["akvs"]), cluster
+    assert status["summary"]["status"] == "ok"
+    assert "state unknown" not in page
+    code, out = await _check(config.path)
+    assert code == 0, out
+    assert out.startswith(f"AKV OK - {2 * len(VERSIONS)} configurations healthy on ")
+
+
+async def test_outage_is_critical_on_every_release(release_fleet):
+    simulator, config = release_fleet
+    async with aiohttp.ClientSession() as http:
+        for version in VERSIONS:
+            url = f"{simulator.control_url}/simulator/clusters/{_name(version)}"
+            body = {"akvs": {"*": {"azure_reachability": {"reachable": False}}}}
+            async with http.patch(url, data=json.dumps(body)) as response:
+                assert response.status == 200, await response.text()
+    status, _ = await _surfaces(config)
+    expected = {_name(version): ["azure_unreachable"] * 2 for version in VERSIONS}
+    assert _states(status) == expected
+    code, out = await _check(config.path)
+    assert code == 2, out
+    assert out.startswith("AKV CRITICAL - ")
