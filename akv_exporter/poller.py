@@ -281,8 +281,9 @@ class Poller:
         if entry.identity is None or now - entry.identity_at > IDENTITY_REFRESH:
             entry.identity = await entry.client.cluster_identity(deadline)
             entry.identity_at = now
-        records = await entry.client.azure_key_vaults(deadline)
-        parsed = parse_records(records, release_of(entry.identity.version))
+        release = release_of(entry.identity.version)
+        records = await entry.client.azure_key_vaults(deadline, release)
+        parsed = parse_records(records, release)
         for reason in parsed.skipped:
             log.warning("cluster %s: skipped a malformed record: %s", entry.config.key, reason)
         return parsed

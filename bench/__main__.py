@@ -38,7 +38,7 @@ from akv_exporter import __version__
 from akv_exporter.demo import demo_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.labels import AKV_INFO_LABELS
-from akv_exporter.ontap.akv import FIELDS_QUERY
+from akv_exporter.ontap.akv import fields_query
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from akv_exporter.snapshot import REASONS, ClusterSnapshot
 from akv_exporter.web.app import serve
@@ -94,9 +94,12 @@ def baseline_poll_rounds(simulator: RunningSimulator, rounds: int, concurrency: 
             host, username=cluster.username, password=cluster.password, verify=False, port=int(port)
         )
 
+    # What the exporter asks each cluster: the fields of its release.
+    fields = {c.name: fields_query(c.state.version[:2]) for c in simulator.fleet}
+
     def one(cluster) -> int:
         records = AzureKeyVault.get_collection(
-            fields=FIELDS_QUERY, connection=connections[cluster.name]
+            fields=fields[cluster.name], connection=connections[cluster.name]
         )
         return len(list(records))
 

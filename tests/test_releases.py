@@ -89,8 +89,8 @@ async def _check(config_path: Path) -> tuple[int, str]:
     return process.returncode, stdout.decode()
 
 
-async def _surfaces(config) -> tuple[dict, str]:
-    """Return (/api/v1/status, the status page) after one poll round of a fresh exporter."""
+async def _surfaces(config) -> tuple[dict, str, str]:
+    """Return (/api/v1/status, the status page, /metrics) after one poll round."""
     exporter = Exporter(config, process_metrics=False)
     await exporter.start()
     runner = await serve(exporter, "127.0.0.1", 0)
@@ -102,7 +102,9 @@ async def _surfaces(config) -> tuple[dict, str]:
                 status = await response.json()
             async with http.get(f"{base}/") as response:
                 page = await response.text()
-        return status, page
+            async with http.get(f"{base}/metrics") as response:
+                metrics = await response.text()
+        return status, page, metrics
     finally:
         await runner.cleanup()
         await exporter.stop()
@@ -116,7 +118,7 @@ def _states(status: dict) -> dict[str, list[str]]:
 
 async def test_healthy_configuration_is_healthy_on_every_release(release_fleet):
     _, config = release_fleet
-    status, page = await _surfaces(config)
+    status, page, _ = await _surfaces(config)
     assert _states(status) == {_name(version): ["healthy", "healthy"] for version in VERSIONS}
     for cluster in status["clusters"]:
         assert all(akv["enabled"] is True for akv in cluster["akvs"]), cluster
@@ -135,9 +137,24 @@ async def test_outage_is_critical_on_every_release(release_fleet):
             body = {"akvs": {"*": {"azure_reachability": {"reachable": False}}}}
             async with http.patch(url, data=json.dumps(body)) as response:
                 assert response.status == 200, await response.text()
-    status, _ = await _surfaces(config)
+    status, _, _ = await _surfaces(config)
     expected = {_name(version): ["azure_unreachable"] * 2 for version in VERSIONS}
     assert _states(status) == expected
     code, out = await _check(config.path)
     assert code == 2, out
     assert out.startswith("AKV CRITICAL - ")
+
+
+async def test_each_release_is_asked_for_the_fields_it_has(release_fleet):
+    """authentication_method exists from 9.10, enabled and configuration from 9.14 (NetApp's
+    x-ntap-introduced); the simulator, as ONTAP, refuses a field its release lacks (262197)."""
+    _, config = release_fleet
+    status, _, metrics = await _surfaces(config)
+    for cluster in status["clusters"]:
+        release = tuple(int(part) for part in cluster["ontap"]["version"].split(".")[:2])
+        for akv in cluster["akvs"]:
+            assert (akv["authentication_method"] != "") == (release >= (9, 10)), cluster["name"]
+            assert (akv["configuration"] != "") == (release >= (9, 14)), cluster["name"]
+    # Not one request was refused: no 262197 and no second try with the 9.8 fields.
+    requests = [line for line in metrics.splitlines() if "ontap_requests_total{" in line]
+    assert requests and all('status="200"' in line for line in requests), requests

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from akv_exporter.ontap.akv import FIELDS_QUERY, parse_records
+from akv_exporter.ontap.akv import fields_query, parse_records
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, all_pages, get
 
@@ -245,10 +245,13 @@ async def test_release_quirks_follow_x_ntap_introduced(sim, session) -> None:
 
 async def test_exporter_parses_the_simulated_statuses(sim, session) -> None:
     parsed = {}
-    for name in ("ams-prod-01", "fra-prod-01", "lon-dr-01"):
-        result = parse_records(
-            (await akvs(session, sim, name, f"?fields={FIELDS_QUERY}"))["records"]
-        )
+    for name, release in (
+        ("ams-prod-01", (9, 15)),
+        ("fra-prod-01", (9, 13)),
+        ("lon-dr-01", (9, 8)),
+    ):
+        query = f"?fields={fields_query(release)}"
+        result = parse_records((await akvs(session, sim, name, query))["records"], release)
         assert not result.skipped
         parsed[name] = result.akvs
     healthy = [a for a in parsed["ams-prod-01"] if a.enabled]

@@ -33,8 +33,13 @@ ORDINARY_FIELDS = (
     "tenant_id",
     "authentication_method",
 )
+# The fields newer than 9.8, with `x-ntap-introduced` from NetApp's definition of azure_key_vault.
+INTRODUCED = {"authentication_method": (9, 10), "enabled": (9, 14), "configuration": (9, 14)}
 # The `fields` query the exporter sends: the advanced three must be named explicitly.
 FIELDS_QUERY = ",".join(ADVANCED_FIELDS + ORDINARY_FIELDS)
+# What every release since 9.8 knows: the fallback when a cluster rejects a field it should know.
+_FIELDS_98 = tuple(name for name in ORDINARY_FIELDS if name not in INTRODUCED)
+FIELDS_QUERY_98 = ",".join(ADVANCED_FIELDS + _FIELDS_98)
 
 _WHITESPACE = re.compile(r"\s+")
 _RELEASE = re.compile(r"(\d+)\.(\d+)")
@@ -178,6 +183,18 @@ def release_of(version: str) -> tuple[int, int] | None:
     """Return (major, minor) of an ONTAP release such as "9.13.1", None when it says none."""
     match = _RELEASE.match(version.strip()) if isinstance(version, str) else None
     return (int(match[1]), int(match[2])) if match else None
+
+
+def fields_query(release: tuple[int, int] | None) -> str:
+    """Return the `fields` query for a release: only the fields it has; all when it is unknown.
+
+    ONTAP answers a `fields` entry it does not know with error 262197, so a 9.12 cluster asked
+    for 9.14's `enabled` would refuse the whole request.
+    """
+    if release is None:
+        return FIELDS_QUERY
+    known = (f for f in ORDINARY_FIELDS if INTRODUCED.get(f, (9, 8)) <= release)
+    return ",".join(ADVANCED_FIELDS + tuple(known))
 
 
 def infer_enabled(record: Mapping, release: tuple[int, int] | None) -> bool | None:

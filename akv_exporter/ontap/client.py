@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections import Counter
 from collections.abc import Mapping
@@ -20,16 +21,14 @@ import aiohttp
 
 from akv_exporter import __version__
 from akv_exporter.config import ClusterConfig, SecretSource
-from akv_exporter.ontap.akv import FIELDS_QUERY
+from akv_exporter.ontap.akv import FIELDS_QUERY_98, fields_query
 from akv_exporter.ontap.cluster import CLUSTER_FIELDS, CLUSTER_PATH, ClusterIdentity, parse_identity
 from akv_exporter.secrets import HARVEST_SCRIPT, Login, SecretError, resolve_login
 
+log = logging.getLogger(__name__)
+
 USER_AGENT = f"akv-exporter/{__version__}"
 AKV_PATH = "/api/security/azure-key-vaults"
-# Fields every release since 9.8 knows; used when a cluster rejects a newer field name.
-FIELDS_QUERY_98 = (
-    "state,azure_reachability,ekmip_reachability,uuid,svm,scope,name,key_id,client_id,tenant_id"
-)
 _INVALID_FIELD = "262197"
 CONNECT_TIMEOUT = 10.0
 _MAX_RETRY_AFTER = 60.0
@@ -99,7 +98,8 @@ class OntapClient:
         self._max_records = max_records
         self._session: aiohttp.ClientSession | None = None
         self._login: Login | None = None
-        self._fields = FIELDS_QUERY
+        # The release whose field list this cluster refused (error 262197): ask it the 9.8 set.
+        self._refused_release: tuple[int, int] | None = None
         self._origin = urlsplit(self.base_url)
 
     def _ssl(self) -> ssl.SSLContext | bool:
@@ -303,22 +303,38 @@ class OntapClient:
             raise OntapError("invalid_response", CLUSTER_PATH, "answer has no cluster name", 200)
         return identity
 
-    async def azure_key_vaults(self, deadline: float) -> list[Any]:
-        """Return every azure-key-vaults record with the advanced fields the exporter needs."""
+    async def azure_key_vaults(
+        self, deadline: float, release: tuple[int, int] | None = None
+    ) -> list[Any]:
+        """Return every azure-key-vaults record with the advanced fields the exporter needs.
+
+        The fields asked for are those the cluster's release has (from GET /api/cluster). Should
+        the cluster refuse one anyway (error 262197), the 9.8 set is asked instead, and again for
+        as long as the cluster stays on that release.
+        """
         remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
+        fields = fields_query(release)
+        if release is not None and release == self._refused_release:
+            fields = FIELDS_QUERY_98
         params = {
-            "fields": self._fields,
+            "fields": fields,
             "max_records": str(self._max_records),
             "return_timeout": str(min(120, remaining)),
         }
         try:
             return await self.get_collection(AKV_PATH, params, deadline)
         except OntapError as error:
-            if error.ontap_code != _INVALID_FIELD or self._fields == FIELDS_QUERY_98:
+            if error.ontap_code != _INVALID_FIELD or fields == FIELDS_QUERY_98:
                 raise
-            # An older release that does not know a newer field name: ask for the 9.8 set.
-            self._fields = FIELDS_QUERY_98
-            params["fields"] = self._fields
+            log.warning(
+                "cluster %s: %s refused a field of ONTAP %s (%s); asking for the 9.8 fields",
+                self.cluster.key,
+                AKV_PATH,
+                "of unknown release" if release is None else f"{release[0]}.{release[1]}",
+                error,
+            )
+            self._refused_release = release
+            params["fields"] = FIELDS_QUERY_98
             return await self.get_collection(AKV_PATH, params, deadline)
 
 

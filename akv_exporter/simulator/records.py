@@ -50,6 +50,23 @@ AKV_TREE: Tree = {
     "ekmip_reachability": {"node": _REF, "reachable": None, **_CHECK},
 }
 AKV_ADVANCED = frozenset({"state", "azure_reachability", "ekmip_reachability"})
+# `x-ntap-introduced` of the azure_key_vault fields newer than 9.8, from NetApp's definition.
+AKV_INTRODUCED = {
+    "authentication_method": (9, 10, 0),
+    **dict.fromkeys(("enabled", "configuration", "oauth_host", "port"), (9, 14, 0)),
+    **dict.fromkeys(("vault_host", "verify_host", "verify_ip"), (9, 14, 0)),
+    "skip_verification": (9, 16, 0),
+}
+
+
+def akv_tree(version: tuple[int, int, int]) -> Tree:
+    """Return the azure_key_vault fields a release knows: asking for a newer one is 262197."""
+    return {
+        name: subtree
+        for name, subtree in AKV_TREE.items()
+        if AKV_INTRODUCED.get(name, (9, 8, 0)) <= version
+    }
+
 
 _VERSION: Tree = {"full": None, "generation": None, "major": None, "minor": None}
 NODE_TREE: Tree = {

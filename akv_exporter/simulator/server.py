@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hmac
 import json
 import math
@@ -33,18 +34,24 @@ from akv_exporter.simulator.query import (
 from akv_exporter.simulator.records import (
     AKV_ADVANCED,
     AKV_PATH,
-    AKV_TREE,
     CLUSTER_TREE,
     NODE_TREE,
     NODES_PATH,
     Rendered,
+    akv_tree,
     render,
 )
 
 SERVER_HEADER = "libzapid-httpd"
 HAL_JSON = "application/hal+json"
 
-AKV_KIND = Kind(AKV_TREE, default_fields=("uuid", "svm", "name"), advanced=AKV_ADVANCED)
+
+@functools.cache
+def akv_kind(version: tuple[int, int, int]) -> Kind:
+    """Return the azure_key_vault record kind as a release knows it (its fields, its 262197s)."""
+    return Kind(akv_tree(version), default_fields=("uuid", "svm", "name"), advanced=AKV_ADVANCED)
+
+
 NODE_KIND = Kind(NODE_TREE, default_fields=("uuid", "name"))
 CLUSTER_KIND = Kind(CLUSTER_TREE, default_fields=(), always=("_links",))
 
@@ -254,11 +261,13 @@ class OntapApp:
         return _json_response(request, answer_instance(record, NODE_KIND, _params(request)))
 
     async def akvs(self, request: web.Request, cluster: SimulatedCluster) -> web.Response:
-        return self._collection(request, cluster, cluster.rendered().akvs, AKV_KIND)
+        kind = akv_kind(cluster.state.version)
+        return self._collection(request, cluster, cluster.rendered().akvs, kind)
 
     async def akv(self, request: web.Request, cluster: SimulatedCluster) -> web.Response:
         record = cluster.rendered().akvs_by_uuid.get(request.match_info["uuid"])
-        return _json_response(request, answer_instance(record, AKV_KIND, _params(request)))
+        kind = akv_kind(cluster.state.version)
+        return _json_response(request, answer_instance(record, kind, _params(request)))
 
     def _collection(
         self,
