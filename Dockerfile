@@ -10,6 +10,8 @@ FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/akv-exporter --create-home akv-exporter
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# The runbooks the alert rules' runbook_url points at (docs/runbooks.md#<alert>).
+COPY docs/runbooks.md docs/alerting.md /usr/share/doc/akv-exporter/docs/
 USER 10001
 ENV AKV_EXPORTER_STATE_FILE=/var/lib/akv-exporter/state.json
 VOLUME /var/lib/akv-exporter

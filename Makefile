@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEBS   := prometheus prometheus-alertmanager chromium
 BINS   := prometheus promtool prometheus-alertmanager amtool chromium
 
-.PHONY: demo test lint format bench dashboards screenshot system-deps clean
+.PHONY: demo test lint format bench dashboards rules screenshot system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: $(STAMP)
 
 screenshot: $(STAMP) system-deps
 	AKV_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_status_page_browser.py
+
+# Point every runbook_url of the shipped rule files at RUNBOOK_BASE (docs/alerting.md).
+rules:
+	@test -n "$(RUNBOOK_BASE)" || { echo "usage: make rules RUNBOOK_BASE=https://..."; exit 2; }
+	$(PYTHON) config/prometheus/set-runbook-base '$(RUNBOOK_BASE)' config/prometheus/alerts*.yml
 
 dashboards: $(STAMP)
 	$(BIN)/python -m dashboards.generate

@@ -68,6 +68,8 @@ def status_line(summary: Summary) -> str:
         )
     if s.configurations_unknown:
         parts.append(f"{_plural(s.configurations_unknown, 'configuration')} in an unknown state")
+    if s.clusters_akv_error:
+        parts.append(f"{_plural(s.clusters_akv_error, 'cluster')} answered an AKV error")
     if s.configurations_kek_unavailable:
         parts.append(f"{s.configurations_kek_unavailable} of {s.configurations} KEKs unavailable")
     if not parts:
@@ -86,7 +88,8 @@ def status_line(summary: Summary) -> str:
         f"clusters_down={s.clusters_down + s.clusters_pending};;;0 "
         f"clusters={s.clusters};;;0 "
         f"unknown={s.configurations_unknown};;;0 "
-        f"inactive={s.configurations_inactive};;;0"
+        f"inactive={s.configurations_inactive};;;0 "
+        f"akv_errors={s.clusters_akv_error};;0;0"
     )
     return f"AKV {s.status.upper()} - {', '.join(parts)} | {perfdata}"
 

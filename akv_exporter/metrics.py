@@ -81,6 +81,11 @@ AKV_UNREACHABLE_SINCE = Family(
     "gauge",
     "Unix time of the first poll of the current Azure-unreachable streak.",
 )
+AKV_GET_ERROR = Family(
+    "ontap_akv_get_error_info",
+    "info",
+    "ONTAP answered GET azure-key-vaults with an AKV error code NetApp documents for it.",
+)
 CLUSTER_INFO = Family(
     "akv_exporter_cluster_info", "info", "ONTAP cluster identity as reported by GET /api/cluster."
 )
@@ -132,6 +137,7 @@ CLUSTER_FAMILIES = (
     AKV_EKMIP,
     AKV_MESSAGE,
     AKV_UNREACHABLE_SINCE,
+    AKV_GET_ERROR,
     CLUSTER_INFO,
     CLUSTER_UP,
     CLUSTER_LAST_SUCCESS,
@@ -221,6 +227,10 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
         since = snapshot.unreachable_since.get(akv.uuid)
         if since is not None:
             out.add(AKV_UNREACHABLE_SINCE, ident, since)
+    refused = snapshot.akv_refused
+    if refused is not None:
+        message = label_message(refused.message)
+        out.add(AKV_GET_ERROR, (("code", refused.code), ("message", message)), 1)
     if snapshot.identity is not None:
         identity = snapshot.identity
         out.add(CLUSTER_INFO, (("cluster_uuid", identity.uuid), ("version", identity.version)), 1)

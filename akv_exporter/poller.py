@@ -17,7 +17,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from akv_exporter.config import ClusterConfig, Config, PollConfig
-from akv_exporter.ontap.akv import ParsedRecords, parse_records, release_of
+from akv_exporter.ontap.akv import (
+    GET_ERRORS,
+    Check,
+    ParsedRecords,
+    parse_records,
+    release_of,
+)
+from akv_exporter.ontap.client import AKV_PATH as AKV_ENDPOINT
 from akv_exporter.ontap.client import OntapClient, OntapError
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
@@ -282,7 +289,14 @@ class Poller:
             entry.identity = await entry.client.cluster_identity(deadline)
             entry.identity_at = now
         release = release_of(entry.identity.version)
-        records = await entry.client.azure_key_vaults(deadline, release)
+        try:
+            records = await entry.client.azure_key_vaults(deadline, release)
+        except OntapError as error:
+            if error.ontap_code not in GET_ERRORS:
+                raise
+            # The cluster answered, about AKV: no records this time, the last known stay.
+            refused = Check(False, error.ontap_code, error.ontap_message)
+            return ParsedRecords(entry.snapshot.akvs, (), refused)
         parsed = parse_records(records, release)
         for reason in parsed.skipped:
             log.warning("cluster %s: skipped a malformed record: %s", entry.config.key, reason)
@@ -321,13 +335,26 @@ class Poller:
         if entry.failures:
             log.info("cluster %s: answering again after %d failed polls", key, entry.failures)
         entry.failures = 0
-        earlier = {**self._state.of(key), **entry.snapshot.unreachable_since}
-        since = {
-            akv.uuid: earlier.get(akv.uuid, outcome.started)
-            for akv in parsed.akvs
-            if akv.azure is not None and not akv.azure.ok
-        }
-        self._state.update(key, since)
+        if parsed.refused is not None:
+            log.warning(
+                "cluster %s: %s answered ONTAP error %s: %s",
+                key,
+                AKV_ENDPOINT,
+                parsed.refused.code,
+                parsed.refused.message,
+            )
+            # No records: what was known of each configuration stays, as of when it was known.
+            since = dict(entry.snapshot.unreachable_since)
+            as_of = entry.snapshot.akvs_as_of
+        else:
+            earlier = {**self._state.of(key), **entry.snapshot.unreachable_since}
+            since = {
+                akv.uuid: earlier.get(akv.uuid, outcome.started)
+                for akv in parsed.akvs
+                if akv.azure is not None and not akv.azure.ok
+            }
+            self._state.update(key, since)
+            as_of = outcome.started
         entry.skipped += len(parsed.skipped)
         return replace(
             entry.snapshot,
@@ -335,7 +362,8 @@ class Poller:
             up=True,
             identity=entry.identity,
             akvs=parsed.akvs,
-            akvs_as_of=outcome.started,
+            akvs_as_of=as_of,
+            akv_refused=parsed.refused,
             last_success=outcome.started + outcome.duration,
             last=outcome,
             history=self._history(entry, outcome),
@@ -358,6 +386,7 @@ class Poller:
         snapshot = replace(
             entry.snapshot,
             up=False,
+            akv_refused=None,  # what it answered before is not what it says now
             last=outcome,
             history=self._history(entry, outcome),
             poll_errors=dict(entry.errors),

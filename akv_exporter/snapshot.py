@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from akv_exporter.ontap.akv import AkvStatus
+from akv_exporter.ontap.akv import AkvStatus, Check
 from akv_exporter.ontap.cluster import ClusterIdentity
 
 # Why a poll failed: the `reason` label of akv_exporter_cluster_poll_errors_total.
@@ -59,3 +59,6 @@ class ClusterSnapshot:
     requests: Mapping[str, int] = field(default_factory=dict)  # cumulative, by HTTP status
     unreachable_since: Mapping[str, float] = field(default_factory=dict)  # AKV uuid -> Unix time
     skipped_records: int = 0  # malformed records skipped, cumulative
+    # ONTAP answered the AKV GET with an error it documents for AKV (ontap.akv.GET_ERRORS);
+    # `akvs` are then the last known ones, as of `akvs_as_of`.
+    akv_refused: Check | None = None

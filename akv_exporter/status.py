@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from akv_exporter.ontap.akv import AkvStatus, Check
+from akv_exporter.ontap.akv import GET_ERRORS, AkvStatus, Check
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 
 # ONTAP takes encrypted volumes offline after this long without Azure Key Vault.
@@ -121,6 +121,7 @@ class Summary:
     configurations_unknown: int
     configurations_inactive: int
     ekmip_nodes_down: int  # distinct (cluster, node) pairs with any configuration unreachable
+    clusters_akv_error: int  # answered the AKV GET with an AKV error code (ontap.akv.GET_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,13 @@ def _problems(snapshot: ClusterSnapshot, akvs: Iterable[AkvView]) -> list[str]:
         problems.append(f"cluster not answering ({last.reason}): {last.error}")
     elif last is None:
         problems.append("not polled yet")
-    stale = " (last known)" if last is not None and not snapshot.up else ""
+    refused = snapshot.akv_refused
+    if refused is not None:
+        problems.append(
+            f"{_coded(refused, 'ONTAP answered the AKV query with an error')}"
+            " (configurations as last known)"
+        )
+    stale = " (last known)" if last is not None and (not snapshot.up or refused) else ""
     for view in akvs:
         akv, where = view.akv, configuration_label(view.akv)
         if akv.azure is not None and not akv.azure.ok:
@@ -227,7 +234,10 @@ def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
     elif not snapshot.up:
         state = DOWN
     else:
-        state = min((v.state for v in views), key=urgency, default=HEALTHY)
+        states = [v.state for v in views]
+        if snapshot.akv_refused is not None:
+            states.append(GET_ERRORS[snapshot.akv_refused.code])
+        state = min(states, key=urgency, default=HEALTHY)
     return ClusterView(snapshot, state, tuple(_problems(snapshot, views)), tuple(views))
 
 
@@ -262,13 +272,19 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
     kek = sum(1 for v in akvs if v.akv.kek is not None and not v.akv.kek.ok)
     down = sum(1 for c in clusters if c.state == DOWN)
     pending = sum(1 for c in clusters if c.state == PENDING)
+    # A cluster that answered the AKV query with an AKV error speaks of every configuration.
+    refused = [
+        GET_ERRORS[c.snapshot.akv_refused.code]
+        for c in clusters
+        if c.snapshot.up and c.snapshot.akv_refused is not None
+    ]
     return Summary(
         status=verdict(
-            unreachable=unreachable,
-            ekmip_unreachable=ekmip_unreachable,
+            unreachable=unreachable + refused.count(AZURE_UNREACHABLE),
+            ekmip_unreachable=ekmip_unreachable + refused.count(EKMIP_UNREACHABLE),
             unanswered=down + pending,
             unknown=count(UNKNOWN),
-            kek=kek,
+            kek=kek + refused.count(KEK_UNAVAILABLE),
         ),
         clusters=len(clusters),
         clusters_up=sum(1 for c in clusters if c.snapshot.up),
@@ -281,6 +297,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         configurations_unknown=count(UNKNOWN),
         configurations_inactive=count(INACTIVE),
         ekmip_nodes_down=sum(len(c.ekmip_nodes_down) for c in clusters),
+        clusters_akv_error=len(refused),
     )
 
 
@@ -364,5 +381,8 @@ def _cluster_json(view: ClusterView) -> dict[str, Any]:
         "last_poll": None if snapshot.last is None else _outcome_json(snapshot.last),
         "history": [_outcome_json(outcome) for outcome in snapshot.history],
         "poll_errors": dict(snapshot.poll_errors),
+        "akv_error": None
+        if snapshot.akv_refused is None
+        else {"code": snapshot.akv_refused.code, "message": snapshot.akv_refused.message},
         "akvs": [_akv_json(akv) for akv in view.akvs],
     }

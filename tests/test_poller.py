@@ -333,3 +333,29 @@ async def test_disabled_tls_verification_is_warned_once_per_cluster(tmp_path, ca
         "cluster https://127.0.0.1:9: TLS certificate verification is disabled",
     ]
     await exporter.stop()
+
+
+async def test_akv_error_answer_keeps_the_last_known_configurations(fake_ontap, tmp_path):
+    clock = Clock()
+    fake_ontap.records = [akv_record(reachable=False)]
+    exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
+    first = (await exporter.poller.poll_all())["c0"]
+    assert first.akv_refused is None
+
+    async def refused(request):
+        if request.path == "/api/cluster":
+            return web.json_response(fake_ontap.cluster)
+        body = {"error": {"code": "65537549", "message": "unreachable from one or more nodes."}}
+        return web.json_response(body, status=500)
+
+    fake_ontap.handler = refused
+    clock.now += 60
+    second = (await exporter.poller.poll_all())["c0"]
+    assert second.up and second.last.ok
+    assert second.akv_refused.code == "65537549"
+    assert second.akvs == first.akvs and second.akvs_as_of == first.akvs_as_of
+    assert second.unreachable_since == first.unreachable_since
+    body = exporter.exposition.scrape()
+    assert find(body, "ontap_akv_get_error_info", cluster="c0", code="65537549") == [1.0]
+    assert find(body, "akv_exporter_cluster_poll_errors_total", reason="ontap_error") == [0.0]
+    await exporter.stop()

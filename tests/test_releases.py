@@ -158,3 +158,41 @@ async def test_each_release_is_asked_for_the_fields_it_has(release_fleet):
     # Not one request was refused: no 262197 and no second try with the 9.8 fields.
     requests = [line for line in metrics.splitlines() if "ontap_requests_total{" in line]
     assert requests and all('status="200"' in line for line in requests), requests
+
+
+async def _patch_all(simulator, body: dict) -> None:
+    async with aiohttp.ClientSession() as http:
+        for version in VERSIONS:
+            url = f"{simulator.control_url}/simulator/clusters/{_name(version)}"
+            async with http.patch(url, data=json.dumps(body)) as response:
+                assert response.status == 200, await response.text()
+
+
+@pytest.mark.parametrize(
+    ("code", "state", "exit_code"),
+    [
+        ("65537549", "azure_unreachable", 2),
+        ("65537552", "ekmip_unreachable", 2),
+        ("65537551", "kek_unavailable", 1),
+    ],
+)
+async def test_documented_get_error_is_an_akv_problem_not_a_cluster_down(
+    release_fleet, code, state, exit_code
+):
+    """NetApp documents 65537549/51/52 as errors of the AKV GET itself: the cluster answered."""
+    simulator, config = release_fleet
+    await _patch_all(simulator, {"faults": {"akv_error_code": code}})
+    status, page, metrics = await _surfaces(config)
+    for cluster in status["clusters"]:
+        assert cluster["up"] and cluster["state"] == state, cluster
+        assert cluster["akv_error"]["code"] == code
+        assert "one or more nodes" in cluster["akv_error"]["message"] or code == "65537552"
+    assert status["summary"]["clusters_akv_error"] == len(VERSIONS)
+    assert f"ONTAP answered the AKV query with an error (code {code})" in page
+    errors = [line for line in metrics.splitlines() if line.startswith("ontap_akv_get_error_info{")]
+    assert len(errors) == len(VERSIONS) and all(f'code="{code}"' in line for line in errors)
+    assert 'akv_exporter_cluster_up{cluster="rel-9-8"} 1' in metrics
+    assert 'reason="ontap_error"} 0' in metrics and 'reason="ontap_error"} 1' not in metrics
+    code_seen, out = await _check(config.path)
+    assert code_seen == exit_code, out
+    assert f"{len(VERSIONS)} clusters answered an AKV error" in out.splitlines()[0]

@@ -2,8 +2,8 @@
 
 What differs between releases, and is accepted here:
 - the KEK state is ``state.available`` (the schema) or ``state.cluster_state`` (NetApp's own
-  example answer, 9.8-era clusters);
-- ``code`` is a string ("0" when healthy) or, on 9.8, an integer;
+  example answer, which also carries 9.14's ``configuration``): both are read on any release;
+- ``code`` is a string ("0" when healthy) in NetApp's definition; an integer is read too;
 - any field may be null or missing: that means unknown, and unknown is never healthy;
 - ``enabled`` (and ``configuration``) exist from ONTAP 9.14 only (``x-ntap-introduced: 9.14`` in
   NetApp's definition): before 9.14 an SVM or the cluster has exactly one AKV configuration, and
@@ -93,10 +93,26 @@ class AkvStatus:
 
 @dataclass(frozen=True, slots=True)
 class ParsedRecords:
-    """The configurations parsed from a collection, and why any record was skipped."""
+    """The configurations parsed from a collection, and why any record was skipped.
+
+    ``refused`` is set when ONTAP answered the GET itself with one of the AKV errors NetApp
+    documents for it (GET_ERRORS): an answer about AKV, with no records.
+    """
 
     akvs: tuple[AkvStatus, ...]
     skipped: tuple[str, ...]
+    refused: Check | None = None
+
+
+# The error codes NetApp documents for GET /api/security/azure-key-vaults itself, and the state
+# each one speaks of (the words are NetApp's error descriptions).
+GET_ERRORS = {
+    "65537549": "azure_unreachable",  # the AKV Key Management Service is unreachable from one
+    # or more nodes
+    "65537551": "kek_unavailable",  # top-level internal key protection key (KEK) unavailable
+    # on one or more nodes
+    "65537552": "ekmip_unreachable",  # embedded KMIP server status not available
+}
 
 
 class MalformedRecord(ValueError):

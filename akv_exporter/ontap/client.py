@@ -43,6 +43,7 @@ class OntapError(Exception):
         self.endpoint = endpoint
         self.status = status
         self.ontap_code: str | None = None
+        self.ontap_message = ""  # ONTAP's own message, with the code; "" without an error body
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -271,6 +272,7 @@ class OntapClient:
             detail += f": {message}"
         error = OntapError(reason, endpoint, detail, status)
         error.ontap_code = code
+        error.ontap_message = message or ""
         return error
 
     async def get_collection(

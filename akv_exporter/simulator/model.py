@@ -135,6 +135,8 @@ class Faults:
     state_field: str | None = None  # None: the release's own (cluster_state before 9.10)
     code_type: str | None = None  # None: the release's own (int before 9.10)
     empty_pages: bool = False
+    # GET azure-key-vaults answers with this error, one of the codes NetApp documents for it.
+    akv_error_code: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Return the faults that are set, as the control API shows them."""
@@ -332,6 +334,14 @@ def merge_ekmip(akv: Akv, patch: Any, node_names: list[str], key: str) -> dict[s
     return ekmip
 
 
+# The errors NetApp documents for GET /api/security/azure-key-vaults, in its words.
+AKV_GET_ERRORS = {
+    "65537549": "The Azure Key Vault Key Management Service is unreachable from one or more nodes.",
+    "65537551": "Top-level internal key protection key (KEK) unavailable on one or more nodes.",
+    "65537552": "Embedded KMIP server status not available.",
+}
+
+
 def merge_faults(faults: Faults, patch: Any, key: str = "faults") -> Faults:
     """Return ``faults`` with a faults patch applied; null or false removes a fault."""
     patch = _mapping(patch, key)
@@ -354,6 +364,8 @@ def merge_faults(faults: Faults, patch: Any, key: str = "faults") -> Faults:
             changes[name] = _choice(value, STATE_FIELDS, where)
         elif name == "code_type":
             changes[name] = _choice(value, CODE_TYPES, where)
+        elif name == "akv_error_code":
+            changes[name] = _choice(str(value), tuple(AKV_GET_ERRORS), where)
         else:
             changes[name] = parse_bool(value, where)
     return dataclasses.replace(faults, **changes)

@@ -4,8 +4,10 @@ Each record is rendered once per state change, complete (advanced fields include
 would compute them); a request then only filters, projects and pages these shared dicts.
 What differs by release follows ``x-ntap-introduced`` in NetApp's OpenAPI definition:
 ``authentication_method`` from 9.10; ``enabled``, ``configuration`` and the host/port fields
-from 9.14. Before 9.10 (the 9.8 clusters) the KEK state comes as ``state.cluster_state`` and
-codes as integers, as NetApp's own example answer and the 9.8-era library show.
+from 9.14. The 9.8 profile stands for a cluster with none of those fields that also sends the
+variants a client must tolerate: ``state.cluster_state`` (as in NetApp's own example answer)
+and integer codes. (NetApp documents AKV for on-premises ONTAP from 9.10.1; its 9.8 and 9.9.1
+CLI references list the AKV commands for Azure NetApp Files / Cloud Volumes Service only.)
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from akv_exporter.simulator import ems, key_manager_configs, volumes
 from akv_exporter.simulator.ems import EventLog
-from akv_exporter.simulator.model import ClusterState
+from akv_exporter.simulator.model import AKV_GET_ERRORS, ClusterState
 from akv_exporter.simulator.query import (
     Kind,
     OntapError,
@@ -260,11 +260,23 @@ class OntapApp:
         record = cluster.rendered().nodes_by_uuid.get(request.match_info["uuid"])
         return _json_response(request, answer_instance(record, NODE_KIND, _params(request)))
 
+    @staticmethod
+    def _akv_error(cluster: SimulatedCluster) -> None:
+        """Raise the AKV error the cluster's `akv_error_code` fault names, if any.
+
+        NetApp documents the codes for this GET, not the HTTP status: 500 is the simulator's.
+        """
+        code = cluster.state.faults.akv_error_code
+        if code is not None:
+            raise OntapError(500, code, AKV_GET_ERRORS[code])
+
     async def akvs(self, request: web.Request, cluster: SimulatedCluster) -> web.Response:
+        self._akv_error(cluster)
         kind = akv_kind(cluster.state.version)
         return self._collection(request, cluster, cluster.rendered().akvs, kind)
 
     async def akv(self, request: web.Request, cluster: SimulatedCluster) -> web.Response:
+        self._akv_error(cluster)
         record = cluster.rendered().akvs_by_uuid.get(request.match_info["uuid"])
         kind = akv_kind(cluster.state.version)
         return _json_response(request, answer_instance(record, kind, _params(request)))
