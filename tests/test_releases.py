@@ -95,7 +95,7 @@ async def _surfaces(config) -> tuple[dict, str, str]:
     await exporter.start()
     runner = await serve(exporter, "127.0.0.1", 0)
     try:
-        await asyncio.wait_for(exporter.poller.ready.wait(), 60)
+        await asyncio.wait_for(exporter.wait_ready(), 60)
         base = f"http://127.0.0.1:{runner.addresses[0][1]}"
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/api/v1/status") as response:
