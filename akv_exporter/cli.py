@@ -113,6 +113,8 @@ def _print_inventory(inventory: Inventory) -> None:
         print("  ".join(cells).rstrip())
     for where, why in inventory.skipped:
         print(f"skipped {where}: {why}")
+
+
 # What a shell reports for a command ended by SIGPIPE (128 + 13), as `yes | head` shows.
 EXIT_BROKEN_PIPE = 141
 
