@@ -1,6 +1,7 @@
 """When each AKV configuration's Azure-unreachable streak began, kept across exporter restarts.
 
-ONTAP's 60-minute clock does not restart when the exporter does, so neither may ours. The file
+ONTAP's own count towards its volume-offline point (ekmip.akv.volOffline) does not restart when
+the exporter does, so neither may ours. The file
 is small JSON, written atomically (temporary file + rename) only when a streak starts or ends.
 """
 

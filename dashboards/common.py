@@ -19,7 +19,9 @@ FLEET_UID = "akv-fleet"
 CLUSTER_UID = "akv-cluster"
 EXPORTER_UID = "akv-exporter"
 
-# ONTAP takes encrypted volumes offline after this long without Azure Key Vault.
+# NetApp's EMS text for ekmip.akv.volOffline: ONTAP takes the SVM's encrypted volumes offline
+# after 60 minutes of its polls without a successful answer from the key (where its key-manager
+# health policy has manage_volume_offline true).
 VOLUME_OFFLINE_AFTER_SECONDS = 3600
 
 # Configured cluster labels offered as dashboard variables. The exporter puts them on every
@@ -122,9 +124,11 @@ def time_left_panel() -> Json:
         "Time left before ONTAP takes encrypted volumes offline",
         "For each AKV configuration that cannot reach Azure Key Vault: "
         f"{VOLUME_OFFLINE_AFTER_SECONDS} s minus the time since the exporter first saw it "
-        "unreachable. ONTAP takes the encrypted volumes offline after 60 minutes without the "
-        "vault (EMS ekmip.akv.volOffline) and counts from its own first failed check, which can "
-        "be earlier than the exporter's first failed poll: treat this as an upper bound. "
+        "unreachable. NetApp's EMS text for ekmip.akv.volOffline: after 60 minutes of ONTAP's "
+        "polls (every 15 minutes) without a successful answer from the key, ONTAP takes the "
+        "SVM's encrypted volumes offline, where its key-manager health policy lets it. ONTAP "
+        "counts from its own polls, which can be earlier than the exporter's first failed "
+        "poll: treat this as an upper bound. "
         "Empty when every configuration reaches Azure (or none reports reachability).",
         [
             Query(
@@ -134,7 +138,7 @@ def time_left_panel() -> Json:
         ],
         field_config(
             unit="s",
-            mappings=[range_words(None, 0, "60 min passed: volumes offline", "dark-red")],
+            mappings=[range_words(None, 0, "60 min passed: check the volumes", "dark-red")],
             steps=thresholds("red", (900, "orange"), (1800, "yellow")),
             no_value="No configuration unreachable",
         ),
@@ -147,7 +151,8 @@ def unreachable_for_panel() -> Json:
         "Azure Key Vault unreachable for",
         "How long each AKV configuration has been unable to reach Azure Key Vault, counted from "
         "the exporter's first poll of the current streak (kept across exporter restarts). "
-        "ONTAP takes encrypted volumes offline at 60 minutes.",
+        "NetApp's EMS text for ekmip.akv.volOffline puts ONTAP's volume-offline point at 60 "
+        "minutes of its polls without a successful answer, where its policy lets it.",
         [Query(f"time() - {unreachable_since()}", "{{cluster}} {{svm}}")],
         field_config(
             unit="s",

@@ -53,8 +53,8 @@ def _stats() -> list[Cell]:
     azure = problem_count(
         "AKV configurations unreachable",
         "AKV configurations (cluster or SVM scope) whose nodes cannot reach Azure Key Vault "
-        "(azure_reachability.reachable = false). ONTAP takes encrypted volumes offline after "
-        "60 minutes of this.",
+        "(azure_reachability.reachable = false: not from all nodes). See the runbook's "
+        "sources for what ONTAP does next (ekmip.akv.volOffline).",
         f"count(min by ({CONFIGURATION}) ({akv('ontap_akv_azure_reachable')}) == 0)",
     )
     ekmip = problem_count(
