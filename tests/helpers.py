@@ -17,6 +17,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -308,6 +309,28 @@ def validate(document: dict) -> None:
 
 
 # --- the exporter on loopback ---------------------------------------------------------------------
+
+
+async def check(config: Config, *args: str) -> tuple[int, str, str]:
+    """Run `akv-exporter check --config` as a process; (exit code, stdout, stderr).
+
+    Fails the test on a traceback or on the password canary in any output.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "akv_exporter.cli",
+        "check",
+        "--config",
+        str(config.path),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert CANARY not in stdout.decode() + stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    return process.returncode, stdout.decode(), stderr.decode()
 
 
 async def started(config):

@@ -11,28 +11,10 @@ import time
 
 import jsonschema
 
-from tests.helpers import CANARY, SCHEMA, InFlight, akv_record, closed_port_url, config_for
+from tests.helpers import SCHEMA, InFlight, akv_record, check, closed_port_url, config_for
 
 # 'label'=value[UOM];[warn];[crit];[min];[max], as the Nagios plugin guidelines define it.
 PERFDATA = re.compile(r"^'?[^'=]+'?=-?[0-9.]+[a-zA-Z%]*(;[0-9.:~@-]*){0,4}$")
-
-
-async def check(config, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "akv_exporter.cli",
-        "check",
-        "--config",
-        str(config.path),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert CANARY not in stdout.decode() + stderr.decode()
-    assert "Traceback" not in stderr.decode()
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 def perfdata(first_line: str) -> dict[str, str]:

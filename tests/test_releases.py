@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +20,7 @@ from akv_exporter.exporter import Exporter
 from akv_exporter.simulator import SimulatorOptions, start_simulator
 from akv_exporter.simulator.fleet import RELEASES
 from akv_exporter.web.app import serve
+from tests.helpers import check
 
 VERSIONS = [".".join(map(str, version)).removesuffix(".0") for version, _ in RELEASES]
 
@@ -73,22 +73,6 @@ async def release_fleet(tmp_path: Path):
     await simulator.stop()
 
 
-async def _check(config_path: Path) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "akv_exporter.cli",
-        "check",
-        "--config",
-        str(config_path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert b"Traceback" not in stderr, stderr.decode()
-    return process.returncode, stdout.decode()
-
-
 async def _surfaces(config) -> tuple[dict, str, str]:
     """Return (/api/v1/status, the status page, /metrics) after one poll round."""
     exporter = Exporter(config, process_metrics=False)
@@ -124,7 +108,7 @@ async def test_healthy_configuration_is_healthy_on_every_release(release_fleet):
         assert all(akv["enabled"] is True for akv in cluster["akvs"]), cluster
     assert status["summary"]["status"] == "ok"
     assert "state unknown" not in page
-    code, out = await _check(config.path)
+    code, out, _ = await check(config)
     assert code == 0, out
     assert out.startswith(f"AKV OK - {2 * len(VERSIONS)} configurations healthy on ")
 
@@ -140,7 +124,7 @@ async def test_outage_is_critical_on_every_release(release_fleet):
     status, _, _ = await _surfaces(config)
     expected = {_name(version): ["azure_unreachable"] * 2 for version in VERSIONS}
     assert _states(status) == expected
-    code, out = await _check(config.path)
+    code, out, _ = await check(config)
     assert code == 2, out
     assert out.startswith("AKV CRITICAL - ")
 
@@ -193,6 +177,6 @@ async def test_documented_get_error_is_an_akv_problem_not_a_cluster_down(
     assert len(errors) == len(VERSIONS) and all(f'code="{code}"' in line for line in errors)
     assert 'akv_exporter_cluster_up{cluster="rel-9-8"} 1' in metrics
     assert 'reason="ontap_error"} 0' in metrics and 'reason="ontap_error"} 1' not in metrics
-    code_seen, out = await _check(config.path)
+    code_seen, out, _ = await check(config)
     assert code_seen == exit_code, out
     assert f"{len(VERSIONS)} clusters answered an AKV error" in out.splitlines()[0]
