@@ -21,10 +21,16 @@ import marshmallow
 import pytest
 from netapp_ontap.resources import EmsEvent, KeyManagerConfig, Volume
 
-from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
+from akv_exporter.simulator import (
+    RunningSimulator,
+    ScenarioError,
+    SimulatorOptions,
+    start_simulator,
+)
 from akv_exporter.simulator.clock import SimClock
 from akv_exporter.simulator.model import apply_patch
 from akv_exporter.simulator.query import Kind, answer_collection
+from akv_exporter.simulator.scenario import load_scenario
 from tests.helpers import all_pages, get
 
 KMC_PATH = "/api/security/key-manager-configs"
@@ -520,3 +526,46 @@ async def test_debug_events_only_with_a_severity_query_and_unknown_akv_names_ref
     assert error["error"].startswith(
         "name: ekmip.akv.gone is no ekmip.akv event of NetApp's EMS reference (known: "
     )
+
+
+async def test_reset_keeps_the_event_log_and_its_indexes(
+    sim: RunningSimulator, session: aiohttp.ClientSession
+) -> None:
+    name, base = "c9-14-1", url(sim, "9.14.1")
+    path = f"/simulator/clusters/{name}/events"
+    _, first = await control(session, sim, "POST", path, {"name": "ekmip.akv.keyExpired"})
+    assert (await control(session, sim, "POST", f"/simulator/clusters/{name}/reset"))[0] == 200
+    _, second = await control(session, sim, "POST", path, {"name": "ekmip.akv.keyExpired"})
+    assert second["records"][0]["index"] == first["records"][0]["index"] + 1
+    records, _ = await all_pages(session, base, EVENTS_PATH + "?message.name=ekmip.akv.keyExpired")
+    assert len(records) == 2
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "volumes: {svm_a: {count: -1}}",
+            "clusters[0].volumes.svm_a.count: expected a whole number >= 0, got -1",
+        ),
+        (
+            "volumes: {svm_a: {count: 2, offline: 3}}",
+            "clusters[0].volumes.svm_a.offline: 3 is more than the encrypted volumes (0)",
+        ),
+        (
+            "key_manager_config: {health_monitor_policy: {akv: {enabled: yes please}}}",
+            "clusters[0].key_manager_config.health_monitor_policy.akv.enabled: "
+            "expected true or false, got str",
+        ),
+        (
+            "key_manager_config: {health_monitor_policy: {azure: {enabled: true}}}",
+            "clusters[0].key_manager_config.health_monitor_policy.azure: unknown key",
+        ),
+    ],
+)
+def test_scenario_errors_name_file_and_key(tmp_path: Any, entry: str, message: str) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(f'clusters:\n  - name: a\n    version: "9.16.1"\n    {entry}\n')
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path)
+    assert str(raised.value).startswith(f"{path}: {message}")
