@@ -80,9 +80,11 @@ def append_events(cluster: SimulatedCluster, body: Any) -> list[ems.EmsEvent]:
         raise StateError("parameters", "expected a mapping of names to strings or numbers")
     appended = []
     for node in targets:
-        parameters = (
-            ems.akv_parameters(state, svm, node.name, volumes=0) if name in ems.CATALOGUE else {}
-        )
+        parameters: dict[str, str] = {}
+        text = log_message
+        if name in ems.CATALOGUE:
+            parameters, default_text = ems.akv_event(name, ems.akv_facts(state, svm, node.name))
+            text = log_message if log_message is not None else default_text
         parameters.update({str(k): str(v) for k, v in given.items()})
         appended.append(
             cluster.events.append(
@@ -90,7 +92,7 @@ def append_events(cluster: SimulatedCluster, body: Any) -> list[ems.EmsEvent]:
                 node.uuid,
                 name,
                 severity=severity,
-                log_message=log_message,
+                log_message=text,
                 parameters=parameters,
             )
         )

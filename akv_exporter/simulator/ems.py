@@ -7,9 +7,8 @@ the control API, and from a short history made at start.
 
 Which ``ekmip.akv.*`` events a release can log follows NetApp's EMS reference: the 9.10.1
 reference lists ``available``, ``keyExpired``, ``keyVersionChanged``, ``notAvailable`` and
-``volOffline``; ``volOnline`` appears in the 9.13.1 reference. Event names are NetApp's; the
-severities, log texts and parameters are the simulator's own wording (NetApp's reference has
-the real ones).
+``volOffline``; ``volOnline`` appears in the 9.13.1 reference. Names, severities and parameter
+names are NetApp's (its "ekmip.akv events" page); the log texts are the simulator's own wording.
 """
 
 from __future__ import annotations
@@ -54,61 +53,69 @@ AKV_FROM = (9, 10, 0)
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One catalogue entry: the release that has it, the severity and the text's wording."""
+    """One catalogue entry: the release that has it, severity, parameters, the text's wording."""
 
     since: tuple[int, int, int]
     severity: str
+    parameters: tuple[str, ...]
     text: Callable[[Mapping[str, str]], str]
 
 
-# The simulator's wording; ``p`` holds the event's parameters.
+_CONFIG = ("svm", "configName", "name")
+# The texts are the simulator's; ``f`` holds the facts of akv_facts().
 CATALOGUE: dict[str, Message] = {
     "ekmip.akv.notAvailable": Message(
         AKV_FROM,
-        "error",
-        lambda p: (
-            f'The Azure Key Vault "{p["keyVault"]}" configured for Vserver "{p["vserver"]}" '
-            f'is not available from node "{p["node"]}".'
+        "alert",
+        _CONFIG,
+        lambda f: (
+            f'The Azure Key Vault "{f["name"]}" ({f["configName"]}) of SVM "{f["svm"]}" is not '
+            f'available for key operations from node "{f["node"]}".'
         ),
     ),
     "ekmip.akv.available": Message(
         AKV_FROM,
         "notice",
-        lambda p: (
-            f'The Azure Key Vault "{p["keyVault"]}" configured for Vserver "{p["vserver"]}" '
-            f'is available again from node "{p["node"]}".'
+        _CONFIG,
+        lambda f: (
+            f'The Azure Key Vault "{f["name"]}" ({f["configName"]}) of SVM "{f["svm"]}" is '
+            f'available again from node "{f["node"]}".'
         ),
     ),
     "ekmip.akv.volOffline": Message(
         AKV_FROM,
         "alert",
-        lambda p: (
-            f'{p["volumes"]} encrypted volumes of Vserver "{p["vserver"]}" were taken '
-            f'offline: the Azure Key Vault "{p["keyVault"]}" was not available.'
+        ("svm", "keyId", "name", "configName"),
+        lambda f: (
+            f'SVM "{f["svm"]}" is blocked and its {f["volumes"]} encrypted volumes are offline: '
+            f'the key "{f["keyId"]}" of the Azure Key Vault "{f["name"]}" could not be accessed.'
         ),
     ),
     "ekmip.akv.volOnline": Message(
         (9, 13, 0),
         "notice",
-        lambda p: (
-            f'{p["volumes"]} encrypted volumes of Vserver "{p["vserver"]}" were brought '
-            f'back online: the Azure Key Vault "{p["keyVault"]}" is available.'
+        ("svm", "keyId", "name", "configName"),
+        lambda f: (
+            f'The {f["volumes"]} encrypted volumes of SVM "{f["svm"]}" are back online: the key '
+            f'"{f["keyId"]}" of the Azure Key Vault "{f["name"]}" is accessible again.'
         ),
     ),
     "ekmip.akv.keyExpired": Message(
         AKV_FROM,
         "error",
-        lambda p: (
-            f'The key "{p["keyId"]}" in the Azure Key Vault "{p["keyVault"]}" configured '
-            f'for Vserver "{p["vserver"]}" has expired.'
+        ("keyId", "svm", "configName", "name"),
+        lambda f: (
+            f'The current version of the key "{f["keyId"]}" of the Azure Key Vault '
+            f'"{f["name"]}" ({f["configName"]}) of SVM "{f["svm"]}" has expired.'
         ),
     ),
     "ekmip.akv.keyVersionChanged": Message(
         AKV_FROM,
         "notice",
-        lambda p: (
-            f'The version of the key in the Azure Key Vault "{p["keyVault"]}" configured '
-            f'for Vserver "{p["vserver"]}" changed; the key is now "{p["keyId"]}".'
+        ("svm", "configName", "name", "oldKeyVersion", "newKeyVersion"),
+        lambda f: (
+            f'The key version of the Azure Key Vault "{f["name"]}" ({f["configName"]}) of SVM '
+            f'"{f["svm"]}" changed from {f["oldKeyVersion"]} to {f["newKeyVersion"]}.'
         ),
     ),
 }
@@ -139,20 +146,33 @@ def available_in(name: str, version: tuple[int, int, int]) -> bool:
     return version >= message.since
 
 
-def akv_parameters(state: ClusterState, svm: str, node: str, **extra: Any) -> dict[str, str]:
-    """Return the parameters of an ekmip.akv event about ``svm``'s configuration on ``node``."""
+def akv_facts(state: ClusterState, svm: str, node: str, volumes: int = 0) -> dict[str, str]:
+    """Return what an ekmip.akv event can say about ``svm``'s configuration ("" = cluster scope)
+    on ``node``: NetApp's parameter names, plus ``node`` and ``volumes`` for the text."""
     akv = next(
         (a for a in state.akvs if a.svm_name == svm and state.active(a)),
         next((a for a in state.akvs if a.svm_name == svm), None),
     )
-    parameters = {
-        "vserver": svm or state.name,
-        "keyVault": akv.vault if akv else "",
-        "keyId": akv.key_id if akv else "",
+    key_id = akv.key_id if akv else ""
+    version = key_id.rstrip("/").rsplit("/", 1)[-1] if key_id else ""
+    previous = hashlib.sha256(f"{key_id}/previous".encode()).hexdigest()[:32]
+    return {
+        "svm": svm or state.name,  # the cluster-scoped configuration belongs to the admin SVM
+        "configName": akv.configuration_name if akv else "",
+        "name": akv.vault if akv else "",
+        "keyId": key_id,
+        "oldKeyVersion": previous,
+        "newKeyVersion": version,
         "node": node,
+        "volumes": str(volumes),
     }
-    parameters.update({name: str(value) for name, value in extra.items()})
-    return parameters
+
+
+def akv_event(name: str, facts: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """Return (parameters, log_message) of a catalogued ekmip.akv event from its facts."""
+    message = CATALOGUE[name]
+    parameters = {key: facts[key] for key in message.parameters}
+    return parameters, f"{name}: {message.text(facts)}"
 
 
 def _iso(moment: float) -> str:
@@ -181,9 +201,10 @@ class EventLog:
             if node is None:
                 continue
             if past.name in CATALOGUE:
-                parameters = akv_parameters(state, past.svm, node.name, volumes=0)
+                facts = akv_facts(state, past.svm, node.name)
+                parameters, text = akv_event(past.name, facts)
                 self.append(
-                    node.name, node.uuid, past.name, parameters=parameters,
+                    node.name, node.uuid, past.name, parameters=parameters, log_message=text,
                     when=started - past.seconds_ago,
                 )  # fmt: skip
             else:
@@ -213,15 +234,14 @@ class EventLog:
         parameters: Mapping[str, str] | None = None,
         when: float | None = None,
     ) -> EmsEvent:
-        """Log one event on ``node``; severity and text default to the catalogue's."""
+        """Log one event on ``node``; the severity defaults to the catalogue's (else notice)."""
         self._write_history()
         parameters = dict(parameters or {})
         message = CATALOGUE.get(name)
         if severity is None:
             severity = message.severity if message else "notice"
         if log_message is None:
-            text = message.text(parameters) if message else "(no text)"
-            log_message = f"{name}: {text}"
+            log_message = f"{name}: (no text)"
         index = self._next_index.get(node) or self._first_index(node)
         self._next_index[node] = index + 1
         event = EmsEvent(

@@ -203,9 +203,10 @@ class HealthMonitor:
             return
         node = next(n for n in state.nodes if n.name == node_name)
         # The volumes' SVM may be covered by the cluster-scoped configuration: name its vault.
-        parameters = ems.akv_parameters(state, akv.svm_name if akv else svm, node.name)
-        parameters.update(vserver=svm or state.name, volumes=str(volumes))
-        cluster.events.append(node.name, node.uuid, name, parameters=parameters)
+        facts = ems.akv_facts(state, akv.svm_name if akv else svm, node.name, volumes)
+        facts["svm"] = svm or state.name
+        parameters, text = ems.akv_event(name, facts)
+        cluster.events.append(node.name, node.uuid, name, parameters=parameters, log_message=text)
 
     def describe(self, cluster: SimulatedCluster) -> dict[str, Any]:
         """Return the monitor's view of one cluster, for the control API."""

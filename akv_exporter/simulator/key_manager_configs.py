@@ -8,11 +8,13 @@ from NetApp's REST and command references:
   ``health_monitor_polling_interval`` only (NetApp's 9.12.1 and 9.13.1 examples);
 - from 9.15.1 ``health_monitor_policy`` too (``security key-manager health policy show`` first
   appears in the 9.15.1 command reference), ``barbican`` in it from 9.17.1 (Barbican KMS support).
+A ``fields`` entry the release does not have is refused with 262197.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -44,7 +46,18 @@ TREE: Tree = {
     "health_monitor_polling_interval": None,
     "health_monitor_policy": {name: _POLICY for name in KEYSTORE_TYPES},
 }
-KIND = Kind(TREE, default_fields=(), always=("_links",))
+
+
+@functools.cache
+def kind(version: tuple[int, int, int]) -> Kind:
+    """Return the record kind as a release knows it: asking for a newer field is 262197, as for
+    the AKV endpoint's newer fields (``fields=health_monitor_policy`` before 9.15.1)."""
+    tree = dict(TREE)
+    if version < POLICY_FROM:
+        del tree["health_monitor_policy"]
+    else:
+        tree["health_monitor_policy"] = {name: _POLICY for name in keystore_types(version)}
+    return Kind(tree, default_fields=(), always=("_links",))
 
 
 DEFAULT_CONFIG = KeyManagerConfig()
@@ -108,7 +121,7 @@ def answer(
     """Return the GET answer; before 9.10 the one ONTAP gives for a path it does not have."""
     if not has_endpoint(state.version):
         raise OntapError(404, "4", "API not found")
-    return answer_instance(render(state), KIND, params)
+    return answer_instance(render(state), kind(state.version), params)
 
 
 ENDPOINTS = ((PATH, answer),)
