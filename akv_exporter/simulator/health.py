@@ -11,9 +11,10 @@ cluster checks each active AKV configuration:
   ``ekmip.akv.volOffline`` once;
 - healthy again: ``ekmip.akv.available`` on each node that logged notAvailable; the volumes it
   took offline come back online, with ``ekmip.akv.volOnline`` on releases that have it.
-Before 9.10 there is no monitor. The 60 minutes are the facts' "after 60 minutes without
-success" (../shared/reference/ontap-facts.md); counting from the first failed check is the
-simulator's choice, so ONTAP acts 60 to 60 + interval minutes after an outage begins.
+Before 9.10 there is no monitor (its settings are documented from 9.10; the 9.8 and 9.9.1
+command references offer AKV to Azure NetApp Files only). The 60 minutes are NetApp's EMS text
+of ekmip.akv.volOffline ("if, for 60 minutes" no poll succeeds); counting from the first failed
+check is the simulator's choice, so ONTAP acts 60 to 60 + interval minutes after an outage begins.
 """
 
 from __future__ import annotations
