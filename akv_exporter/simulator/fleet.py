@@ -25,7 +25,7 @@ SITES = (
 )
 # fmt: on
 ENVIRONMENTS = (("prod", 50), ("dr", 15), ("dev", 15), ("test", 10), ("qa", 10))
-# Releases with AKV support; 9.8 clusters keep the old wire format (see records.py).
+# Releases with AKV support; 9.8 clusters keep the old wire format (see azure_key_vaults.py).
 RELEASES = (
     ((9, 8, 0), 6),
     ((9, 10, 1), 5),

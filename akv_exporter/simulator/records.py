@@ -1,78 +1,30 @@
 """Cluster state -> the JSON records a cluster of that release sends, and their field trees.
 
 Each record is rendered once per state change, complete (advanced fields included where ONTAP
-would compute them); a request then only filters, projects and pages these shared dicts.
-What differs by release follows ``x-ntap-introduced`` in NetApp's OpenAPI definition:
-``authentication_method`` from 9.10; ``enabled``, ``configuration`` and the host/port fields
-from 9.14. The 9.8 profile stands for a cluster with none of those fields that also sends the
-variants a client must tolerate: ``state.cluster_state`` (as in NetApp's own example answer)
-and integer codes. (NetApp documents AKV for on-premises ONTAP from 9.10.1; its 9.8 and 9.9.1
-CLI references list the AKV commands for Azure NetApp Files / Cloud Volumes Service only.)
+would compute them); a request then only filters, projects and pages these shared dicts. The
+cluster and its nodes are rendered here; each key-manager endpoint renders its own records in
+its own module (``SimulatedKeyManager``; simulator/keymanagers.py lists them), and declares
+the fields each release knows (``x-ntap-introduced`` in NetApp's OpenAPI definition).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from akv_exporter.simulator.model import Akv, ClusterState, Node, Status
+from akv_exporter.simulator.model import ClusterState, Node, Status
 
 # A field tree: name -> None for a leaf, or the subtree of an object (or of an array's items).
 Tree = Mapping[str, "Tree | None"]
 
-_LINKS: Tree = {"self": {"href": None}}
-_REF: Tree = {"name": None, "uuid": None, "_links": _LINKS}
-_CHECK = {"code": None, "message": None}
-
-AKV_TREE: Tree = {
-    "_links": _LINKS,
-    "uuid": None,
-    "scope": None,
-    "svm": _REF,
-    "enabled": None,
-    "configuration": _REF,
-    "name": None,
-    "key_id": None,
-    "client_id": None,
-    "tenant_id": None,
-    "authentication_method": None,
-    "oauth_host": None,
-    "port": None,
-    "vault_host": None,
-    "verify_host": None,
-    "verify_ip": None,
-    "skip_verification": None,
-    "proxy_type": None,
-    "proxy_host": None,
-    "proxy_port": None,
-    "proxy_username": None,
-    "state": {"available": None, "cluster_state": None, **_CHECK},
-    "azure_reachability": {"reachable": None, **_CHECK},
-    "ekmip_reachability": {"node": _REF, "reachable": None, **_CHECK},
-}
-AKV_ADVANCED = frozenset({"state", "azure_reachability", "ekmip_reachability"})
-# `x-ntap-introduced` of the azure_key_vault fields newer than 9.8, from NetApp's definition.
-AKV_INTRODUCED = {
-    "authentication_method": (9, 10, 0),
-    **dict.fromkeys(("enabled", "configuration", "oauth_host", "port"), (9, 14, 0)),
-    **dict.fromkeys(("vault_host", "verify_host", "verify_ip"), (9, 14, 0)),
-    "skip_verification": (9, 16, 0),
-}
-
-
-def akv_tree(version: tuple[int, int, int]) -> Tree:
-    """Return the azure_key_vault fields a release knows: asking for a newer one is 262197."""
-    return {
-        name: subtree
-        for name, subtree in AKV_TREE.items()
-        if AKV_INTRODUCED.get(name, (9, 8, 0)) <= version
-    }
-
+LINKS: Tree = {"self": {"href": None}}
+REF: Tree = {"name": None, "uuid": None, "_links": LINKS}
+CHECK: Tree = {"code": None, "message": None}
 
 _VERSION: Tree = {"full": None, "generation": None, "major": None, "minor": None}
 NODE_TREE: Tree = {
-    "_links": _LINKS,
+    "_links": LINKS,
     "uuid": None,
     "name": None,
     "state": None,
@@ -81,11 +33,10 @@ NODE_TREE: Tree = {
     "serial_number": None,
     "system_id": None,
     "version": _VERSION,
-    "ha": {"enabled": None, "partners": _REF},
+    "ha": {"enabled": None, "partners": REF},
 }
-CLUSTER_TREE: Tree = {"_links": _LINKS, "name": None, "uuid": None, "version": _VERSION}
+CLUSTER_TREE: Tree = {"_links": LINKS, "name": None, "uuid": None, "version": _VERSION}
 
-AKV_PATH = "/api/security/azure-key-vaults"
 NODES_PATH = "/api/cluster/nodes"
 
 # Build dates for the `version.full` string, one per release the generator uses.
@@ -108,9 +59,34 @@ class Rendered:
 
     cluster: dict[str, Any]
     nodes: tuple[dict[str, Any], ...]
-    akvs: tuple[dict[str, Any], ...]
     nodes_by_uuid: Mapping[str, dict[str, Any]]
-    akvs_by_uuid: Mapping[str, dict[str, Any]]
+    # Each key-manager endpoint's records (simulator/keymanagers.py), by the endpoint's path.
+    key_managers: Mapping[str, tuple[dict[str, Any], ...]]
+    key_managers_by_uuid: Mapping[str, Mapping[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedKeyManager:
+    """One simulated key-manager endpoint: its path, its query kind, its records by release."""
+
+    path: str
+    tree: Tree  # every field a record may have: what `fields` and filters can name
+    default_fields: tuple[str, ...]  # what ONTAP returns without `fields`
+    advanced: frozenset[str]  # returned only when `fields` names them (or `**`)
+    render: Callable[[ClusterState], tuple[dict[str, Any], ...]]
+    # Fields newer than 9.8 -> the release that introduced them: asking an older release for
+    # one is ONTAP error 262197.
+    introduced: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+    # The error a cluster's faults make it answer instead of records: (code, message) or None.
+    refusal: Callable[[ClusterState], tuple[str, str] | None] = lambda _cluster: None
+
+    def tree_of(self, version: tuple[int, int, int]) -> Tree:
+        """Return the fields a release knows."""
+        return {
+            name: subtree
+            for name, subtree in self.tree.items()
+            if self.introduced.get(name, (9, 8, 0)) <= version
+        }
 
 
 def version_full(version: tuple[int, int, int]) -> str:
@@ -120,7 +96,7 @@ def version_full(version: tuple[int, int, int]) -> str:
     return f"NetApp Release {release}: {date}"
 
 
-def _links(href: str) -> dict[str, Any]:
+def links(href: str) -> dict[str, Any]:
     return {"self": {"href": href}}
 
 
@@ -133,26 +109,29 @@ def _version(version: tuple[int, int, int]) -> dict[str, Any]:
     }
 
 
-def _node_ref(node: Node) -> dict[str, Any]:
-    return {"name": node.name, "uuid": node.uuid, "_links": _links(f"{NODES_PATH}/{node.uuid}")}
+def node_ref(node: Node) -> dict[str, Any]:
+    return {"name": node.name, "uuid": node.uuid, "_links": links(f"{NODES_PATH}/{node.uuid}")}
 
 
-def render(cluster: ClusterState) -> Rendered:
+def render(cluster: ClusterState, key_managers: Iterable[SimulatedKeyManager]) -> Rendered:
     """Return every record this cluster answers with, rendered for its release and faults."""
     by_name = {node.name: node for node in cluster.nodes}
     nodes = tuple(_render_node(cluster, node, by_name.get(node.partner)) for node in cluster.nodes)
-    akvs = tuple(_render_akv(cluster, akv) for akv in sorted(cluster.akvs, key=lambda a: a.uuid))
+    managed = {endpoint.path: endpoint.render(cluster) for endpoint in key_managers}
     return Rendered(
         cluster={
             "name": cluster.name,
             "uuid": cluster.uuid,
             "version": _version(cluster.version),
-            "_links": _links("/api/cluster"),
+            "_links": links("/api/cluster"),
         },
         nodes=nodes,
-        akvs=akvs,
         nodes_by_uuid={record["uuid"]: record for record in nodes},
-        akvs_by_uuid={record["uuid"]: record for record in akvs},
+        key_managers=managed,
+        key_managers_by_uuid={
+            path: {record["uuid"]: record for record in records}
+            for path, records in managed.items()
+        },
     )
 
 
@@ -168,68 +147,15 @@ def _render_node(cluster: ClusterState, node: Node, partner: Node | None) -> dic
         "version": _version(cluster.version),
         "ha": {
             "enabled": partner is not None,
-            "partners": [_node_ref(partner)] if partner else [],
+            "partners": [node_ref(partner)] if partner else [],
         },
-        "_links": _links(f"{NODES_PATH}/{node.uuid}"),
+        "_links": links(f"{NODES_PATH}/{node.uuid}"),
     }
 
 
-def _render_check(status: Status, flag: str, integer_codes: bool) -> dict[str, Any]:
+def render_check(status: Status, flag: str, integer_codes: bool) -> dict[str, Any]:
     return {
         flag: status.ok,
         "code": int(status.code) if integer_codes else status.code,
         "message": status.message,
     }
-
-
-def _render_akv(cluster: ClusterState, akv: Akv) -> dict[str, Any]:
-    version = cluster.version
-    faults = cluster.faults
-    pre_9_10 = version < (9, 10, 0)
-    record: dict[str, Any] = {"uuid": akv.uuid, "scope": akv.scope}
-    if akv.svm_name:
-        record["svm"] = {
-            "name": akv.svm_name,
-            "uuid": akv.svm_uuid,
-            "_links": _links(f"/api/svm/svms/{akv.svm_uuid}"),
-        }
-    if version >= (9, 14, 0):
-        record["enabled"] = akv.enabled
-        record["configuration"] = {
-            "name": akv.configuration_name,
-            "uuid": akv.uuid,
-            "_links": _links(f"/api/security/key-stores/{akv.uuid}"),
-        }
-    record["name"] = akv.vault
-    record["key_id"] = akv.key_id
-    record["client_id"] = akv.client_id
-    record["tenant_id"] = akv.tenant_id
-    if not pre_9_10:
-        record["authentication_method"] = akv.authentication_method
-    if version >= (9, 14, 0):
-        record["oauth_host"] = "login.microsoftonline.com"
-        record["port"] = 443
-        record["vault_host"] = "vault.azure.net"
-        record["verify_host"] = True
-        record["verify_ip"] = False
-    if akv.proxy_host:
-        record["proxy_type"] = akv.proxy_type or "http"
-        record["proxy_host"] = akv.proxy_host
-        record["proxy_port"] = akv.proxy_port
-        if akv.proxy_username:
-            record["proxy_username"] = akv.proxy_username
-    # Inactive configurations have no advanced properties: ONTAP computes them only when active.
-    if cluster.active(akv):
-        integer_codes = (faults.code_type or ("int" if pre_9_10 else "string")) == "int"
-        state_field = faults.state_field or ("cluster_state" if pre_9_10 else "available")
-        record["state"] = _render_check(akv.kek, state_field, integer_codes)
-        record["azure_reachability"] = _render_check(akv.azure, "reachable", integer_codes)
-        record["ekmip_reachability"] = [
-            {
-                "node": _node_ref(node),
-                **_render_check(akv.ekmip_of(node.name), "reachable", integer_codes),
-            }
-            for node in cluster.nodes
-        ]
-    record["_links"] = _links(f"{AKV_PATH}/{akv.uuid}")
-    return record

@@ -24,7 +24,8 @@ from aiohttp import web
 
 from akv_exporter.simulator import ems, key_manager_configs, volumes
 from akv_exporter.simulator.ems import EventLog
-from akv_exporter.simulator.model import AKV_GET_ERRORS, ClusterState
+from akv_exporter.simulator.keymanagers import KEY_MANAGERS
+from akv_exporter.simulator.model import ClusterState
 from akv_exporter.simulator.query import (
     Kind,
     OntapError,
@@ -32,25 +33,16 @@ from akv_exporter.simulator.query import (
     answer_instance,
 )
 from akv_exporter.simulator.records import (
-    AKV_ADVANCED,
-    AKV_PATH,
     CLUSTER_TREE,
     NODE_TREE,
     NODES_PATH,
     Rendered,
-    akv_tree,
+    SimulatedKeyManager,
     render,
 )
 
 SERVER_HEADER = "libzapid-httpd"
 HAL_JSON = "application/hal+json"
-
-
-@functools.cache
-def akv_kind(version: tuple[int, int, int]) -> Kind:
-    """Return the azure_key_vault record kind as a release knows it (its fields, its 262197s)."""
-    return Kind(akv_tree(version), default_fields=("uuid", "svm", "name"), advanced=AKV_ADVANCED)
-
 
 NODE_KIND = Kind(NODE_TREE, default_fields=("uuid", "name"))
 CLUSTER_KIND = Kind(CLUSTER_TREE, default_fields=(), always=("_links",))
@@ -64,7 +56,7 @@ _FAULT_ERRORS = {
     429: ("262160", "Too many requests are being processed. Retry the request later."),
     503: ("262160", "Too many requests are being processed. Retry the request later."),
 }
-# Endpoints beyond the AKV ones, each in its own module: ENDPOINTS = ((path, answer), ...) with
+# Endpoints beyond the key managers (KEY_MANAGERS), each in its own module: ENDPOINTS = ((path, answer), ...) with
 # answer(state, EMS log, request path, query parameters) -> body, raising OntapError.
 ENDPOINT_MODULES = (key_manager_configs, volumes, ems)
 MALFORMED_BODY = b'{"records": [{"uuid": "8a7e1c2e-0b5f-11ee-9a6b-00a098d4c1b2", "svm": {"na'
@@ -102,7 +94,7 @@ class SimulatedCluster:
         """Return the current state's records, rendering them once per change."""
         rendered = self._rendered
         if rendered is None:
-            rendered = self._rendered = render(self._state)
+            rendered = self._rendered = render(self._state, KEY_MANAGERS)
         return rendered
 
 
@@ -190,8 +182,10 @@ class OntapApp:
         get("/api/cluster", self._on(self.cluster), allow_head=False)
         get(NODES_PATH, self._on(self.nodes), allow_head=False)
         get(NODES_PATH + "/{uuid}", self._on(self.node), allow_head=False)
-        get(AKV_PATH, self._on(self.akvs), allow_head=False)
-        get(AKV_PATH + "/{uuid}", self._on(self.akv), allow_head=False)
+        for endpoint in KEY_MANAGERS:
+            collection, instance = _key_manager_handlers(self, endpoint)
+            get(endpoint.path, self._on(collection), allow_head=False)
+            get(endpoint.path + "/{uuid}", self._on(instance), allow_head=False)
         for module in ENDPOINT_MODULES:
             for path, answer in module.ENDPOINTS:
                 get(path, self._on(_answering(answer)), allow_head=False)
@@ -260,27 +254,6 @@ class OntapApp:
         record = cluster.rendered().nodes_by_uuid.get(request.match_info["uuid"])
         return _json_response(request, answer_instance(record, NODE_KIND, _params(request)))
 
-    @staticmethod
-    def _akv_error(cluster: SimulatedCluster) -> None:
-        """Raise the AKV error the cluster's `akv_error_code` fault names, if any.
-
-        NetApp documents the codes for this GET, not the HTTP status: 500 is the simulator's.
-        """
-        code = cluster.state.faults.akv_error_code
-        if code is not None:
-            raise OntapError(500, code, AKV_GET_ERRORS[code])
-
-    async def akvs(self, request: web.Request, cluster: SimulatedCluster) -> web.Response:
-        self._akv_error(cluster)
-        kind = akv_kind(cluster.state.version)
-        return self._collection(request, cluster, cluster.rendered().akvs, kind)
-
-    async def akv(self, request: web.Request, cluster: SimulatedCluster) -> web.Response:
-        self._akv_error(cluster)
-        record = cluster.rendered().akvs_by_uuid.get(request.match_info["uuid"])
-        kind = akv_kind(cluster.state.version)
-        return _json_response(request, answer_instance(record, kind, _params(request)))
-
     def _collection(
         self,
         request: web.Request,
@@ -306,6 +279,39 @@ def _answering(
         return _json_response(request, body)
 
     return handle
+
+
+def _key_manager_handlers(app: OntapApp, endpoint: SimulatedKeyManager) -> tuple[Handler, Handler]:
+    """Return the collection and instance handlers of one key-manager endpoint."""
+
+    @functools.cache
+    def kind_of(version: tuple[int, int, int]) -> Kind:
+        # The record kind as a release knows it: its fields, and its 262197 for newer ones.
+        return Kind(
+            endpoint.tree_of(version),
+            default_fields=endpoint.default_fields,
+            advanced=endpoint.advanced,
+        )
+
+    def refuse(cluster: SimulatedCluster) -> None:
+        # The codes are NetApp's for this GET; the HTTP status 500 is the simulator's.
+        refusal = endpoint.refusal(cluster.state)
+        if refusal is not None:
+            raise OntapError(500, *refusal)
+
+    async def collection(request: web.Request, cluster: SimulatedCluster) -> web.Response:
+        refuse(cluster)
+        records = cluster.rendered().key_managers[endpoint.path]
+        return app._collection(request, cluster, records, kind_of(cluster.state.version))
+
+    async def instance(request: web.Request, cluster: SimulatedCluster) -> web.Response:
+        refuse(cluster)
+        by_uuid = cluster.rendered().key_managers_by_uuid[endpoint.path]
+        record = by_uuid.get(request.match_info["uuid"])
+        kind = kind_of(cluster.state.version)
+        return _json_response(request, answer_instance(record, kind, _params(request)))
+
+    return collection, instance
 
 
 def _params(request: web.Request) -> list[tuple[str, str]]:
