@@ -36,11 +36,14 @@ from akv_exporter.status import (
     Summary,
     configuration_label,
     urgency,
+    words,
 )
 
 # The fleet's verdict (status.verdict, which fixes the precedence) -> the plugin's exit code.
 EXIT_CODES = {status.OK: 0, status.WARNING: 1, status.CRITICAL: 2, status.UNKNOWN: 3}
 UNKNOWN_EXIT = EXIT_CODES[status.UNKNOWN]
+# The key-service column: "AZURE" (one word per kind of key manager).
+SERVICE_HEADER = "/".join(w.short.upper() for w in status.KEY_MANAGER_WORDS.values())
 
 
 def exit_code(summary: Summary) -> int:
@@ -104,23 +107,25 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
 
 def _rows(cluster: ClusterView) -> list[tuple[str, ...]]:
     name = cluster.snapshot.name
-    if cluster.state in (DOWN, PENDING) or not cluster.akvs:
+    if cluster.state in (DOWN, PENDING) or not cluster.key_managers:
         word = "NO AKV CONFIGURATION" if cluster.state not in (DOWN, PENDING) else "-"
         return [(name, word, cluster.state.upper(), "-", "-", "-")]
     rows = []
-    for view in sorted(cluster.akvs, key=lambda v: urgency(v.state)):
-        akv = view.akv
-        azure = "unknown" if akv.azure is None else "reachable" if akv.azure.ok else "UNREACHABLE"
-        kek = "unknown" if akv.kek is None else "available" if akv.kek.ok else "UNAVAILABLE"
-        down = len(akv.ekmip_unreachable)
+    for view in sorted(cluster.key_managers, key=lambda v: urgency(v.state)):
+        km = view.status
+        service = (
+            "unknown" if km.service is None else "reachable" if km.service.ok else "UNREACHABLE"
+        )
+        kek = "unknown" if km.kek is None else "available" if km.kek.ok else "UNAVAILABLE"
+        down = len(km.ekmip_unreachable)
         ekmip = (
             "unknown"
-            if not akv.ekmip
-            else f"{len(akv.ekmip)}/{len(akv.ekmip)} reachable"
+            if not km.ekmip
+            else f"{len(km.ekmip)}/{len(km.ekmip)} reachable"
             if not down
-            else f"{down}/{len(akv.ekmip)} UNREACHABLE"
+            else f"{down}/{len(km.ekmip)} UNREACHABLE"
         )
-        rows.append((name, configuration_label(akv), view.state.upper(), azure, kek, ekmip))
+        rows.append((name, configuration_label(km), view.state.upper(), service, kek, ekmip))
     return rows
 
 
@@ -131,21 +136,21 @@ def _clock(ts: float) -> str:
 def table(fleet: FleetStatus) -> list[str]:
     """Return the lines after the first: one row per configuration, then one per problem."""
     ordered = fleet.by_urgency()
-    header = ("CLUSTER", "CONFIGURATION", "STATE", "AZURE", "KEK", "EKMIP")
+    header = ("CLUSTER", "CONFIGURATION", "STATE", SERVICE_HEADER, "KEK", "EKMIP")
     lines = _columns([header, *(row for cluster in ordered for row in _rows(cluster))])
     problems = []
     for cluster in ordered:
         problems += [f"{cluster.snapshot.name}: {problem}" for problem in cluster.problems]
-        for view in cluster.akvs:
+        for view in cluster.key_managers:
             deadline = view.volumes_offline_deadline
             if deadline is None:
                 continue
             left = (deadline - fleet.generated_at) / 60
             when = f"in about {left:.0f} min" if left > 0 else f"{-left:.0f} min ago"
             problems.append(
-                f"{cluster.snapshot.name}: {configuration_label(view.akv)}: ONTAP takes the "
-                f"encrypted volumes offline at about {_clock(deadline)} ({when}) unless Azure "
-                "Key Vault answers"
+                f"{cluster.snapshot.name}: {configuration_label(view.status)}: ONTAP takes the "
+                f"encrypted volumes offline at about {_clock(deadline)} ({when}) unless "
+                f"{words(view.status).title} answers"
             )
     if problems:
         lines += ["", "Problems:", *problems]

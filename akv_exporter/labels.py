@@ -7,7 +7,8 @@ renderer emits is listed here.
 
 from __future__ import annotations
 
-# ontap_akv_info's labels beyond cluster, svm and uuid: each is the AkvStatus field of that name.
+# ontap_akv_info's labels beyond cluster, svm and uuid: the configuration's scope, then its
+# details as ontap/akv.py names them (KeyManagerStatus.details).
 AKV_INFO_LABELS = (
     "scope",
     "configuration",

@@ -28,7 +28,7 @@ from prometheus_client import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from akv_exporter import __version__
-from akv_exporter.labels import AKV_INFO_LABELS
+from akv_exporter.ontap.keymanagers import BY_KIND
 from akv_exporter.snapshot import REASONS, ClusterSnapshot
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -86,6 +86,48 @@ AKV_GET_ERROR = Family(
     "info",
     "ONTAP answered GET azure-key-vaults with an AKV error code NetApp documents for it.",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyManagerFamilies:
+    """The families one kind of key manager is exposed as: ``ontap_akv_*`` for AKV."""
+
+    info: Family  # labels: svm, uuid, scope, then the configuration's details
+    enabled: Family
+    service: Family  # the key service's reachability, with ONTAP's code
+    kek: Family
+    ekmip: Family
+    message: Family
+    unreachable_since: Family
+    get_error: Family  # ONTAP answered the GET itself with an error it documents for it
+
+    def all(self) -> tuple[Family, ...]:
+        return (
+            self.info,
+            self.enabled,
+            self.service,
+            self.kek,
+            self.ekmip,
+            self.message,
+            self.unreachable_since,
+            self.get_error,
+        )
+
+
+# KeyManagerStatus.kind -> its families: a new key manager adds its own here (its rendering).
+KEY_MANAGER_FAMILIES = {
+    "akv": KeyManagerFamilies(
+        info=AKV_INFO,
+        enabled=AKV_ENABLED,
+        service=AKV_AZURE,
+        kek=AKV_KEK,
+        ekmip=AKV_EKMIP,
+        message=AKV_MESSAGE,
+        unreachable_since=AKV_UNREACHABLE_SINCE,
+        get_error=AKV_GET_ERROR,
+    ),
+}
+
 CLUSTER_INFO = Family(
     "akv_exporter_cluster_info", "info", "ONTAP cluster identity as reported by GET /api/cluster."
 )
@@ -130,14 +172,7 @@ PROBE_DURATION = Family(
 )
 
 CLUSTER_FAMILIES = (
-    AKV_INFO,
-    AKV_ENABLED,
-    AKV_AZURE,
-    AKV_KEK,
-    AKV_EKMIP,
-    AKV_MESSAGE,
-    AKV_UNREACHABLE_SINCE,
-    AKV_GET_ERROR,
+    *(family for families in KEY_MANAGER_FAMILIES.values() for family in families.all()),
     CLUSTER_INFO,
     CLUSTER_UP,
     CLUSTER_LAST_SUCCESS,
@@ -199,12 +234,17 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
     if snapshot.last is None:
         return {}
     out = _Samples((("cluster", snapshot.name), *snapshot.labels))
-    for akv in snapshot.akvs:
-        ident = (("svm", akv.svm), ("uuid", akv.uuid))
-        out.add(AKV_INFO, (*ident, *((label, getattr(akv, label)) for label in AKV_INFO_LABELS)), 1)
-        if akv.enabled is not None:
-            out.add(AKV_ENABLED, ident, akv.enabled)
-        for family, check, name in ((AKV_AZURE, akv.azure, "azure"), (AKV_KEK, akv.kek, "kek")):
+    for status in snapshot.key_managers:
+        families = KEY_MANAGER_FAMILIES[status.kind]
+        ident = (("svm", status.svm), ("uuid", status.uuid))
+        out.add(families.info, (*ident, ("scope", status.scope), *status.details), 1)
+        if status.enabled is not None:
+            out.add(families.enabled, ident, status.enabled)
+        checks = (
+            (families.service, status.service, BY_KIND[status.kind].service),
+            (families.kek, status.kek, "kek"),
+        )
+        for family, check, name in checks:
             if check is None:
                 continue
             out.add(family, (*ident, ("code", check.code)), check.ok)
@@ -214,23 +254,23 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
                     ("code", check.code),
                     ("message", label_message(check.message)),
                 )
-                out.add(AKV_MESSAGE, (*ident, ("check", name), *message), 1)
-        for node in akv.ekmip:
-            out.add(AKV_EKMIP, (*ident, ("node", node.node), ("code", node.code)), node.ok)
+                out.add(families.message, (*ident, ("check", name), *message), 1)
+        for node in status.ekmip:
+            out.add(families.ekmip, (*ident, ("node", node.node), ("code", node.code)), node.ok)
             if node.message:
                 message = (
                     ("node", node.node),
                     ("code", node.code),
                     ("message", label_message(node.message)),
                 )
-                out.add(AKV_MESSAGE, (*ident, ("check", "ekmip"), *message), 1)
-        since = snapshot.unreachable_since.get(akv.uuid)
+                out.add(families.message, (*ident, ("check", "ekmip"), *message), 1)
+        since = snapshot.unreachable_since.get(status.uuid)
         if since is not None:
-            out.add(AKV_UNREACHABLE_SINCE, ident, since)
-    refused = snapshot.akv_refused
-    if refused is not None:
-        message = label_message(refused.message)
-        out.add(AKV_GET_ERROR, (("code", refused.code), ("message", message)), 1)
+            out.add(families.unreachable_since, ident, since)
+    for kind, error in snapshot.refused.items():
+        message = label_message(error.message)
+        family = KEY_MANAGER_FAMILIES[kind].get_error
+        out.add(family, (("code", error.code), ("message", message)), 1)
     if snapshot.identity is not None:
         identity = snapshot.identity
         out.add(CLUSTER_INFO, (("cluster_uuid", identity.uuid), ("version", identity.version)), 1)

@@ -17,16 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from akv_exporter.config import ClusterConfig, Config, PollConfig
-from akv_exporter.ontap.akv import (
-    GET_ERRORS,
-    Check,
-    ParsedRecords,
-    parse_records,
-    release_of,
-)
-from akv_exporter.ontap.client import AKV_PATH as AKV_ENDPOINT
 from akv_exporter.ontap.client import OntapClient, OntapError
-from akv_exporter.ontap.cluster import ClusterIdentity
+from akv_exporter.ontap.cluster import ClusterIdentity, release_of
+from akv_exporter.ontap.keymanager import Check, KeyManagerStatus, ParsedRecords, parse_records
+from akv_exporter.ontap.keymanagers import BY_KIND, ENDPOINTS
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 from akv_exporter.state import UnreachableSince
 
@@ -230,8 +224,8 @@ class Poller:
     async def _wait(self, entry: _Cluster, delay: float) -> None:
         """Sleep ``delay``, waking to drop a failing cluster's series once they go stale."""
         snapshot = entry.snapshot
-        if not snapshot.up and snapshot.akvs and snapshot.akvs_as_of is not None:
-            stale_in = snapshot.akvs_as_of + self.config.poll.stale_after - self._clock()
+        if not snapshot.up and snapshot.key_managers and snapshot.key_managers_as_of is not None:
+            stale_in = snapshot.key_managers_as_of + self.config.poll.stale_after - self._clock()
             if 0 <= stale_in < delay:
                 await asyncio.sleep(stale_in)
                 delay -= stale_in
@@ -289,18 +283,28 @@ class Poller:
             entry.identity = await entry.client.cluster_identity(deadline)
             entry.identity_at = now
         release = release_of(entry.identity.version)
-        try:
-            records = await entry.client.azure_key_vaults(deadline, release)
-        except OntapError as error:
-            if error.ontap_code not in GET_ERRORS:
-                raise
-            # The cluster answered, about AKV: no records this time, the last known stay.
-            refused = Check(False, error.ontap_code, error.ontap_message)
-            return ParsedRecords(entry.snapshot.akvs, (), refused)
-        parsed = parse_records(records, release)
-        for reason in parsed.skipped:
+        key_managers: list[KeyManagerStatus] = []
+        skipped: list[str] = []
+        refused: dict[str, Check] = {}
+        for endpoint in ENDPOINTS:
+            if release is not None and release < endpoint.introduced:
+                continue  # a release without this endpoint; an unknown release is asked
+            try:
+                records = await entry.client.key_manager_records(endpoint, deadline, release)
+            except OntapError as error:
+                if error.ontap_code not in endpoint.get_errors:
+                    raise
+                # The cluster answered, about this key manager: no records this time, the last
+                # known stay.
+                refused[endpoint.kind] = Check(False, error.ontap_code, error.ontap_message)
+                key_managers += (s for s in entry.snapshot.key_managers if s.kind == endpoint.kind)
+                continue
+            parsed = parse_records(endpoint, records, release)
+            key_managers += parsed.key_managers
+            skipped += parsed.skipped
+        for reason in skipped:
             log.warning("cluster %s: skipped a malformed record: %s", entry.config.key, reason)
-        return parsed
+        return ParsedRecords(tuple(key_managers), tuple(skipped), refused)
 
     def _display_name(self, entry: _Cluster) -> str:
         """Return the cluster label: configured name, else ONTAP's (if unique), else address."""
@@ -335,23 +339,24 @@ class Poller:
         if entry.failures:
             log.info("cluster %s: answering again after %d failed polls", key, entry.failures)
         entry.failures = 0
-        if parsed.refused is not None:
+        for kind, error in parsed.refused.items():
             log.warning(
                 "cluster %s: %s answered ONTAP error %s: %s",
                 key,
-                AKV_ENDPOINT,
-                parsed.refused.code,
-                parsed.refused.message,
+                BY_KIND[kind].path,
+                error.code,
+                error.message,
             )
+        if parsed.refused:
             # No records: what was known of each configuration stays, as of when it was known.
             since = dict(entry.snapshot.unreachable_since)
-            as_of = entry.snapshot.akvs_as_of
+            as_of = entry.snapshot.key_managers_as_of
         else:
             earlier = {**self._state.of(key), **entry.snapshot.unreachable_since}
             since = {
-                akv.uuid: earlier.get(akv.uuid, outcome.started)
-                for akv in parsed.akvs
-                if akv.azure is not None and not akv.azure.ok
+                status.uuid: earlier.get(status.uuid, outcome.started)
+                for status in parsed.key_managers
+                if status.service is not None and not status.service.ok
             }
             self._state.update(key, since)
             as_of = outcome.started
@@ -361,9 +366,9 @@ class Poller:
             name=self._display_name(entry),
             up=True,
             identity=entry.identity,
-            akvs=parsed.akvs,
-            akvs_as_of=as_of,
-            akv_refused=parsed.refused,
+            key_managers=parsed.key_managers,
+            key_managers_as_of=as_of,
+            refused=parsed.refused,
             last_success=outcome.started + outcome.duration,
             last=outcome,
             history=self._history(entry, outcome),
@@ -386,7 +391,7 @@ class Poller:
         snapshot = replace(
             entry.snapshot,
             up=False,
-            akv_refused=None,  # what it answered before is not what it says now
+            refused={},  # what it answered before is not what it says now
             last=outcome,
             history=self._history(entry, outcome),
             poll_errors=dict(entry.errors),
@@ -395,12 +400,12 @@ class Poller:
         return self._without_stale(snapshot)
 
     def _without_stale(self, snapshot: ClusterSnapshot) -> ClusterSnapshot:
-        """Return ``snapshot`` without its AKV series once they are older than stale_after."""
-        if snapshot.up or snapshot.akvs_as_of is None:
+        """Return ``snapshot`` without its key managers once they are older than stale_after."""
+        if snapshot.up or snapshot.key_managers_as_of is None:
             return snapshot
-        if self._clock() - snapshot.akvs_as_of < self.config.poll.stale_after:
+        if self._clock() - snapshot.key_managers_as_of < self.config.poll.stale_after:
             return snapshot
-        return replace(snapshot, akvs=(), unreachable_since={})
+        return replace(snapshot, key_managers=(), unreachable_since={})
 
     def _set(self, entry: _Cluster, snapshot: ClusterSnapshot) -> None:
         if snapshot.name != entry.snapshot.name:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from akv_exporter.ontap.akv import AkvStatus, Check
 from akv_exporter.ontap.cluster import ClusterIdentity
+from akv_exporter.ontap.keymanager import Check, KeyManagerStatus
 
 # Why a poll failed: the `reason` label of akv_exporter_cluster_poll_errors_total.
 REASONS = (
@@ -50,15 +50,18 @@ class ClusterSnapshot:
     labels: tuple[tuple[str, str], ...] = ()
     up: bool = False
     identity: ClusterIdentity | None = None
-    akvs: tuple[AkvStatus, ...] = ()  # last known; emptied once older than poll.stale_after
-    akvs_as_of: float | None = None  # when `akvs` were fetched
+    # Every key-manager configuration (AKV's now), last known; emptied after poll.stale_after.
+    key_managers: tuple[KeyManagerStatus, ...] = ()
+    key_managers_as_of: float | None = None  # when `key_managers` were fetched
     last_success: float | None = None
     last: PollOutcome | None = None
     history: tuple[PollOutcome, ...] = ()  # most recent last
     poll_errors: Mapping[str, int] = field(default_factory=dict)  # cumulative, by reason
     requests: Mapping[str, int] = field(default_factory=dict)  # cumulative, by HTTP status
-    unreachable_since: Mapping[str, float] = field(default_factory=dict)  # AKV uuid -> Unix time
+    # Configuration uuid -> Unix time its key service became unreachable (the current streak).
+    unreachable_since: Mapping[str, float] = field(default_factory=dict)
     skipped_records: int = 0  # malformed records skipped, cumulative
-    # ONTAP answered the AKV GET with an error it documents for AKV (ontap.akv.GET_ERRORS);
-    # `akvs` are then the last known ones, as of `akvs_as_of`.
-    akv_refused: Check | None = None
+    # Key managers (by kind) whose GET ONTAP answered with an error it documents for that
+    # endpoint (KeyManagerEndpoint.get_errors); their configurations are then the last known,
+    # as of `key_managers_as_of`.
+    refused: Mapping[str, Check] = field(default_factory=dict)

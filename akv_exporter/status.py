@@ -1,10 +1,13 @@
 """Snapshots -> the fleet's health: a state per cluster and configuration, problems, a summary.
 
 The status page, ``GET /api/v1/status`` and the ``check`` command all read this one assessment,
-so they never disagree about what is broken. States, most urgent first::
+so they never disagree about what is broken. It reads every key manager through the common
+status type (ontap/keymanager.py); ``KEY_MANAGER_WORDS`` holds how each kind is named to people
+and in the JSON. States, most urgent first::
 
     down               the last poll got no valid answer (the cluster's state is unknown)
-    azure_unreachable  a configuration cannot reach Azure Key Vault (the 60-minute clock runs)
+    azure_unreachable  a configuration cannot reach its key service, Azure Key Vault (the
+                       60-minute clock runs); `<service>_unreachable` for each kind
     ekmip_unreachable  a node cannot reach its embedded KMIP server
     kek_unavailable    the vault-wrapped KEK is not available on every node
     pending            not polled yet
@@ -12,8 +15,8 @@ so they never disagree about what is broken. States, most urgent first::
     inactive           a configuration that is not enabled: ONTAP reports no state for it
     healthy
 
-Unknown is never healthy: a configuration is healthy only when ONTAP said so for Azure, the KEK
-and at least one node's EKMIP reachability.
+Unknown is never healthy: a configuration is healthy only when ONTAP said so for its key
+service, the KEK and at least one node's EKMIP reachability.
 """
 
 from __future__ import annotations
@@ -23,14 +26,41 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from akv_exporter.ontap.akv import GET_ERRORS, AkvStatus, Check
+from akv_exporter.ontap.keymanager import Check, KeyManagerEndpoint, KeyManagerStatus
+from akv_exporter.ontap.keymanagers import BY_KIND, ENDPOINTS
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 
 # ONTAP takes encrypted volumes offline after this long without Azure Key Vault.
 VOLUMES_OFFLINE_AFTER = 3600.0
 
+
+@dataclass(frozen=True, slots=True)
+class KeyManagerWords:
+    """How one kind of key manager is named to people and in the JSON (its rendering)."""
+
+    name: str  # "AKV": how ONTAP's documentation abbreviates it
+    title: str  # "Azure Key Vault": problems
+    short: str  # "Azure": the page's and check's column, state words
+    json_key: str  # "akvs": the cluster's list in GET /api/v1/status
+    target: str  # the detail naming what a configuration points at ("vault"): page, filter
+
+
+# KeyManagerStatus.kind -> its words: a new key manager adds its own here.
+KEY_MANAGER_WORDS = {
+    "akv": KeyManagerWords(
+        name="AKV", title="Azure Key Vault", short="Azure", json_key="akvs", target="vault"
+    ),
+}
+
+
+def unreachable_state(endpoint: KeyManagerEndpoint) -> str:
+    """Return the state of a configuration that cannot reach its key service: azure_unreachable."""
+    return f"{endpoint.service}_unreachable"
+
+
 DOWN = "down"
-AZURE_UNREACHABLE = "azure_unreachable"
+AZURE_UNREACHABLE = unreachable_state(BY_KIND["akv"])
+UNREACHABLE_STATES = tuple(unreachable_state(endpoint) for endpoint in ENDPOINTS)
 EKMIP_UNREACHABLE = "ekmip_unreachable"
 KEK_UNAVAILABLE = "kek_unavailable"
 PENDING = "pending"
@@ -39,7 +69,7 @@ INACTIVE = "inactive"
 HEALTHY = "healthy"
 STATES = (
     DOWN,
-    AZURE_UNREACHABLE,
+    *UNREACHABLE_STATES,
     EKMIP_UNREACHABLE,
     KEK_UNAVAILABLE,
     PENDING,
@@ -47,7 +77,11 @@ STATES = (
     INACTIVE,
     HEALTHY,
 )
-_RANK = {state: rank for rank, state in enumerate(STATES)}
+# Every key service's unreachable state is as urgent as the others.
+_RANK = {
+    state: STATES.index(AZURE_UNREACHABLE if state in UNREACHABLE_STATES else state)
+    for state in STATES
+}
 
 
 def urgency(state: str) -> int:
@@ -55,9 +89,13 @@ def urgency(state: str) -> int:
     return _RANK[state]
 
 
-def configuration_label(akv: AkvStatus) -> str:
+def configuration_label(status: KeyManagerStatus) -> str:
     """Return how a configuration is named to people: its SVM, or "cluster" for the admin SVM."""
-    return f"svm {akv.svm}" if akv.svm else "cluster"
+    return f"svm {status.svm}" if status.svm else "cluster"
+
+
+def words(status: KeyManagerStatus) -> KeyManagerWords:
+    return KEY_MANAGER_WORDS[status.kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +109,13 @@ class ExporterInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class AkvView:
-    """One AKV configuration with its state and, while Azure is unreachable, ONTAP's deadline."""
+class KeyManagerView:
+    """One key-manager configuration with its state and, while its key service is unreachable,
+    ONTAP's deadline."""
 
-    akv: AkvStatus
+    status: KeyManagerStatus
     state: str
-    azure_unreachable_since: float | None
+    unreachable_since: float | None
     volumes_offline_deadline: float | None  # estimated: streak start + 60 minutes
 
 
@@ -87,16 +126,18 @@ class ClusterView:
     snapshot: ClusterSnapshot
     state: str
     problems: tuple[str, ...]
-    akvs: tuple[AkvView, ...]
+    key_managers: tuple[KeyManagerView, ...]
 
     @property
     def nodes(self) -> tuple[str, ...]:
         """Return every node any configuration reported EKMIP reachability for, sorted."""
-        return tuple(sorted({n.node for view in self.akvs for n in view.akv.ekmip}))
+        return tuple(sorted({n.node for view in self.key_managers for n in view.status.ekmip}))
 
     @property
     def ekmip_nodes_down(self) -> tuple[str, ...]:
-        return tuple(sorted({n.node for v in self.akvs for n in v.akv.ekmip_unreachable}))
+        return tuple(
+            sorted({n.node for v in self.key_managers for n in v.status.ekmip_unreachable})
+        )
 
 
 # The fleet's verdict, in the precedence the check command's exit codes follow (docs/check.md).
@@ -121,7 +162,9 @@ class Summary:
     configurations_unknown: int
     configurations_inactive: int
     ekmip_nodes_down: int  # distinct (cluster, node) pairs with any configuration unreachable
-    clusters_akv_error: int  # answered the AKV GET with an AKV error code (ontap.akv.GET_ERRORS)
+    # Clusters that answered a key manager's GET with an error code NetApp documents for it
+    # (KeyManagerEndpoint.get_errors): AKV's now, hence the name.
+    clusters_akv_error: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,19 +196,24 @@ class FleetStatus:
         }
 
 
-def akv_state(akv: AkvStatus) -> str:
+def key_manager_state(status: KeyManagerStatus) -> str:
     """Return the most urgent state of one configuration."""
-    if akv.azure is not None and not akv.azure.ok:
-        return AZURE_UNREACHABLE
-    if akv.ekmip_unreachable:
+    if status.service is not None and not status.service.ok:
+        return unreachable_state(BY_KIND[status.kind])
+    if status.ekmip_unreachable:
         return EKMIP_UNREACHABLE
-    if akv.kek is not None and not akv.kek.ok:
+    if status.kek is not None and not status.kek.ok:
         return KEK_UNAVAILABLE
-    if akv.enabled is False:
+    if status.enabled is False:
         return INACTIVE
-    if akv.enabled is None or akv.azure is None or akv.kek is None or not akv.ekmip:
+    if status.enabled is None or status.service is None or status.kek is None or not status.ekmip:
         return UNKNOWN
     return HEALTHY
+
+
+def refused_state(kind: str, error: Check) -> str:
+    """Return the state an error NetApp documents for a key manager's GET speaks of."""
+    return BY_KIND[kind].get_errors[error.code]
 
 
 def _coded(check: Check | None, what: str) -> str:
@@ -175,40 +223,40 @@ def _coded(check: Check | None, what: str) -> str:
     return f"{detail}: {check.message}" if check.message else detail
 
 
-def _problems(snapshot: ClusterSnapshot, akvs: Iterable[AkvView]) -> list[str]:
+def _problems(snapshot: ClusterSnapshot, views: Iterable[KeyManagerView]) -> list[str]:
     problems = []
     last = snapshot.last
     if last is not None and not snapshot.up:
         problems.append(f"cluster not answering ({last.reason}): {last.error}")
     elif last is None:
         problems.append("not polled yet")
-    refused = snapshot.akv_refused
-    if refused is not None:
-        problems.append(
-            f"{_coded(refused, 'ONTAP answered the AKV query with an error')}"
-            " (configurations as last known)"
-        )
-    stale = " (last known)" if last is not None and (not snapshot.up or refused) else ""
-    for view in akvs:
-        akv, where = view.akv, configuration_label(view.akv)
-        if akv.azure is not None and not akv.azure.ok:
-            problems.append(f"{where}: {_coded(akv.azure, 'Azure Key Vault unreachable')}{stale}")
-        for node in akv.ekmip_unreachable:
+    for kind, error in snapshot.refused.items():
+        what = f"ONTAP answered the {KEY_MANAGER_WORDS[kind].name} query with an error"
+        problems.append(f"{_coded(error, what)} (configurations as last known)")
+    stale = ""
+    if last is not None and (not snapshot.up or snapshot.refused):
+        stale = " (last known)"
+    for view in views:
+        status, where = view.status, configuration_label(view.status)
+        if status.service is not None and not status.service.ok:
+            what = _coded(status.service, f"{words(status).title} unreachable")
+            problems.append(f"{where}: {what}{stale}")
+        for node in status.ekmip_unreachable:
             check = Check(node.ok, node.code, node.message)
             what = _coded(check, f"EKMIP unreachable from node {node.node}")
             problems.append(f"{where}: {what}{stale}")
-        if akv.kek is not None and not akv.kek.ok:
-            problems.append(f"{where}: {_coded(akv.kek, 'KEK unavailable')}{stale}")
+        if status.kek is not None and not status.kek.ok:
+            problems.append(f"{where}: {_coded(status.kek, 'KEK unavailable')}{stale}")
         if view.state == INACTIVE:
             problems.append(f"{where}: inactive (not enabled; ONTAP reports no state)")
         elif view.state == UNKNOWN:
             missing = [
                 name
                 for name, known in (
-                    ("enabled", akv.enabled is not None),
-                    ("azure_reachability", akv.azure is not None),
-                    ("state", akv.kek is not None),
-                    ("ekmip_reachability", bool(akv.ekmip)),
+                    ("enabled", status.enabled is not None),
+                    (BY_KIND[status.kind].service_field, status.service is not None),
+                    ("state", status.kek is not None),
+                    ("ekmip_reachability", bool(status.ekmip)),
                 )
                 if not known
             ]
@@ -219,13 +267,13 @@ def _problems(snapshot: ClusterSnapshot, akvs: Iterable[AkvView]) -> list[str]:
 def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
     """Return the state and problems of one cluster from its latest snapshot."""
     views = []
-    for akv in snapshot.akvs:
-        since = snapshot.unreachable_since.get(akv.uuid)
+    for status in snapshot.key_managers:
+        since = snapshot.unreachable_since.get(status.uuid)
         views.append(
-            AkvView(
-                akv=akv,
-                state=akv_state(akv),
-                azure_unreachable_since=since,
+            KeyManagerView(
+                status=status,
+                state=key_manager_state(status),
+                unreachable_since=since,
                 volumes_offline_deadline=None if since is None else since + VOLUMES_OFFLINE_AFTER,
             )
         )
@@ -235,8 +283,7 @@ def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
         state = DOWN
     else:
         states = [v.state for v in views]
-        if snapshot.akv_refused is not None:
-            states.append(GET_ERRORS[snapshot.akv_refused.code])
+        states += (refused_state(kind, error) for kind, error in snapshot.refused.items())
         state = min(states, key=urgency, default=HEALTHY)
     return ClusterView(snapshot, state, tuple(_problems(snapshot, views)), tuple(views))
 
@@ -261,26 +308,25 @@ def verdict(
 def summarize(clusters: Iterable[ClusterView]) -> Summary:
     """Return the fleet's counts and its most urgent state."""
     clusters = list(clusters)
-    akvs = [view for cluster in clusters for view in cluster.akvs]
+    views = [view for cluster in clusters for view in cluster.key_managers]
 
     def count(state: str) -> int:
-        return sum(1 for view in akvs if view.state == state)
+        return sum(1 for view in views if view.state == state)
 
     # A configuration can fail several checks at once; each count asks one question.
-    unreachable = sum(1 for v in akvs if v.akv.azure is not None and not v.akv.azure.ok)
-    ekmip_unreachable = sum(1 for v in akvs if v.akv.ekmip_unreachable)
-    kek = sum(1 for v in akvs if v.akv.kek is not None and not v.akv.kek.ok)
+    unreachable = sum(1 for v in views if v.status.service is not None and not v.status.service.ok)
+    ekmip_unreachable = sum(1 for v in views if v.status.ekmip_unreachable)
+    kek = sum(1 for v in views if v.status.kek is not None and not v.status.kek.ok)
     down = sum(1 for c in clusters if c.state == DOWN)
     pending = sum(1 for c in clusters if c.state == PENDING)
-    # A cluster that answered the AKV query with an AKV error speaks of every configuration.
+    # A cluster that answered a key manager's query with its error speaks of every configuration.
+    answered = [c for c in clusters if c.snapshot.up and c.snapshot.refused]
     refused = [
-        GET_ERRORS[c.snapshot.akv_refused.code]
-        for c in clusters
-        if c.snapshot.up and c.snapshot.akv_refused is not None
+        refused_state(kind, error) for c in answered for kind, error in c.snapshot.refused.items()
     ]
     return Summary(
         status=verdict(
-            unreachable=unreachable + refused.count(AZURE_UNREACHABLE),
+            unreachable=unreachable + sum(state in UNREACHABLE_STATES for state in refused),
             ekmip_unreachable=ekmip_unreachable + refused.count(EKMIP_UNREACHABLE),
             unanswered=down + pending,
             unknown=count(UNKNOWN),
@@ -290,14 +336,14 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         clusters_up=sum(1 for c in clusters if c.snapshot.up),
         clusters_down=down,
         clusters_pending=pending,
-        configurations=len(akvs),
+        configurations=len(views),
         configurations_unreachable=unreachable,
         configurations_ekmip_unreachable=ekmip_unreachable,
         configurations_kek_unavailable=kek,
         configurations_unknown=count(UNKNOWN),
         configurations_inactive=count(INACTIVE),
         ekmip_nodes_down=sum(len(c.ekmip_nodes_down) for c in clusters),
-        clusters_akv_error=len(refused),
+        clusters_akv_error=len(answered),
     )
 
 
@@ -327,22 +373,19 @@ def _outcome_json(outcome: PollOutcome) -> dict[str, Any]:
     }
 
 
-def _akv_json(view: AkvView) -> dict[str, Any]:
-    akv = view.akv
+def _key_manager_json(view: KeyManagerView) -> dict[str, Any]:
+    """Return one configuration: ONTAP's fields and details, the check results, the state."""
+    status = view.status
+    service = BY_KIND[status.kind].service
     return {
-        "uuid": akv.uuid,
-        "svm": akv.svm,
-        "scope": akv.scope,
-        "vault": akv.vault,
-        "enabled": akv.enabled,
-        "configuration": akv.configuration,
-        "key_id": akv.key_id,
-        "client_id": akv.client_id,
-        "tenant_id": akv.tenant_id,
-        "authentication_method": akv.authentication_method,
+        "uuid": status.uuid,
+        "svm": status.svm,
+        "scope": status.scope,
+        "enabled": status.enabled,
+        **dict(status.details),
         "state": view.state,
-        "azure": _check_json(akv.azure, "reachable"),
-        "kek": _check_json(akv.kek, "available"),
+        service: _check_json(status.service, "reachable"),
+        "kek": _check_json(status.kek, "available"),
         "ekmip": [
             {
                 "node": node.node,
@@ -351,9 +394,9 @@ def _akv_json(view: AkvView) -> dict[str, Any]:
                 "code": node.code,
                 "message": node.message,
             }
-            for node in akv.ekmip
+            for node in status.ekmip
         ],
-        "azure_unreachable_since": view.azure_unreachable_since,
+        f"{service}_unreachable_since": view.unreachable_since,
         "volumes_offline_deadline": view.volumes_offline_deadline,
     }
 
@@ -377,12 +420,20 @@ def _cluster_json(view: ClusterView) -> dict[str, Any]:
             "version_full": identity.version_full,
         },
         "last_success": snapshot.last_success,
-        "akvs_as_of": snapshot.akvs_as_of,
+        "akvs_as_of": snapshot.key_managers_as_of,
         "last_poll": None if snapshot.last is None else _outcome_json(snapshot.last),
         "history": [_outcome_json(outcome) for outcome in snapshot.history],
         "poll_errors": dict(snapshot.poll_errors),
-        "akv_error": None
-        if snapshot.akv_refused is None
-        else {"code": snapshot.akv_refused.code, "message": snapshot.akv_refused.message},
-        "akvs": [_akv_json(akv) for akv in view.akvs],
+        **{
+            f"{kind}_error": None
+            if (error := snapshot.refused.get(kind)) is None
+            else {"code": error.code, "message": error.message}
+            for kind in KEY_MANAGER_WORDS
+        },
+        **{
+            kind_words.json_key: [
+                _key_manager_json(km) for km in view.key_managers if km.status.kind == kind
+            ]
+            for kind, kind_words in KEY_MANAGER_WORDS.items()
+        },
     }

@@ -142,12 +142,12 @@ class SnapshotCollector:
             up.add_metric([name], 1 if snapshot.up else 0)
             for reason in REASONS:
                 errors.add_metric([name, reason], snapshot.poll_errors.get(reason, 0))
-            for akv in snapshot.akvs:
-                labels = {"cluster": name, "svm": akv.svm, "uuid": akv.uuid}
-                labels |= {label: getattr(akv, label) for label in AKV_INFO_LABELS}
+            for akv in snapshot.key_managers:
+                labels = {"cluster": name, "svm": akv.svm, "uuid": akv.uuid, "scope": akv.scope}
+                labels |= {label: akv.detail(label) for label in AKV_INFO_LABELS[1:]}
                 info.add_metric(list(labels), labels)
-                if akv.azure is not None:
-                    azure.add_metric([name, akv.svm, akv.uuid, akv.azure.code], akv.azure.ok)
+                if akv.service is not None:
+                    azure.add_metric([name, akv.svm, akv.uuid, akv.service.code], akv.service.ok)
                 if akv.kek is not None:
                     kek.add_metric([name, akv.svm, akv.uuid, akv.kek.code], akv.kek.ok)
                 for node in akv.ekmip:
@@ -222,7 +222,7 @@ async def main_async(args: argparse.Namespace) -> str:
     poll_ratio = statistics.median(baseline[1:]) / statistics.median(ours[1:])
     cold_ratio = baseline[0] / ours[0]
     scrape_ratio = statistics.median(scrape_base) / statistics.median(scrape_ours)
-    akvs = sum(len(s.akvs) for s in snapshots.values())
+    akvs = sum(len(s.key_managers) for s in snapshots.values())
     return "\n".join(
         [
             "# akv-exporter benchmark",

@@ -214,3 +214,12 @@ def test_the_exporter_needs_no_cryptography():
     exporter = reachable("akv_exporter.service", "akv_exporter.check")
     assert "akv_exporter.exporter" in exporter
     assert not exporter & users, sorted(exporter & users)
+
+
+def test_only_the_registry_knows_the_key_manager_modules():
+    # The seam: everything reads KeyManagerStatus; only ontap/keymanagers.py lists the endpoint
+    # modules (ontap/akv.py now), so a new key manager touches no reader.
+    importers = sorted(
+        name for name, targets in GRAPH.items() if "akv_exporter.ontap.akv" in targets
+    )
+    assert importers == ["akv_exporter.ontap.keymanagers"], importers

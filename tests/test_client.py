@@ -10,7 +10,9 @@ import trustme
 from aiohttp import web
 
 from akv_exporter.config import SecretSource, TlsConfig
-from akv_exporter.ontap.client import AKV_PATH, OntapClient, OntapError
+from akv_exporter.ontap import akv
+from akv_exporter.ontap.akv import AKV_PATH
+from akv_exporter.ontap.client import OntapClient, OntapError
 from tests.helpers import akv_record, cluster_config
 
 
@@ -21,7 +23,7 @@ def deadline(seconds: float = 10.0) -> float:
 async def akv_records(fake_ontap, **kwargs) -> list:
     client = OntapClient(cluster_config(fake_ontap.url), **kwargs)
     try:
-        return await client.azure_key_vaults(deadline())
+        return await client.key_manager_records(akv.ENDPOINT, deadline())
     finally:
         await client.close()
 
@@ -30,7 +32,7 @@ async def failure(fake_ontap, seconds: float = 10.0, **config) -> OntapError:
     client = OntapClient(cluster_config(fake_ontap.url, **config))
     try:
         with pytest.raises(OntapError) as caught:
-            await client.azure_key_vaults(deadline(seconds))
+            await client.key_manager_records(akv.ENDPOINT, deadline(seconds))
         return caught.value
     finally:
         await client.close()
@@ -88,7 +90,7 @@ async def test_caps_the_page_count(fake_ontap):
     fake_ontap.handler = endless
     client = OntapClient(cluster_config(fake_ontap.url), max_pages=5)
     with pytest.raises(OntapError, match="more than 5 pages") as caught:
-        await client.azure_key_vaults(deadline())
+        await client.key_manager_records(akv.ENDPOINT, deadline())
     await client.close()
     assert caught.value.reason == "invalid_response"
 
@@ -197,7 +199,7 @@ async def test_credentials_command_is_rerun_once_on_401(fake_ontap, tmp_path):
 async def akv_records_with(fake_ontap, **config) -> list:
     client = OntapClient(cluster_config(fake_ontap.url, **config))
     try:
-        return await client.azure_key_vaults(deadline())
+        return await client.key_manager_records(akv.ENDPOINT, deadline())
     finally:
         await client.close()
 
@@ -244,7 +246,7 @@ async def test_oversized_bodies_are_cut_off(fake_ontap):
     fake_ontap.handler = huge
     client = OntapClient(cluster_config(fake_ontap.url), max_response_bytes=1 << 20)
     with pytest.raises(OntapError, match="exceeds the 1048576-byte limit") as caught:
-        await client.azure_key_vaults(deadline())
+        await client.key_manager_records(akv.ENDPOINT, deadline())
     await client.close()
     assert caught.value.reason == "invalid_response"
 
@@ -256,7 +258,7 @@ async def test_declared_oversized_bodies_are_refused_before_reading(fake_ontap):
     fake_ontap.handler = declared
     client = OntapClient(cluster_config(fake_ontap.url), max_response_bytes=1 << 20)
     with pytest.raises(OntapError, match="2097152 bytes exceeds"):
-        await client.azure_key_vaults(deadline())
+        await client.key_manager_records(akv.ENDPOINT, deadline())
     await client.close()
 
 
@@ -269,7 +271,7 @@ async def test_timeout_is_classified(fake_ontap):
     client = OntapClient(cluster_config(fake_ontap.url))
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.5):
-            await client.azure_key_vaults(deadline(0.5))
+            await client.key_manager_records(akv.ENDPOINT, deadline(0.5))
     assert client.in_flight == AKV_PATH
     await client.close()
 
@@ -277,7 +279,7 @@ async def test_timeout_is_classified(fake_ontap):
 async def test_connection_refused_is_a_connect_failure(unused_tcp_port):
     client = OntapClient(cluster_config(f"http://127.0.0.1:{unused_tcp_port}"))
     with pytest.raises(OntapError) as caught:
-        await client.azure_key_vaults(deadline())
+        await client.key_manager_records(akv.ENDPOINT, deadline())
     await client.close()
     assert caught.value.reason == "connect" and "cannot connect" in str(caught.value)
 

@@ -8,8 +8,9 @@ import subprocess
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from akv_exporter.metrics import Exposition, label_message, render_cluster
-from akv_exporter.ontap.akv import parse_records
+from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import ClusterIdentity
+from akv_exporter.ontap.keymanager import parse_records
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 from tests.helpers import akv_record, find, require_binary, samples
 
@@ -26,8 +27,8 @@ def snapshot(**overrides) -> ClusterSnapshot:
         "labels": (("datacenter", "dc1"),),
         "up": True,
         "identity": ClusterIdentity("c1", "cu", "9.14.1", "NetApp Release 9.14.1"),
-        "akvs": parse_records(records).akvs,
-        "akvs_as_of": 1000.0,
+        "key_managers": parse_records(akv.ENDPOINT, records).key_managers,
+        "key_managers_as_of": 1000.0,
         "last_success": 1000.5,
         "last": PollOutcome(1000.0, 0.5),
         "poll_errors": {"timeout": 2},

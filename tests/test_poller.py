@@ -340,7 +340,7 @@ async def test_akv_error_answer_keeps_the_last_known_configurations(fake_ontap, 
     fake_ontap.records = [akv_record(reachable=False)]
     exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
     first = (await exporter.poller.poll_all())["c0"]
-    assert first.akv_refused is None
+    assert first.refused == {}
 
     async def refused(request):
         if request.path == "/api/cluster":
@@ -352,8 +352,9 @@ async def test_akv_error_answer_keeps_the_last_known_configurations(fake_ontap, 
     clock.now += 60
     second = (await exporter.poller.poll_all())["c0"]
     assert second.up and second.last.ok
-    assert second.akv_refused.code == "65537549"
-    assert second.akvs == first.akvs and second.akvs_as_of == first.akvs_as_of
+    assert second.refused["akv"].code == "65537549"
+    assert second.key_managers == first.key_managers
+    assert second.key_managers_as_of == first.key_managers_as_of
     assert second.unreachable_since == first.unreachable_since
     body = exporter.exposition.scrape()
     assert find(body, "ontap_akv_get_error_info", cluster="c0", code="65537549") == [1.0]

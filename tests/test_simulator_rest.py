@@ -9,7 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from akv_exporter.ontap.akv import fields_query, parse_records
+from akv_exporter.ontap import akv
+from akv_exporter.ontap.akv import fields_query
+from akv_exporter.ontap.keymanager import parse_records
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, all_pages, get
 
@@ -251,17 +253,18 @@ async def test_exporter_parses_the_simulated_statuses(sim, session) -> None:
         ("lon-dr-01", (9, 8)),
     ):
         query = f"?fields={fields_query(release)}"
-        result = parse_records((await akvs(session, sim, name, query))["records"], release)
+        records = (await akvs(session, sim, name, query))["records"]
+        result = parse_records(akv.ENDPOINT, records, release)
         assert not result.skipped
-        parsed[name] = result.akvs
+        parsed[name] = result.key_managers
     healthy = [a for a in parsed["ams-prod-01"] if a.enabled]
-    assert len(healthy) == 2 and all(a.azure.ok and a.kek.ok for a in healthy)
+    assert len(healthy) == 2 and all(a.service.ok and a.kek.ok for a in healthy)
     assert all(n.ok for a in healthy for n in a.ekmip) and all(len(a.ekmip) == 4 for a in healthy)
     [inactive] = [a for a in parsed["ams-prod-01"] if a.enabled is False]
-    assert inactive.azure is None and inactive.kek is None and not inactive.ekmip
+    assert inactive.service is None and inactive.kek is None and not inactive.ekmip
     [fra] = parsed["fra-prod-01"]
-    assert not fra.azure.ok and fra.azure.code == "65537549"
-    assert "Unable to connect to https://" in fra.azure.message
+    assert not fra.service.ok and fra.service.code == "65537549"
+    assert "Unable to connect to https://" in fra.service.message
     assert [(n.node, n.ok, n.code) for n in fra.ekmip] == [
         ("fra-prod-01-01", True, "0"),
         ("fra-prod-01-02", False, "65537552"),
@@ -270,4 +273,4 @@ async def test_exporter_parses_the_simulated_statuses(sim, session) -> None:
     assert lon.kek is not None and not lon.kek.ok and lon.kek.code == "65537551"
     assert lon.kek.message.startswith("Top-level internal key protection key (KEK) is unavailable")
     assert "Node: lon-dr-01-01. Reason:" in lon.kek.message
-    assert lon.azure.ok and lon.azure.code == "0"
+    assert lon.service.ok and lon.service.code == "0"

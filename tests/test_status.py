@@ -9,8 +9,9 @@ from html.parser import HTMLParser
 import aiohttp
 import pytest
 
-from akv_exporter.ontap.akv import parse_records
+from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import ClusterIdentity
+from akv_exporter.ontap.keymanager import parse_records
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 from akv_exporter.status import (
     VOLUMES_OFFLINE_AFTER,
@@ -33,8 +34,8 @@ def snapshot(name: str, records: list, *, up: bool = True, **overrides) -> Clust
         "labels": (("datacenter", "dc1"),),
         "up": up,
         "identity": ClusterIdentity(name, "uuid-" + name, "9.14.1", "NetApp Release 9.14.1"),
-        "akvs": parse_records(records).akvs,
-        "akvs_as_of": NOW - 1,
+        "key_managers": parse_records(akv.ENDPOINT, records).key_managers,
+        "key_managers_as_of": NOW - 1,
         "last_success": NOW - 1 if up else None,
         "last": outcome,
         "history": (PollOutcome(NOW - 61, 0.3), outcome),
@@ -69,7 +70,7 @@ class Elements(HTMLParser):
 def test_inactive_configuration_is_inactive_never_healthy():
     view = assess_cluster(snapshot("c1", [akv_record(enabled=False)]))
     assert view.state == "inactive"
-    assert view.akvs[0].akv.azure is None
+    assert view.key_managers[0].status.service is None
     assert any("inactive" in problem for problem in view.problems)
 
 
@@ -93,7 +94,7 @@ def test_unreachable_configuration_carries_its_volumes_offline_deadline():
     records = [akv_record("u1", reachable=False)]
     view = assess_cluster(snapshot("c1", records, unreachable_since={"u1": NOW - 600}))
     assert view.state == "azure_unreachable"
-    assert view.akvs[0].volumes_offline_deadline == NOW - 600 + VOLUMES_OFFLINE_AFTER
+    assert view.key_managers[0].volumes_offline_deadline == NOW - 600 + VOLUMES_OFFLINE_AFTER
 
 
 def test_summary_verdict_puts_critical_before_unknown_before_warning():

@@ -29,9 +29,9 @@ async def test_injected_vault_outage_leads_the_page_and_clears_after_healing(fle
     fleet.patch(victim, {"akvs": {akv["uuid"]: {"azure_reachability": {"reachable": False}}}})
     wait_until(
         lambda: any(
-            a.uuid == akv["uuid"] and a.azure is not None and not a.azure.ok
+            a.uuid == akv["uuid"] and a.service is not None and not a.service.ok
             for s in fleet.exporter.snapshots().values()
-            for a in s.akvs
+            for a in s.key_managers
         ),
         "the exporter to see the outage",
         30,

@@ -1,25 +1,35 @@
-"""ONTAP azure-key-vaults records -> typed status, tolerant of release differences.
+"""ONTAP's azure-key-vaults endpoint: its path, the fields asked for, records -> the common status.
 
 What differs between releases, and is accepted here:
 - the KEK state is ``state.available`` (the schema) or ``state.cluster_state`` (NetApp's own
   example answer, which also carries 9.14's ``configuration``): both are read on any release;
-- ``code`` is a string ("0" when healthy) in NetApp's definition; an integer is read too;
-- any field may be null or missing: that means unknown, and unknown is never healthy;
 - ``enabled`` (and ``configuration``) exist from ONTAP 9.14 only (``x-ntap-introduced: 9.14`` in
   NetApp's definition): before 9.14 an SVM or the cluster has exactly one AKV configuration, and
   it is the active one. Where ``enabled`` is missing, activity is inferred (see ``infer_enabled``);
-- fields this module does not know are ignored.
-
-A record that is not an object or has no uuid is skipped and counted, never fatal to the poll.
+- each release is asked only for the fields it has (``fields_query``); a cluster that refuses one
+  anyway (ONTAP error 262197) is asked for the fields every release since 9.8 knows.
+The rest (codes, nulls, unknown fields, malformed records) is the seam's: ontap/keymanager.py.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
+from akv_exporter.labels import AKV_INFO_LABELS
+from akv_exporter.ontap.cluster import Release
+from akv_exporter.ontap.keymanager import (
+    KeyManagerEndpoint,
+    KeyManagerStatus,
+    boolean,
+    identify,
+    name_of,
+    parse_check,
+    parse_ekmip,
+    text,
+)
+
+AKV_PATH = "/api/security/azure-key-vaults"
 ADVANCED_FIELDS = ("state", "azure_reachability", "ekmip_reachability")
 ORDINARY_FIELDS = (
     "uuid",
@@ -40,69 +50,11 @@ FIELDS_QUERY = ",".join(ADVANCED_FIELDS + ORDINARY_FIELDS)
 # What every release since 9.8 knows: the fallback when a cluster rejects a field it should know.
 _FIELDS_98 = tuple(name for name in ORDINARY_FIELDS if name not in INTRODUCED)
 FIELDS_QUERY_98 = ",".join(ADVANCED_FIELDS + _FIELDS_98)
-
-_WHITESPACE = re.compile(r"\s+")
-_RELEASE = re.compile(r"(\d+)\.(\d+)")
 # NetApp's definition introduces `enabled` and `configuration` in 9.14 (x-ntap-introduced).
 ENABLED_INTRODUCED = (9, 14)
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One cluster-wide check ONTAP reports: Azure reachability or KEK availability."""
-
-    ok: bool
-    code: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class NodeCheck:
-    """One node's reachability of the embedded KMIP server (an ``ekmip_reachability`` entry)."""
-
-    node: str
-    node_uuid: str
-    ok: bool
-    code: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class AkvStatus:
-    """One AKV configuration as ONTAP reported it; ``None`` / empty means ONTAP did not say."""
-
-    uuid: str
-    svm: str  # "" for a cluster-scoped configuration
-    svm_uuid: str
-    scope: str
-    enabled: bool | None  # as ONTAP sent it, else inferred (infer_enabled); None: unknown
-    configuration: str
-    vault: str  # ONTAP's `name`: the vault URI
-    key_id: str
-    client_id: str
-    tenant_id: str
-    authentication_method: str
-    azure: Check | None
-    kek: Check | None
-    ekmip: tuple[NodeCheck, ...]
-
-    @property
-    def ekmip_unreachable(self) -> tuple[NodeCheck, ...]:
-        return tuple(n for n in self.ekmip if not n.ok)
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedRecords:
-    """The configurations parsed from a collection, and why any record was skipped.
-
-    ``refused`` is set when ONTAP answered the GET itself with one of the AKV errors NetApp
-    documents for it (GET_ERRORS): an answer about AKV, with no records.
-    """
-
-    akvs: tuple[AkvStatus, ...]
-    skipped: tuple[str, ...]
-    refused: Check | None = None
-
+# A configuration's details (KeyManagerStatus.details): ontap_akv_info's labels after `scope`.
+# `vault` is ONTAP's `name` (the vault URI); `configuration` is its `configuration` object's name.
+DETAILS = tuple(label for label in AKV_INFO_LABELS if label != "scope")
 
 # The error codes NetApp documents for GET /api/security/azure-key-vaults itself, and the state
 # each one speaks of (the words are NetApp's error descriptions).
@@ -115,93 +67,7 @@ GET_ERRORS = {
 }
 
 
-class MalformedRecord(ValueError):
-    """A record this module cannot use at all (not an object, no uuid)."""
-
-
-def fold_message(value: Any) -> str:
-    """Return ONTAP's message with whitespace runs folded to one space, "" for null."""
-    if not isinstance(value, str):
-        return ""
-    return _WHITESPACE.sub(" ", value).strip()
-
-
-def normalize_code(value: Any) -> str:
-    """Return ONTAP's code as a decimal string: "0" and 0 are the same; null is ""."""
-    if isinstance(value, bool):  # bool is an int subclass; never a code
-        return ""
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit():
-            return str(int(text))
-        return text
-    return ""
-
-
-def _boolean(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    return None
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _name_of(value: Any) -> str:
-    return _text(value.get("name")) if isinstance(value, Mapping) else ""
-
-
-def _uuid_of(value: Any) -> str:
-    return _text(value.get("uuid")) if isinstance(value, Mapping) else ""
-
-
-def parse_check(value: Any, *flags: str) -> Check | None:
-    """Return the check in ``value`` using the first boolean among ``flags``; None when unknown."""
-    if not isinstance(value, Mapping):
-        return None
-    for flag in flags:
-        ok = _boolean(value.get(flag))
-        if ok is not None:
-            return Check(ok, normalize_code(value.get("code")), fold_message(value.get("message")))
-    return None
-
-
-def parse_ekmip(value: Any) -> tuple[NodeCheck, ...]:
-    """Return one NodeCheck per entry that names a node and says reachable or not."""
-    if not isinstance(value, list):
-        return ()
-    checks = []
-    for entry in value:
-        if not isinstance(entry, Mapping):
-            continue
-        ok = _boolean(entry.get("reachable"))
-        node = _name_of(entry.get("node")) or _uuid_of(entry.get("node"))
-        if ok is None or not node:
-            continue
-        checks.append(
-            NodeCheck(
-                node=node,
-                node_uuid=_uuid_of(entry.get("node")),
-                ok=ok,
-                code=normalize_code(entry.get("code")),
-                message=fold_message(entry.get("message")),
-            )
-        )
-    return tuple(sorted(checks, key=lambda c: c.node))
-
-
-def release_of(version: str) -> tuple[int, int] | None:
-    """Return (major, minor) of an ONTAP release such as "9.13.1", None when it says none."""
-    match = _RELEASE.match(version.strip()) if isinstance(version, str) else None
-    return (int(match[1]), int(match[2])) if match else None
-
-
-def fields_query(release: tuple[int, int] | None) -> str:
+def fields_query(release: Release | None) -> str:
     """Return the `fields` query for a release: only the fields it has; all when it is unknown.
 
     ONTAP answers a `fields` entry it does not know with error 262197, so a 9.12 cluster asked
@@ -213,67 +79,59 @@ def fields_query(release: tuple[int, int] | None) -> str:
     return ",".join(ADVANCED_FIELDS + tuple(known))
 
 
-def infer_enabled(record: Mapping, release: tuple[int, int] | None) -> bool | None:
+def infer_enabled(record: Mapping, release: Release | None) -> bool | None:
     """Return whether a configuration is active, as ONTAP means it; None when nothing says.
 
     ``enabled`` when ONTAP sent it. Otherwise active when ONTAP returned any of the advanced
     fields (it computes them only for the active configuration), or when the release predates
     9.14, where a scope holds exactly one configuration and it is always in use.
     """
-    sent = _boolean(record.get("enabled"))
+    sent = boolean(record.get("enabled"))
     if sent is not None:
         return sent
-    if any(isinstance(record.get(name), (Mapping, list)) for name in ADVANCED_FIELDS):
+    if any(isinstance(record.get(name), Mapping | list) for name in ADVANCED_FIELDS):
         return True
     if release is not None and release < ENABLED_INTRODUCED:
         return True
     return None
 
 
-def parse_record(record: Any, release: tuple[int, int] | None = None) -> AkvStatus:
+def parse_record(record: Any, release: Release | None = None) -> KeyManagerStatus:
     """Return the status of one azure-key-vaults record; MalformedRecord if it has no identity.
 
     ``release`` is the cluster's (major, minor) from GET /api/cluster, used only where a record
     lacks ``enabled``.
     """
-    if not isinstance(record, Mapping):
-        raise MalformedRecord(f"record is a {type(record).__name__}, not an object")
-    uuid = record.get("uuid")
-    if not isinstance(uuid, str) or not uuid:
-        raise MalformedRecord("record has no uuid")
-    svm = record.get("svm")
-    scope = _text(record.get("scope")) or ("svm" if _name_of(svm) else "cluster")
-    return AkvStatus(
+    record, uuid, svm, svm_uuid, scope = identify(record)
+    details = {
+        "configuration": name_of(record.get("configuration")),
+        "vault": text(record.get("name")),
+        "key_id": text(record.get("key_id")),
+        "authentication_method": text(record.get("authentication_method")),
+        "client_id": text(record.get("client_id")),
+        "tenant_id": text(record.get("tenant_id")),
+    }
+    return KeyManagerStatus(
+        kind="akv",
         uuid=uuid,
-        svm=_name_of(svm) if scope != "cluster" else "",
-        svm_uuid=_uuid_of(svm) if scope != "cluster" else "",
+        svm=svm,
+        svm_uuid=svm_uuid,
         scope=scope,
         enabled=infer_enabled(record, release),
-        configuration=_name_of(record.get("configuration")),
-        vault=_text(record.get("name")),
-        key_id=_text(record.get("key_id")),
-        client_id=_text(record.get("client_id")),
-        tenant_id=_text(record.get("tenant_id")),
-        authentication_method=_text(record.get("authentication_method")),
-        azure=parse_check(record.get("azure_reachability"), "reachable"),
+        service=parse_check(record.get("azure_reachability"), "reachable"),
         kek=parse_check(record.get("state"), "available", "cluster_state"),
         ekmip=parse_ekmip(record.get("ekmip_reachability")),
+        details=tuple((name, details[name]) for name in DETAILS),
     )
 
 
-def parse_records(records: Iterable[Any], release: tuple[int, int] | None = None) -> ParsedRecords:
-    """Return every usable configuration in ``records``; the unusable ones are listed as skipped."""
-    akvs: dict[str, AkvStatus] = {}
-    skipped: list[str] = []
-    for index, record in enumerate(records):
-        try:
-            status = parse_record(record, release)
-        except MalformedRecord as error:
-            skipped.append(f"record {index}: {error}")
-            continue
-        if status.uuid in akvs:
-            skipped.append(f"record {index}: duplicate uuid {status.uuid}")
-            continue
-        akvs[status.uuid] = status
-    ordered = sorted(akvs.values(), key=lambda a: (a.svm, a.uuid))
-    return ParsedRecords(tuple(ordered), tuple(skipped))
+ENDPOINT = KeyManagerEndpoint(
+    kind="akv",
+    path=AKV_PATH,
+    fields=fields_query,
+    fallback_fields=FIELDS_QUERY_98,
+    introduced=(9, 8),
+    service_field="azure_reachability",
+    parse=parse_record,
+    get_errors=GET_ERRORS,
+)

@@ -21,14 +21,19 @@ import aiohttp
 
 from akv_exporter import __version__
 from akv_exporter.config import ClusterConfig, SecretSource
-from akv_exporter.ontap.akv import FIELDS_QUERY_98, fields_query
-from akv_exporter.ontap.cluster import CLUSTER_FIELDS, CLUSTER_PATH, ClusterIdentity, parse_identity
+from akv_exporter.ontap.cluster import (
+    CLUSTER_FIELDS,
+    CLUSTER_PATH,
+    ClusterIdentity,
+    Release,
+    parse_identity,
+)
+from akv_exporter.ontap.keymanager import KeyManagerEndpoint
 from akv_exporter.secrets import HARVEST_SCRIPT, Login, SecretError, resolve_login
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"akv-exporter/{__version__}"
-AKV_PATH = "/api/security/azure-key-vaults"
 _INVALID_FIELD = "262197"
 CONNECT_TIMEOUT = 10.0
 _MAX_RETRY_AFTER = 60.0
@@ -99,8 +104,8 @@ class OntapClient:
         self._max_records = max_records
         self._session: aiohttp.ClientSession | None = None
         self._login: Login | None = None
-        # The release whose field list this cluster refused (error 262197): ask it the 9.8 set.
-        self._refused_release: tuple[int, int] | None = None
+        # Per endpoint path: the release whose fields this cluster refused (error 262197).
+        self._refused_release: dict[str, Release | None] = {}
         self._origin = urlsplit(self.base_url)
 
     def _ssl(self) -> ssl.SSLContext | bool:
@@ -305,39 +310,39 @@ class OntapClient:
             raise OntapError("invalid_response", CLUSTER_PATH, "answer has no cluster name", 200)
         return identity
 
-    async def azure_key_vaults(
-        self, deadline: float, release: tuple[int, int] | None = None
+    async def key_manager_records(
+        self, endpoint: KeyManagerEndpoint, deadline: float, release: Release | None = None
     ) -> list[Any]:
-        """Return every azure-key-vaults record with the advanced fields the exporter needs.
+        """Return every record of a key-manager endpoint, with the fields the release has.
 
         The fields asked for are those the cluster's release has (from GET /api/cluster). Should
-        the cluster refuse one anyway (error 262197), the 9.8 set is asked instead, and again for
-        as long as the cluster stays on that release.
+        the cluster refuse one anyway (error 262197), the endpoint's fallback set is asked
+        instead, and again for as long as the cluster stays on that release.
         """
         remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
-        fields = fields_query(release)
-        if release is not None and release == self._refused_release:
-            fields = FIELDS_QUERY_98
+        fields = endpoint.fields(release)
+        if release is not None and release == self._refused_release.get(endpoint.path):
+            fields = endpoint.fallback_fields
         params = {
             "fields": fields,
             "max_records": str(self._max_records),
             "return_timeout": str(min(120, remaining)),
         }
         try:
-            return await self.get_collection(AKV_PATH, params, deadline)
+            return await self.get_collection(endpoint.path, params, deadline)
         except OntapError as error:
-            if error.ontap_code != _INVALID_FIELD or fields == FIELDS_QUERY_98:
+            if error.ontap_code != _INVALID_FIELD or fields == endpoint.fallback_fields:
                 raise
             log.warning(
                 "cluster %s: %s refused a field of ONTAP %s (%s); asking for the 9.8 fields",
                 self.cluster.key,
-                AKV_PATH,
+                endpoint.path,
                 "of unknown release" if release is None else f"{release[0]}.{release[1]}",
                 error,
             )
-            self._refused_release = release
-            params["fields"] = FIELDS_QUERY_98
-            return await self.get_collection(AKV_PATH, params, deadline)
+            self._refused_release[endpoint.path] = release
+            params["fields"] = endpoint.fallback_fields
+            return await self.get_collection(endpoint.path, params, deadline)
 
 
 def _next_link(body: Mapping) -> str | None:

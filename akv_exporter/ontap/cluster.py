@@ -6,11 +6,15 @@ typed values; ``snapshot`` and everything above only read them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 CLUSTER_PATH = "/api/cluster"
+_RELEASE = re.compile(r"(\d+)\.(\d+)")
+# An ONTAP release as (major, minor): what decides which endpoints and fields a cluster has.
+Release = tuple[int, int]
 CLUSTER_FIELDS = "name,uuid,version"
 
 
@@ -34,3 +38,9 @@ def parse_identity(body: Any) -> ClusterIdentity | None:
     full = version.get("full") if isinstance(version.get("full"), str) else ""
     uuid = body.get("uuid") if isinstance(body.get("uuid"), str) else ""
     return ClusterIdentity(name=body["name"], uuid=uuid, version=release, version_full=full)
+
+
+def release_of(version: str) -> Release | None:
+    """Return (major, minor) of an ONTAP release such as "9.13.1", None when it says none."""
+    match = _RELEASE.match(version.strip()) if isinstance(version, str) else None
+    return (int(match[1]), int(match[2])) if match else None

@@ -56,8 +56,9 @@ _FAULT_ERRORS = {
     429: ("262160", "Too many requests are being processed. Retry the request later."),
     503: ("262160", "Too many requests are being processed. Retry the request later."),
 }
-# Endpoints beyond the key managers (KEY_MANAGERS), each in its own module: ENDPOINTS = ((path, answer), ...) with
-# answer(state, EMS log, request path, query parameters) -> body, raising OntapError.
+# Endpoints beyond the key managers (KEY_MANAGERS), each in its own module:
+# ENDPOINTS = ((path, answer), ...) with answer(state, EMS log, request path, query parameters)
+# -> body, raising OntapError.
 ENDPOINT_MODULES = (key_manager_configs, volumes, ems)
 MALFORMED_BODY = b'{"records": [{"uuid": "8a7e1c2e-0b5f-11ee-9a6b-00a098d4c1b2", "svm": {"na'
 

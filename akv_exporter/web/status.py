@@ -19,23 +19,26 @@ from importlib import resources
 import jinja2
 from aiohttp import web
 
-from akv_exporter.ontap.akv import AkvStatus, NodeCheck
+from akv_exporter.ontap.keymanager import KeyManagerStatus, NodeCheck
+from akv_exporter.ontap.keymanagers import ENDPOINTS
 from akv_exporter.status import (
-    AZURE_UNREACHABLE,
     CRITICAL,
     DOWN,
     EKMIP_UNREACHABLE,
     HEALTHY,
     INACTIVE,
     KEK_UNAVAILABLE,
+    KEY_MANAGER_WORDS,
     OK,
     PENDING,
     UNKNOWN,
     WARNING,
-    AkvView,
     ClusterView,
     FleetStatus,
+    KeyManagerView,
     configuration_label,
+    unreachable_state,
+    words,
 )
 from akv_exporter.web.common import exporter_of
 
@@ -47,7 +50,10 @@ STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
 # ok (green).
 STATE_TEXT = {
     DOWN: ("DOWN", "bad"),
-    AZURE_UNREACHABLE: ("AZURE UNREACHABLE", "bad"),
+    **{
+        unreachable_state(e): (f"{KEY_MANAGER_WORDS[e.kind].short.upper()} UNREACHABLE", "bad")
+        for e in ENDPOINTS
+    },
     EKMIP_UNREACHABLE: ("EKMIP UNREACHABLE", "bad"),
     KEK_UNAVAILABLE: ("KEK UNAVAILABLE", "warn"),
     PENDING: ("NOT POLLED YET", "unknown"),
@@ -91,32 +97,37 @@ def duration(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def message_lines(view: AkvView) -> list[tuple[str, str, str]]:
+def message_lines(view: KeyManagerView) -> list[tuple[str, str, str]]:
     """Return (check, code, message) for every check ONTAP sent a message for."""
-    akv = view.akv
+    status = view.status
     lines = [
         (name, check.code, check.message)
-        for name, check in (("Azure", akv.azure), ("KEK", akv.kek))
+        for name, check in ((words(status).short, status.service), ("KEK", status.kek))
         if check is not None and check.message
     ]
-    return lines + [(f"EKMIP {n.node}", n.code, n.message) for n in akv.ekmip if n.message]
+    return lines + [(f"EKMIP {n.node}", n.code, n.message) for n in status.ekmip if n.message]
 
 
-def node_check(akv: AkvStatus, node: str) -> NodeCheck | None:
-    return next((check for check in akv.ekmip if check.node == node), None)
+def node_check(status: KeyManagerStatus, node: str) -> NodeCheck | None:
+    return next((check for check in status.ekmip if check.node == node), None)
+
+
+def target(status: KeyManagerStatus) -> str:
+    """Return what a configuration points at (AKV: its vault), as the page's table shows it."""
+    return status.detail(words(status).target)
 
 
 def search_text(cluster: ClusterView) -> str:
     """Return what the filter box matches a cluster on, lower case."""
     snapshot = cluster.snapshot
-    words = [snapshot.name, snapshot.address, cluster.state, STATE_TEXT[cluster.state][0]]
-    words += [value for _, value in snapshot.labels]
+    terms = [snapshot.name, snapshot.address, cluster.state, STATE_TEXT[cluster.state][0]]
+    terms += [value for _, value in snapshot.labels]
     if snapshot.identity is not None:
-        words.append(snapshot.identity.version)
-    for view in cluster.akvs:
-        words += [view.akv.svm, view.akv.vault, view.state]
-    words += cluster.nodes
-    return " ".join(w for w in words if w).lower()
+        terms.append(snapshot.identity.version)
+    for view in cluster.key_managers:
+        terms += [view.status.svm, target(view.status), view.state]
+    terms += cluster.nodes
+    return " ".join(term for term in terms if term).lower()
 
 
 def _environment() -> jinja2.Environment:
@@ -134,10 +145,17 @@ def _environment() -> jinja2.Environment:
         anchor=anchor,
         message_lines=message_lines,
         node_check=node_check,
+        target=target,
         search_text=search_text,
         configuration_label=configuration_label,
     )
-    environment.globals.update(state_text=STATE_TEXT, verdict_text=VERDICT_TEXT)
+    environment.globals.update(
+        state_text=STATE_TEXT,
+        verdict_text=VERDICT_TEXT,
+        # Column headers over every kind of key manager: "Azure" and "vault" for AKV.
+        service_header="/".join(w.short for w in KEY_MANAGER_WORDS.values()),
+        target_header="/".join(w.target for w in KEY_MANAGER_WORDS.values()),
+    )
     return environment
 
 
