@@ -54,7 +54,10 @@ from akv_exporter.secrets import (
 )
 
 # Harvest's collectors that talk to ONTAP (its configuration reference lists the collectors).
-ONTAP_COLLECTORS = frozenset({"zapi", "zapiperf", "rest", "restperf", "keyperf", "statperf", "ems"})
+# CmPerf (ONTAP's counter-manager archives, built on the Rest collector) is newer than that list.
+ONTAP_COLLECTORS = frozenset(
+    {"zapi", "zapiperf", "rest", "restperf", "keyperf", "statperf", "cmperf", "ems"}
+)
 SCRIPT_SCHEDULE = 24 * 3600.0  # Harvest's defaults for credentials_script
 SCRIPT_TIMEOUT = 10.0
 
