@@ -63,7 +63,7 @@ Pollers:
   nyc-03:
     datacenter: nyc
     addr: {addr2}
-    collectors: [Rest, Ems]
+    collectors: [CmPerf, Ems]
     password: "{password2}"
     username: admin
   sgrid-1:
