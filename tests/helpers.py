@@ -246,6 +246,40 @@ def config_for(tmp_path, *urls, extra: str = "", poll: str = "", names: bool = T
     return parse_config(body, write_config(tmp_path, body))
 
 
+class FakeOntap:
+    """An ONTAP stand-in on loopback whose answers each test sets; it records what it was asked."""
+
+    def __init__(self) -> None:
+        self.records: list = [akv_record()]
+        self.cluster = {
+            "name": "c1",
+            "uuid": "cccc",
+            "version": {"full": "NetApp Release 9.14.1", "generation": 9, "major": 14, "minor": 1},
+        }
+        self.requests: list[web.Request] = []
+        self.handler: Callable | None = None  # overrides the AKV answer when set
+        self.url = ""
+
+    async def _cluster(self, request: web.Request) -> web.Response:
+        self.requests.append(request)
+        return web.json_response(self.cluster, content_type="application/hal+json")
+
+    async def _akv(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request)
+        if self.handler is not None:
+            return await self.handler(request)
+        return web.json_response(
+            {"records": self.records, "num_records": len(self.records)},
+            content_type="application/hal+json",
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/cluster", self._cluster)
+        app.router.add_get("/api/security/azure-key-vaults", self._akv)
+        return app
+
+
 class InFlight:
     """An ONTAP answer that takes ``delay`` seconds and counts the most requests served at once."""
 

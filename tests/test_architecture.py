@@ -223,3 +223,22 @@ def test_only_the_registry_knows_the_key_manager_modules():
         name for name, targets in GRAPH.items() if "akv_exporter.ontap.akv" in targets
     )
     assert importers == ["akv_exporter.ontap.keymanagers"], importers
+
+
+def test_tests_share_helpers_through_one_module():
+    # Fixtures come from conftest.py by name; everything else from tests/helpers.py, one style.
+    ours = {path.stem for path in (REPO / "tests").glob("*.py")}
+    stray = []
+    for path in sorted((REPO / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                local = name.removeprefix("tests.")
+                if (name.startswith("tests.") or local in ours) and local != "helpers":
+                    stray.append(f"{path.name}:{node.lineno} imports {name}")
+    assert not stray, stray

@@ -602,7 +602,7 @@ async def test_harvest_certificate_auth_presents_the_client_certificate(tmp_path
     from aiohttp import web
 
     from akv_exporter.simulator.tls import write_certificates
-    from tests.conftest import FakeOntap
+    from tests.helpers import FakeOntap
 
     harvest_home = tmp_path / "harvest"
     (harvest_home / "cert").mkdir(parents=True)
