@@ -272,9 +272,12 @@ class Poller:
                     started, loop.time() - began, skipped_records=len(parsed.skipped)
                 )
                 snapshot = self._succeeded(entry, parsed, outcome)
-            self._set(entry, snapshot)
-            self._pending_first.discard(key)
-            self._check_ready()
+            # A poll (a /probe's, typically) can outlive a reload that retired or replaced its
+            # cluster: publishing it would bring back series that no poll ever refreshes again.
+            if self._current(entry):
+                self._set(entry, snapshot)
+                self._pending_first.discard(key)
+                self._check_ready()
             return snapshot
 
     async def _fetch(self, entry: _Cluster, deadline: float) -> ParsedRecords:
@@ -358,7 +361,8 @@ class Poller:
                 for status in parsed.key_managers
                 if status.service is not None and not status.service.ok
             }
-            self._state.update(key, since)
+            if self._current(entry):  # a retired cluster's streaks were forgotten on purpose
+                self._state.update(key, since)
             as_of = outcome.started
         entry.skipped += len(parsed.skipped)
         return replace(
@@ -406,6 +410,10 @@ class Poller:
         if self._clock() - snapshot.key_managers_as_of < self.config.poll.stale_after:
             return snapshot
         return replace(snapshot, key_managers=(), unreachable_since={})
+
+    def _current(self, entry: _Cluster) -> bool:
+        """Return whether ``entry`` is still the configured one (not retired or replaced)."""
+        return self._clusters.get(entry.config.key) is entry
 
     def _set(self, entry: _Cluster, snapshot: ClusterSnapshot) -> None:
         if snapshot.name != entry.snapshot.name:
