@@ -1,0 +1,61 @@
+"""What an operator's hands do to a running exporter (issue 16): reloads racing probes, hung
+credential commands, certificate rotation, basic-auth edge cases, YAML surprises, start-up
+failures and shutdown. Real processes and sockets throughout."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from akv_exporter.config import Config, load_config
+from tests.conftest import write_config
+from tests.test_metrics import find
+from tests.test_poller import CANARY
+from tests.test_web import started
+
+
+def named_config(tmp_path: Path, clusters: dict[str, str], extra: str = "") -> Config:
+    """Write (or rewrite) akv.yml with ``clusters`` (name -> address); return it loaded."""
+    listed = "".join(f"  - name: {name}\n    address: {url}\n" for name, url in clusters.items())
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        "poll:\n  interval: 60s\n  timeout: 3s\n"
+        f"defaults:\n  username: admin\n  password: {CANARY}\n{extra}"
+        f"clusters:\n{listed}"
+    )
+    return load_config(write_config(tmp_path, body))
+
+
+async def test_a_probe_in_flight_when_its_cluster_is_removed_does_not_bring_it_back(
+    make_ontap, tmp_path
+):
+    a, b = await make_ontap(), await make_ontap()
+    exporter, runner, base = await started(named_config(tmp_path, {"a": a.url, "b": b.url}))
+    asked = asyncio.Event()
+
+    async def answer_late(request: web.Request) -> web.Response:
+        asked.set()
+        await asyncio.sleep(1.0)  # within poll.timeout: the late answer is a good one
+        return web.json_response({"records": [], "num_records": 0})
+
+    try:
+        await asyncio.wait_for(exporter.poller.ready.wait(), 10)
+        a.handler = answer_late
+        async with aiohttp.ClientSession() as http:
+            probe = asyncio.create_task(http.get(f"{base}/probe", params={"target": "a"}))
+            await asyncio.wait_for(asked.wait(), 10)
+            named_config(tmp_path, {"b": b.url})
+            assert await exporter.reload() is None
+            async with await asyncio.wait_for(probe, 10) as response:
+                await response.read()
+            async with http.get(f"{base}/metrics") as response:
+                body = await response.read()
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+    assert find(body, "akv_exporter_cluster_up", cluster="b") == [1.0]
+    assert find(body, "akv_exporter_cluster_up", cluster="a") == []
+    assert exporter.state.of("a") == {}
