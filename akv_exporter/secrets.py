@@ -15,14 +15,19 @@ from typing import Any
 from akv_exporter.config import ConfigError, SecretSource, parse_yaml
 
 COMMAND_TIMEOUT = 30.0
+# A password is one short line; more than this is a wrong command, never worth holding in memory.
+MAX_COMMAND_OUTPUT = 64 * 1024
 
 
 class SecretError(Exception):
     """A password could not be read; the message names the source, never the secret."""
 
 
-async def resolve_secret(source: SecretSource) -> str:
-    """Return the password ``source`` names: inline, a variable, a file or a command's stdout."""
+async def resolve_secret(source: SecretSource, timeout: float = COMMAND_TIMEOUT) -> str:
+    """Return the password ``source`` names: inline, a variable, a file or a command's stdout.
+
+    ``timeout`` bounds a credentials_command (the poll passes what is left of its own budget).
+    """
     if source.kind == "password":
         return source.value
     if source.kind == "password_env":
@@ -37,30 +42,57 @@ async def resolve_secret(source: SecretSource) -> str:
             raise SecretError(f"cannot read password_file {source.value}: {error}") from None
         return text.rstrip("\r\n")
     if source.kind == "credentials_command":
-        return await _run_command(source.value)
+        return await _run_command(source.value, min(timeout, COMMAND_TIMEOUT))
     raise SecretError(f"unknown secret source {source.kind}")
 
 
-async def _run_command(command: str) -> str:
-    """Return the first line of ``command``'s stdout; its stderr and output never reach a log."""
+async def _run_command(command: str, timeout: float) -> str:
+    """Return the first line of ``command``'s stdout; its stderr and output never reach a log.
+
+    The command runs in its own process group (session), so that a timeout, a cancelled poll or
+    a shutdown stops the shell and everything it started, never leaving a hung child behind.
+    """
     process = await asyncio.create_subprocess_shell(
         command,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        stdout, _ = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
+        async with asyncio.timeout(timeout):
+            stdout = await _read_capped(process.stdout)
+            await process.wait()
     except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise SecretError(f"credentials_command timed out after {COMMAND_TIMEOUT:g}s") from None
+        raise SecretError(
+            f"credentials_command timed out after {timeout:.3g}s; its processes were stopped"
+        ) from None
+    finally:
+        if process.returncode is None:  # timed out, too talkative, or the poll was cancelled
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
     if process.returncode != 0:
         raise SecretError(f"credentials_command exited with status {process.returncode}")
     lines = stdout.decode("utf-8", "replace").splitlines()
     if not lines or not lines[0]:
         raise SecretError("credentials_command printed no password")
     return lines[0]
+
+
+async def _read_capped(stream: asyncio.StreamReader | None) -> bytes:
+    """Return everything ``stream`` gives until its end; SecretError past MAX_COMMAND_OUTPUT."""
+    chunks: list[bytes] = []
+    size = 0
+    while stream is not None and (chunk := await stream.read(1 << 16)):
+        size += len(chunk)
+        if size > MAX_COMMAND_OUTPUT:
+            raise SecretError(
+                f"credentials_command printed more than {MAX_COMMAND_OUTPUT // 1024} KiB;"
+                " it must print the password on its first line"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # --- NetApp Harvest's credentials (inventory.harvest) ------------------------------------------
@@ -106,13 +138,18 @@ class Login:
         return self.expires is not None and now >= self.expires
 
 
-async def resolve_login(username: str | None, source: SecretSource) -> Login:
-    """Return the login for ``username`` with the secret ``source`` names."""
+async def resolve_login(
+    username: str | None, source: SecretSource, timeout: float = COMMAND_TIMEOUT
+) -> Login:
+    """Return the login for ``username`` with the secret ``source`` names.
+
+    ``timeout`` bounds a credentials_command (the poll passes what is left of its own budget).
+    """
     if isinstance(source, HarvestCredentials):
         if source.kind == HARVEST_FILE:
             return Login(username, await asyncio.to_thread(_harvest_file_password, source))
         return await _harvest_script(username, source)
-    return Login(username, await resolve_secret(source))
+    return Login(username, await resolve_secret(source, timeout))
 
 
 def scalar(mapping: Mapping, key: str) -> str | None:

@@ -11,7 +11,9 @@ import aiohttp
 from aiohttp import web
 
 from akv_exporter.config import Config, load_config
+from akv_exporter.exporter import Exporter
 from tests.conftest import write_config
+from tests.live import wait_until
 from tests.test_metrics import find
 from tests.test_poller import CANARY
 from tests.test_web import started
@@ -59,3 +61,61 @@ async def test_a_probe_in_flight_when_its_cluster_is_removed_does_not_bring_it_b
     assert find(body, "akv_exporter_cluster_up", cluster="b") == [1.0]
     assert find(body, "akv_exporter_cluster_up", cluster="a") == []
     assert exporter.state.of("a") == {}
+
+
+def _alive(pid: int) -> bool:
+    """Return whether ``pid`` runs (a zombie awaiting its reaper counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+async def test_a_hung_credentials_command_is_stopped_with_its_children_and_named(
+    fake_ontap, tmp_path
+):
+    pids = tmp_path / "pids"
+    script = tmp_path / "creds.sh"
+    # The shell and the child it waits on, as a vault CLI stuck on a network call would be.
+    script.write_text(f'#!/bin/sh\necho $$ > "{pids}"\nsleep 1000 &\necho $! >> "{pids}"\nwait\n')
+    script.chmod(0o755)
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        "poll:\n  interval: 60s\n  timeout: 1s\n"
+        f"clusters:\n  - name: a\n    address: {fake_ontap.url}\n    username: admin\n"
+        f"    credentials_command: {script}\n"
+    )
+    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
+    try:
+        snapshot = await asyncio.wait_for(exporter.poller.poll("a"), 10)
+    finally:
+        await exporter.stop()
+    started_pids = [int(line) for line in pids.read_text().split()]
+    assert len(started_pids) == 2
+    assert not snapshot.up and snapshot.last.reason == "auth"
+    assert "credentials_command timed out" in snapshot.last.error, snapshot.last.error
+    assert "/api/" not in snapshot.last.error
+    assert fake_ontap.requests == []
+    await asyncio.to_thread(
+        wait_until, lambda: not any(map(_alive, started_pids)), "the command's processes", 10
+    )
+
+
+async def test_a_credentials_command_printing_megabytes_is_refused_not_sent(fake_ontap, tmp_path):
+    # 3 MB and no newline: the whole of it would otherwise become the password.
+    command = "head -c 3000000 /dev/zero | tr '\\\\0' a"
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        "poll:\n  interval: 60s\n  timeout: 10s\n"
+        f"clusters:\n  - name: a\n    address: {fake_ontap.url}\n    username: admin\n"
+        f'    credentials_command: "{command}"\n'
+    )
+    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
+    try:
+        snapshot = await asyncio.wait_for(exporter.poller.poll("a"), 20)
+    finally:
+        await exporter.stop()
+    assert snapshot.last.reason == "auth"
+    assert "credentials_command printed more than 64 KiB" in snapshot.last.error
+    assert fake_ontap.requests == []

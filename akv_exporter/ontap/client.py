@@ -37,6 +37,7 @@ USER_AGENT = f"akv-exporter/{__version__}"
 _INVALID_FIELD = "262197"
 CONNECT_TIMEOUT = 10.0
 _MAX_RETRY_AFTER = 60.0
+_COMMAND_MARGIN = 0.1  # seconds kept from a poll's budget to report a hung credentials_command
 
 
 class OntapError(Exception):
@@ -150,7 +151,7 @@ class OntapClient:
             await self._session.close()
             self._session = None
 
-    async def _auth(self, refresh: bool) -> dict[str, str]:
+    async def _auth(self, refresh: bool, deadline: float) -> dict[str, str]:
         """Return the Authorization header for basic auth; none for certificate auth."""
         source: SecretSource | None = self.cluster.secret
         # A Harvest credentials_script may name the user itself.
@@ -159,7 +160,14 @@ class OntapClient:
         now = asyncio.get_running_loop().time()
         if self._login is None or refresh or self._login.expired(now):
             try:
-                self._login = await resolve_login(self.cluster.username, source)
+                # The command gets what is left of the poll's budget, less a moment to say so:
+                # a hung command is then reported as such, not as ONTAP not answering.
+                remaining = deadline - now - _COMMAND_MARGIN
+                asking, self.in_flight = self.in_flight, source.kind
+                self._login = await resolve_login(
+                    self.cluster.username, source, max(remaining, _COMMAND_MARGIN)
+                )
+                self.in_flight = asking
             except SecretError as error:
                 raise OntapError("auth", self.base_url, str(error)) from None
         return {"Authorization": self._login.authorization}
@@ -185,7 +193,7 @@ class OntapClient:
         refreshed = False
         while True:
             session = await self._open()
-            headers = await self._auth(refresh=False)
+            headers = await self._auth(refresh=False, deadline=deadline)
             try:
                 async with session.get(self._url(path_and_query), headers=headers) as response:
                     status = response.status
@@ -215,7 +223,7 @@ class OntapClient:
                 source = self.cluster.secret
                 if not refreshed and source is not None and source.kind != "password":
                     refreshed = True
-                    await self._auth(refresh=True)
+                    await self._auth(refresh=True, deadline=deadline)
                     continue
                 raise OntapError("auth", endpoint, "HTTP 401: credentials rejected", status)
             if status in (429, 503):
