@@ -177,7 +177,7 @@ def _main(argv: Sequence[str] | None) -> int:
         from akv_exporter.service import run_exporter
 
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_exporter(config, host, port))
+            asyncio.run(run_exporter(config, host, port, follow_config=args.listen is None))
         return 0
     if args.command == "demo":
         demo = _simulator_part("akv_exporter.demo", "demo")

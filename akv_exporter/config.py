@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from akv_exporter.certificates import CertificateProblem, server_context
 from akv_exporter.labels import EXPORTER_LABELS, TARGET_LABELS
 from akv_exporter.listen import split_listen
 
@@ -376,6 +377,11 @@ def _read_web(section: _Section) -> WebConfig:
     key = section.existing_file("tls_key_file")
     if (cert is None) != (key is None):
         section.fail("tls_cert_file", "tls_cert_file and tls_key_file go together")
+    elif cert is not None and key is not None and cert.is_file() and key.is_file():
+        try:  # what start-up would find, found now: a mismatched, encrypted or non-PEM pair
+            server_context(cert, key)
+        except CertificateProblem as problem:
+            section.fail(problem.key, str(problem))
     users_section = section.section("basic_auth_users", None)
     users: dict[str, str] = {}
     for user, digest in users_section.data.items():

@@ -12,9 +12,10 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from akv_exporter import __version__
-from akv_exporter.config import Config, ConfigError
+from akv_exporter.config import Config, ConfigError, WebConfig
 from akv_exporter.inventory import InventoryWatcher, load_inventory
 from akv_exporter.metrics import Exposition
 from akv_exporter.poller import Poller
@@ -23,6 +24,13 @@ from akv_exporter.state import UnreachableSince
 from akv_exporter.status import ExporterInfo, FleetStatus, assess
 
 log = logging.getLogger(__name__)
+
+
+class WebListener(Protocol):
+    """The serving socket (web.listener.Listener), as a reload sees it."""
+
+    async def apply(self, config: WebConfig) -> None:
+        """Serve as ``config`` says; OSError or ValueError (one line) when it cannot."""
 
 
 class Exporter:
@@ -37,6 +45,7 @@ class Exporter:
         self._reloading = asyncio.Lock()  # SIGHUP twice in a row: the second waits its turn
         self.state = UnreachableSince(config.state_file)
         self.state.load()
+        self.listener: WebListener | None = None  # set by web.app.serve; a reload applies web.*
         self.poller = Poller(
             config,
             state=self.state,
@@ -131,16 +140,25 @@ class Exporter:
         try:
             config = load_inventory(path)
         except ConfigError as error:
-            self.last_reload_error = "; ".join(error.problems)
-            self.exposition.set_reload(successful=False, timestamp=None)
-            for problem in error.problems:
-                log.error("reload refused: %s", problem)
-            return self.last_reload_error
-        if config.web.listen != self.config.web.listen:
-            log.warning("web.listen changed; it takes effect at the next restart")
+            return self._refuse(error.problems)
+        if self.listener is not None:
+            try:
+                await self.listener.apply(config.web)
+            except (OSError, ValueError) as error:  # cannot bind, or the files changed again
+                return self._refuse([f"{path}:0: web: {error}"])
+        if config.state_file != self.config.state_file:
+            self.state.move(config.state_file)
         await self.poller.reconfigure(config)
         self.config = config
         self.last_reload_error = None
         self.exposition.set_reload(successful=True, timestamp=time.time())
         log.info("configuration reloaded: %d cluster(s)", len(config.clusters))
         return None
+
+    def _refuse(self, problems: list[str]) -> str:
+        """Record a refused reload; the running configuration stays. Return the problems."""
+        self.last_reload_error = "; ".join(problems)
+        self.exposition.set_reload(successful=False, timestamp=None)
+        for problem in problems:
+            log.error("reload refused: %s", problem)
+        return self.last_reload_error

@@ -22,9 +22,17 @@ OnReady = Callable[[Exporter, web.AppRunner], None]
 
 
 async def run_exporter(
-    config: Config, host: str, port: int, *, on_ready: OnReady | None = None
+    config: Config,
+    host: str,
+    port: int,
+    *,
+    on_ready: OnReady | None = None,
+    follow_config: bool = False,
 ) -> None:
-    """Poll and serve until SIGINT or SIGTERM; SIGHUP reloads the configuration."""
+    """Poll and serve until SIGINT or SIGTERM; SIGHUP reloads the configuration.
+
+    ``follow_config``: host and port are web.listen's (not --listen), so a reload may move them.
+    """
     exporter = Exporter(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -38,8 +46,8 @@ async def run_exporter(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, hangup)
+    runner = await serve(exporter, host, port, follow_config=follow_config)
     await exporter.start()
-    runner = await serve(exporter, host, port)
     for address in runner.addresses:
         log.info("listening on %s:%s", *address[:2])
     if on_ready is not None:

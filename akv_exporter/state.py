@@ -61,6 +61,12 @@ class UnreachableSince:
             self._since = {c: s for c, s in self._since.items() if c in wanted}
             self._write()
 
+    def move(self, path: Path | None) -> None:
+        """Keep the streaks in ``path`` from now on (a reload changed state_file)."""
+        self.path = path
+        self._write_failed = False
+        self._write()
+
     def _write(self) -> None:
         if self.path is None:
             return

@@ -18,7 +18,16 @@ PACKAGE = REPO / "akv_exporter"
 # Bottom first. A module may import its own layer and the layers below it, never one above.
 # A new module goes into the layer that matches what it knows (docs/architecture.md).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("akv_exporter", "akv_exporter.labels", "akv_exporter.logs", "akv_exporter.listen")),
+    (
+        "base",
+        (
+            "akv_exporter",
+            "akv_exporter.labels",
+            "akv_exporter.logs",
+            "akv_exporter.listen",
+            "akv_exporter.certificates",
+        ),
+    ),
     (
         "configuration",
         (

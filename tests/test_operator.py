@@ -5,18 +5,20 @@ failures and shutdown. Real processes and sockets throughout."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
+import signal
+import ssl
 from pathlib import Path
 
 import aiohttp
+import trustme
 from aiohttp import web
 
 from akv_exporter.config import Config, load_config
 from akv_exporter.exporter import Exporter
-from tests.conftest import write_config
-from tests.live import wait_until
-from tests.test_metrics import find
-from tests.test_poller import CANARY
-from tests.test_web import started
+from tests.helpers import CANARY, find, started, wait_until, write_config
 
 
 def named_config(tmp_path: Path, clusters: dict[str, str], extra: str = "") -> Config:
@@ -97,9 +99,13 @@ async def test_a_hung_credentials_command_is_stopped_with_its_children_and_named
     assert "credentials_command timed out" in snapshot.last.error, snapshot.last.error
     assert "/api/" not in snapshot.last.error
     assert fake_ontap.requests == []
-    await asyncio.to_thread(
-        wait_until, lambda: not any(map(_alive, started_pids)), "the command's processes", 10
-    )
+    try:
+        await asyncio.to_thread(
+            wait_until, lambda: not any(map(_alive, started_pids)), "the command's processes", 10
+        )
+    finally:
+        for pid in filter(_alive, started_pids):  # the machine is shared: leave nothing behind
+            os.kill(pid, signal.SIGKILL)
 
 
 async def test_a_credentials_command_printing_megabytes_is_refused_not_sent(fake_ontap, tmp_path):
@@ -119,3 +125,86 @@ async def test_a_credentials_command_printing_megabytes_is_refused_not_sent(fake
     assert snapshot.last.reason == "auth"
     assert "credentials_command printed more than 64 KiB" in snapshot.last.error
     assert fake_ontap.requests == []
+
+
+def _issue_certificate(tmp_path: Path, ca) -> tuple[Path, Path]:
+    """Write a certificate for 127.0.0.1 issued by ``ca`` to tls.crt/tls.key (replacing them)."""
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    issued = ca.issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    return cert, key
+
+
+async def _https_status(base: str, ca) -> int | str:
+    """Return the status of GET /-/healthy over HTTPS trusting only ``ca``, or the TLS failure."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    url = base.replace("http://", "https://") + "/-/healthy"
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url, ssl=context) as response:
+            return response.status
+    except aiohttp.ClientConnectorCertificateError:
+        return "untrusted"
+
+
+async def test_reload_serves_the_replaced_certificate_and_can_switch_to_https(fake_ontap, tmp_path):
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    cert, key = _issue_certificate(tmp_path, old_ca)
+    web_tls = f"web:\n  tls_cert_file: {cert}\n  tls_key_file: {key}\n"
+    exporter, runner, base = await started(named_config(tmp_path, {"a": fake_ontap.url}, web_tls))
+    try:
+        assert await _https_status(base, old_ca) == 200
+        _issue_certificate(tmp_path, new_ca)  # as cert-manager does: same paths, new files
+        assert await exporter.reload() is None
+        assert await _https_status(base, new_ca) == 200
+        assert await _https_status(base, old_ca) == "untrusted"
+        named_config(tmp_path, {"a": fake_ontap.url})  # back to plain HTTP
+        assert await exporter.reload() is None
+        port = runner.addresses[0][1]
+        plain = f"http://127.0.0.1:{port}/-/healthy"
+        async with aiohttp.ClientSession() as http, http.get(plain) as response:
+            assert response.status == 200
+        named_config(tmp_path, {"a": fake_ontap.url}, web_tls)  # and HTTPS again
+        assert await exporter.reload() is None
+        assert runner.addresses[0][1] == port
+        assert await _https_status(f"http://127.0.0.1:{port}", new_ca) == 200
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+
+
+async def test_reload_refuses_a_key_that_does_not_match_and_keeps_serving(fake_ontap, tmp_path):
+    ca = trustme.CA()
+    cert, key = _issue_certificate(tmp_path, ca)
+    web_tls = f"web:\n  tls_cert_file: {cert}\n  tls_key_file: {key}\n"
+    exporter, runner, base = await started(named_config(tmp_path, {"a": fake_ontap.url}, web_tls))
+    try:
+        ca.issue_cert("127.0.0.1").private_key_pem.write_to_path(str(key))  # another key
+        problems = await exporter.reload()
+        where = f"{tmp_path / 'akv.yml'}:10: web.tls_key_file"
+        assert problems == f"{where}: {key} is not the private key of {cert}"
+        assert exporter.last_reload_error == problems
+        assert await _https_status(base, ca) == 200
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+
+
+async def test_reload_moves_the_state_file_and_warns_once_that_listen_needs_a_restart(
+    fake_ontap, tmp_path, caplog
+):
+    exporter, runner, _ = await started(named_config(tmp_path, {"a": fake_ontap.url}))
+    moved = tmp_path / "elsewhere" / "state.json"
+    try:
+        body = exporter.config.path.read_text().replace(str(tmp_path / "state.json"), str(moved))
+        exporter.config.path.write_text(body + "web:\n  listen: 127.0.0.1:1\n")
+        with caplog.at_level(logging.WARNING):
+            assert await exporter.reload() is None
+            assert await exporter.reload() is None
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+    assert json.loads(moved.read_text())["azure_unreachable_since"] == {}
+    warnings = [r.getMessage() for r in caplog.records if "web.listen" in r.getMessage()]
+    assert len(warnings) == 1 and "restart without --listen" in warnings[0], warnings

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import ssl
 from collections.abc import Awaitable, Callable
 
 import bcrypt
@@ -16,6 +15,7 @@ from akv_exporter.exporter import Exporter
 from akv_exporter.metrics import wants_openmetrics
 from akv_exporter.web import probe, status
 from akv_exporter.web.common import EXPORTER_KEY, exporter_of, exposition_response
+from akv_exporter.web.listener import Listener
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -107,19 +107,21 @@ def create_app(exporter: Exporter) -> web.Application:
     return app
 
 
-def server_ssl(exporter: Exporter) -> ssl.SSLContext | None:
-    web_config = exporter.config.web
-    if web_config.tls_cert_file is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(web_config.tls_cert_file), str(web_config.tls_key_file))
-    return context
+async def serve(
+    exporter: Exporter, host: str, port: int, *, follow_config: bool = False
+) -> web.AppRunner:
+    """Start serving ``exporter`` on host:port; return the runner (its ``addresses`` are bound).
 
-
-async def serve(exporter: Exporter, host: str, port: int) -> web.AppRunner:
-    """Start serving ``exporter`` on host:port; return the runner (its ``addresses`` are bound)."""
+    ``follow_config``: a reload may move the socket to a changed ``web.listen`` (host and port
+    did not come from --listen). Either way a reload re-reads the certificate files.
+    """
     runner = web.AppRunner(create_app(exporter), handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=server_ssl(exporter), reuse_address=True)
-    await site.start()
+    listener = Listener(runner, host, port, follow_config=follow_config)
+    try:
+        await listener.start(exporter.config.web)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    exporter.listener = listener
     return runner

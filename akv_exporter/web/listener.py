@@ -1,0 +1,85 @@
+"""The exporter's listening socket, which a reload can move, secure or re-certify.
+
+A reload re-reads the certificate files (as cert-manager and ACME clients replace them in place),
+switches between HTTP and HTTPS, and follows a changed ``web.listen``; only an address given by
+``--listen`` on the command line stays as it is until a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from akv_exporter.certificates import SwappableCertificate, server_context
+from akv_exporter.config import WebConfig
+
+log = logging.getLogger(__name__)
+
+
+class Listener:
+    """One TCP site of ``runner``; ``apply`` brings it in line with a (re)loaded web section."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, *, follow_config: bool):
+        self.runner = runner
+        self.follow_config = follow_config  # False: the address came from --listen
+        self.asked = (host, port)  # port 0 stays 0 here, so that a reload does not re-bind
+        self.bound = (host, port)  # with the port actually bound, kept when only TLS changes
+        self.site: web.TCPSite | None = None
+        self.certificate: SwappableCertificate | None = None
+        self.listen: str | None = None  # web.listen of the configuration last applied
+
+    async def start(self, config: WebConfig) -> None:
+        """Bind; OSError (address in use, unknown host) or CertificateProblem when it cannot."""
+        await self._bind(*self.asked, self._certificate(config))
+        self.listen = config.listen
+
+    @staticmethod
+    def _certificate(config: WebConfig) -> SwappableCertificate | None:
+        if config.tls_cert_file is None or config.tls_key_file is None:
+            return None
+        return SwappableCertificate(server_context(config.tls_cert_file, config.tls_key_file))
+
+    async def _bind(self, host: str, port: int, certificate: SwappableCertificate | None) -> None:
+        context = certificate.serving if certificate is not None else None
+        site = web.TCPSite(self.runner, host, port, ssl_context=context, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await site.stop()
+            raise
+        self.site, self.certificate, self.bound = site, certificate, (host, site.port)
+
+    async def apply(self, config: WebConfig) -> None:
+        """Serve as ``config`` says: new certificate, HTTP <-> HTTPS, new address.
+
+        On failure (CertificateProblem, OSError) the exporter keeps serving as before.
+        """
+        asked = config.host_port if self.follow_config else self.asked
+        if not self.follow_config and config.listen != self.listen:
+            log.warning(
+                "web.listen changed to %s but --listen given at start-up keeps %s:%s;"
+                " restart without --listen to use it",
+                config.listen,
+                *self.bound,
+            )
+        certificate = self._certificate(config)  # re-read even when the paths did not change
+        self.listen = config.listen
+        if asked == self.asked and (certificate is None) == (self.certificate is None):
+            if certificate is not None and self.certificate is not None:
+                self.certificate.swap(certificate.current)
+            return
+        old = (*self.bound, self.certificate)
+        if self.site is not None:
+            await self.site.stop()  # first: the new address may be the same port
+        try:
+            await self._bind(*(self.bound if asked == self.asked else asked), certificate)
+        except OSError:
+            await self._bind(*old)
+            raise
+        self.asked = asked
+        scheme = "https" if certificate is not None else "http"
+        log.info("now listening on %s://%s:%s", scheme, *self.addresses()[0][:2])
+
+    def addresses(self) -> list:
+        return self.runner.addresses
