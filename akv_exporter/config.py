@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import bcrypt
 import yaml
 
 from akv_exporter.certificates import CertificateProblem, server_context
@@ -31,7 +32,8 @@ _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_BCRYPT_HASH = re.compile(r"^\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}$")
+# The variants and costs the bcrypt library verifies; anything else fails on every request.
+_BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 
 
 class ConfigError(Exception):
@@ -385,11 +387,26 @@ def _read_web(section: _Section) -> WebConfig:
     users_section = section.section("basic_auth_users", None)
     users: dict[str, str] = {}
     for user, digest in users_section.data.items():
-        if not isinstance(digest, str) or not _BCRYPT_HASH.match(digest):
-            users_section.fail(str(user), "must be a bcrypt hash ($2y$..., $2b$...)")
+        if not isinstance(digest, str) or not _usable_bcrypt_hash(digest):
+            users_section.fail(
+                str(user),
+                "must be a bcrypt hash that bcrypt can verify: $2y$, $2b$ or $2a$, a cost"
+                " from 04 to 31, then 53 characters (htpasswd -nbBC 10 USER PASSWORD makes one)",
+            )
         else:
             users[str(user)] = digest
     return WebConfig(listen=listen, tls_cert_file=cert, tls_key_file=key, basic_auth_users=users)
+
+
+def _usable_bcrypt_hash(digest: str) -> bool:
+    """Return whether bcrypt can verify passwords against ``digest`` (format, cost and salt)."""
+    if not _BCRYPT_HASH.match(digest):
+        return False
+    try:  # the salt's last character must be canonical; checked at cost 4, so it costs nothing
+        bcrypt.hashpw(b"", f"$2b$04${digest[7:29]}".encode())
+    except ValueError:
+        return False
+    return True
 
 
 def _read_poll(section: _Section) -> PollConfig:

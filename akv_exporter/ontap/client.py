@@ -37,7 +37,7 @@ USER_AGENT = f"akv-exporter/{__version__}"
 _INVALID_FIELD = "262197"
 CONNECT_TIMEOUT = 10.0
 _MAX_RETRY_AFTER = 60.0
-_COMMAND_MARGIN = 0.1  # seconds kept from a poll's budget to report a hung credentials_command
+_COMMAND_MARGIN = 0.25  # seconds kept from a poll's budget to report a hung credentials_command
 
 
 class OntapError(Exception):

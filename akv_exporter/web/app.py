@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
 import bcrypt
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from akv_exporter.exporter import Exporter
 from akv_exporter.metrics import wants_openmetrics
@@ -51,33 +53,72 @@ async def reload(request: web.Request) -> web.Response:
     return web.Response(status=500, text=f"Reload refused: {problems}\n")
 
 
+# bcrypt uses at most 72 bytes of a password; like Go's bcrypt (Prometheus' exporter-toolkit),
+# a longer one never matches rather than matching on its first 72 bytes.
+MAX_PASSWORD_BYTES = 72
+
+
+def basic_credentials(header: str) -> tuple[str, bytes] | None:
+    """Return (user, password bytes) of a Basic Authorization header; None when malformed.
+
+    The pair is UTF-8, as Prometheus, curl and browsers send it (RFC 7617's charset="UTF-8").
+    """
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    login, colon, password = decoded.partition(":")
+    return (login, password.encode()) if colon else None
+
+
+def bcrypt_cost(digest: str) -> int:
+    """Return the cost of a validated bcrypt hash ($2b$12$... -> 12)."""
+    return int(digest[4:6])
+
+
 class BasicAuthGuard:
     """Checks web.basic_auth_users (bcrypt); remembers good credentials to keep scrapes cheap."""
 
     def __init__(self, exporter: Exporter):
         self.exporter = exporter
         self._verified: dict[str, bytes] = {}  # user -> sha256(user:password:hash) proven good
+        self._decoys: dict[int, bytes] = {}  # cost -> a hash no password matches
+
+    def decoy(self, users: dict[str, str]) -> bytes:
+        """Return the hash an unknown user is checked against: the highest configured cost.
+
+        Checking unknown names at a cheaper cost than known ones would tell, by the time an
+        answer takes, which user names exist.
+        """
+        cost = max(map(bcrypt_cost, users.values()), default=4)
+        if cost not in self._decoys:
+            self._decoys[cost] = bcrypt.hashpw(b"no password matches", bcrypt.gensalt(cost))
+        return self._decoys[cost]
 
     def _check(self, header: str) -> bool:
         users = self.exporter.config.web.basic_auth_users
-        try:
-            credentials = BasicAuth.decode(header)
-        except ValueError:
+        credentials = basic_credentials(header)
+        if credentials is None:
             return False
-        digest = users.get(credentials.login)
-        if digest is None:
-            bcrypt.checkpw(b"timing", bcrypt.gensalt(4))  # spend comparable time on unknown users
+        login, password = credentials
+        digest = users.get(login)
+        if digest is None or len(password) > MAX_PASSWORD_BYTES:
+            bcrypt.checkpw(password[:MAX_PASSWORD_BYTES], self.decoy(users))  # same time spent
             return False
-        token = hashlib.sha256(
-            f"{credentials.login}:{credentials.password}:{digest}".encode()
-        ).digest()
-        known = self._verified.get(credentials.login)
+        token = hashlib.sha256(b"%s:%s:%s" % (login.encode(), password, digest.encode())).digest()
+        known = self._verified.get(login)
         if known is not None and hmac.compare_digest(known, token):
             return True
-        if bcrypt.checkpw(credentials.password.encode(), digest.encode()):
-            self._verified[credentials.login] = token
-            return True
-        return False
+        try:
+            matches = bcrypt.checkpw(password, digest.encode())
+        except ValueError:  # a hash bcrypt cannot use: check-config refuses those, so say no
+            return False
+        if matches:
+            self._verified[login] = token
+        return matches
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
