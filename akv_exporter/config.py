@@ -174,10 +174,13 @@ def cluster_url(address: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"scheme {parts.scheme!r} is not http or https")
+    if "@" in parts.netloc:  # before anything that would quote the address back
+        raise ValueError(
+            "credentials do not belong in the address (it is not repeated here);"
+            " use username and password_*"
+        )
     if not parts.hostname:
         raise ValueError(f"{address!r} has no host")
-    if parts.username or parts.password:
-        raise ValueError("credentials do not belong in the address; use username/password_*")
     if parts.path not in ("", "/") or parts.query:
         raise ValueError(f"{address!r} has a path; give only the host and port")
     try:
@@ -197,6 +200,9 @@ class _Lines(dict):
 
     line: int = 0
     key_lines: dict[str, int]
+    # Unquoted scalars YAML 1.1 turned into something else (01234567 -> 342391, 1.50 -> 1.5,
+    # yes -> True), as written: a key that takes a string takes exactly this.
+    written: dict[str, str]
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -208,14 +214,17 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Lines:
     mapping = _Lines()
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
+    mapping.written = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, str) and key in mapping:
             raise yaml.MarkedYAMLError(
                 problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
             )
-        mapping[key] = loader.construct_object(value_node, deep=True)
+        value = mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[str(key)] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.ScalarNode) and not isinstance(value, str | None):
+            mapping.written[str(key)] = value_node.value
     return mapping
 
 
@@ -266,13 +275,17 @@ class _Section:
         return self.data.get(key, default)
 
     def text(self, key: str, default: str | None = None) -> str | None:
+        """Return the string at ``key`` exactly as written (an unquoted 010 stays "010")."""
         value = self.data.get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            self.fail(key, f"must be a string, not {_kind(value)}")
-            return default
-        return _expand_env(str(value), self, key)
+        if not isinstance(value, str):
+            written = getattr(self.data, "written", {}).get(key)
+            if written is None:  # a mapping or a list
+                self.fail(key, f"must be a string, not {_kind(value)}")
+                return default
+            value = written
+        return _expand_env(value, self, key)
 
     def path_value(self, key: str) -> Path | None:
         value = self.text(key)
@@ -467,6 +480,8 @@ def _read_cluster_fields(section: _Section) -> dict[str, Any]:
     if secrets:
         kind = secrets[0]
         value = section.text(kind) or ""
+        if not value:
+            section.fail(kind, "is empty")
         if kind == "password_env" and value not in os.environ:
             section.fail(kind, f"environment variable {value} is not set")
         if kind == "password_file":
@@ -575,15 +590,38 @@ def _read_inventory(section: _Section) -> InventoryConfig:
     )
 
 
+# Keys whose value is, or may carry, a secret (a command line can, an address with user:password
+# can). YAML's messages quote what they could not read (a tag, an alias), so a problem on such
+# a line is described without them.
+_SENSITIVE_KEY = re.compile(
+    r"(?:^|[\s{,-])(password|password_env|password_file|credentials_command|address)\s*:"
+)
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError, text: str, problems: _Problems) -> str:
+    """Return the one line for a YAML syntax problem, never quoting a secret's value."""
+    lines = text.splitlines()
+    for mark in (error.problem_mark, error.context_mark):
+        if mark is not None and mark.line < len(lines):
+            # The key nearest before the problem: `{address: h, password: !x}` blames password.
+            keys = [m for m in _SENSITIVE_KEY.finditer(lines[mark.line]) if m.start() < mark.column]
+            if keys:
+                key = keys[-1].group(1)
+                return (
+                    f"{problems.where}:{mark.line + 1}: {key}: is not valid YAML (the value is"
+                    f" not repeated here); quote it: {key}: '...'"
+                )
+    line = error.problem_mark.line + 1 if error.problem_mark else 0
+    return f"{problems.where}:{line}: (yaml): {' '.join(str(error.problem or error).split())}"
+
+
 def parse_yaml(text: str, path: Path | None) -> Any:
     """Return the YAML document in ``text`` (mappings remember lines); ConfigError if malformed."""
     problems = _Problems(path)
     try:
         return yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        line = mark.line + 1 if mark else 0
-        problems.add(line, "(yaml)", f"{error.problem or error}".strip())
+        problems.lines.append(_yaml_problem(error, text, problems))
     except yaml.YAMLError as error:
         problems.add(0, "(yaml)", str(error).replace("\n", " "))
     raise ConfigError(problems.lines)

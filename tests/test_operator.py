@@ -278,3 +278,91 @@ def test_check_config_refuses_bcrypt_hashes_bcrypt_cannot_use(tmp_path):
         f"web.basic_auth_users.{user}" for user in bad
     ], lines
     assert all("bcrypt can verify" in line and "$2b$" + "99" not in line for line in lines)
+
+
+async def test_unquoted_numbers_reach_ontap_and_labels_exactly_as_written(fake_ontap, tmp_path):
+    seen: list[str] = []
+
+    async def remember(request: web.Request) -> web.Response:
+        seen.append(base64.b64decode(request.headers["Authorization"][6:]).decode())
+        return web.json_response({"records": [], "num_records": 0})
+
+    fake_ontap.handler = remember
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        "clusters:\n"
+        f"  - name: a\n    address: {fake_ontap.url}\n    username: 0755\n"
+        "    password: 01234567\n"  # YAML 1.1 reads an octal 342391 here
+        "    labels: {rack: 010, ratio: 1.50, count: 12_000, ok: yes}\n"
+    )
+    exporter, runner, base = await started(load_config(write_config(tmp_path, body)))
+    try:
+        await asyncio.wait_for(exporter.poller.ready.wait(), 10)
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
+            metrics = await response.read()
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+    assert seen == ["0755:01234567"]
+    labels = {"rack": "010", "ratio": "1.50", "count": "12_000", "ok": "yes"}
+    assert find(metrics, "akv_exporter_cluster_up", cluster="a", **labels) == [1.0]
+
+
+SECRET = "Hunter2Secret"
+LEAKY = {
+    "tag": f"    password: !{SECRET}\n",
+    "alias": f"    password: *{SECRET}\n",
+    "flow": f"    password: p\n  - {{address: h2, password: !{SECRET}}}\n",
+}
+
+
+def _leaky_config(tmp_path: Path, form: str, address: str = "127.0.0.1") -> Path:
+    return write_config(
+        tmp_path,
+        f"state_file: {tmp_path / 'state.json'}\n"
+        f"clusters:\n  - address: {address}\n    username: u\n{LEAKY[form]}",
+    )
+
+
+def test_check_config_never_repeats_a_secret_it_cannot_read(tmp_path):
+    paths = [_leaky_config(tmp_path, form).rename(tmp_path / f"{form}.yml") for form in LEAKY]
+    addresses = write_config(
+        tmp_path,
+        f"clusters:\n  - address: 'https://admin:{SECRET}@:443'\n"
+        "    username: u\n    password: x\n",
+        "address.yml",
+    )
+    for path in [*paths, addresses]:
+        result = subprocess.run(
+            [sys.executable, "-m", "akv_exporter.cli", "check-config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, (path, result.stdout)
+        assert SECRET not in result.stdout + result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"{path}:"), line
+        assert line.split(": ")[1] in ("password", "clusters[0].address"), line
+
+
+async def test_a_refused_reload_never_repeats_a_secret_anywhere(fake_ontap, tmp_path, caplog):
+    exporter, runner, base = await started(named_config(tmp_path, {"a": fake_ontap.url}))
+    try:
+        _leaky_config(tmp_path, "tag", fake_ontap.url)
+        with caplog.at_level(logging.DEBUG):
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{base}/-/reload") as response:
+                    answer = await response.text()
+                    assert response.status == 500
+                async with http.get(f"{base}/api/v1/status") as response:
+                    status = await response.text()
+                async with http.get(f"{base}/") as response:
+                    page = await response.text()
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+    assert "password: is not valid YAML" in answer
+    assert "password: is not valid YAML" in json.loads(status)["exporter"]["last_reload_error"]
+    for shown in (answer, status, page, caplog.text):
+        assert SECRET not in shown
