@@ -142,6 +142,31 @@ def _simulator_part(module: str, command: str) -> ModuleType:
         raise SystemExit(2) from None
 
 
+def _run(args: argparse.Namespace) -> int:
+    """`run`: poll and serve; exit 2 with one log line per start-up problem (JSON lines too)."""
+    from akv_exporter.certificates import CertificateProblem
+    from akv_exporter.service import run_exporter
+    from akv_exporter.web.listener import ListenError
+
+    try:
+        config = load(args.config).config
+    except ConfigError as error:
+        for problem in error.problems:
+            log.error("cannot start: %s", problem)
+        return 2
+    host, port = args.listen or config.web.host_port
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_exporter(config, host, port, follow_config=args.listen is None))
+    except ListenError as error:
+        log.error("cannot start: cannot listen on %s:%s: %s", host, port, error.strerror)
+        return 2
+    except CertificateProblem as error:  # the files changed since they were checked
+        log.error("cannot start: web.%s: %s", error.key, error)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a reader that closes its end early (`check | head`) ends it quietly."""
     try:
@@ -172,13 +197,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "run":
         setup_logging(args.log_level, args.log_format)
-        config = _load_or_exit(args.config).config
-        host, port = args.listen or config.web.host_port
-        from akv_exporter.service import run_exporter
-
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_exporter(config, host, port, follow_config=args.listen is None))
-        return 0
+        return _run(args)
     if args.command == "demo":
         demo = _simulator_part("akv_exporter.demo", "demo")
         setup_logging(args.log_level, args.log_format)

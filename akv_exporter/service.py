@@ -46,6 +46,7 @@ async def run_exporter(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, hangup)
+    # Bind before polling starts: a busy port or a bad certificate ends the start-up at once.
     runner = await serve(exporter, host, port, follow_config=follow_config)
     await exporter.start()
     for address in runner.addresses:

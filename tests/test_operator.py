@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -136,6 +137,7 @@ async def test_a_credentials_command_printing_megabytes_is_refused_not_sent(fake
 
 def _issue_certificate(tmp_path: Path, ca) -> tuple[Path, Path]:
     """Write a certificate for 127.0.0.1 issued by ``ca`` to tls.crt/tls.key (replacing them)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     issued = ca.issue_cert("127.0.0.1")
     issued.cert_chain_pems[0].write_to_path(str(cert))
@@ -366,3 +368,104 @@ async def test_a_refused_reload_never_repeats_a_secret_anywhere(fake_ontap, tmp_
     assert "password: is not valid YAML" in json.loads(status)["exporter"]["last_reload_error"]
     for shown in (answer, status, page, caplog.text):
         assert SECRET not in shown
+
+
+async def _run_exporter(*arguments: str, timeout: float = 60) -> tuple[int, list[str]]:
+    """Run `akv-exporter run ...` to its end; return its exit code and stderr lines."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "akv_exporter.cli",
+        "run",
+        *arguments,
+        stdin=subprocess.DEVNULL,  # an encrypted key must not wait for a passphrase
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode, stderr.decode().splitlines()
+
+
+async def test_a_busy_port_is_one_json_line_and_exit_2_before_any_poll(fake_ontap, tmp_path):
+    config = named_config(tmp_path, {"a": fake_ontap.url})
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, lines = await _run_exporter(
+            "--config", str(config.path), "--listen", f"127.0.0.1:{port}", "--log-format", "json"
+        )
+    assert code == 2, lines
+    entries = [json.loads(line) for line in lines]  # every line is JSON: no traceback
+    (entry,) = [entry for entry in entries if entry["level"] == "error"]
+    assert (
+        entry["msg"] == f"cannot start: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+    assert fake_ontap.requests == []  # polling had not started
+
+
+async def test_an_address_not_on_this_host_is_one_line_and_exit_2(fake_ontap, tmp_path):
+    config = named_config(tmp_path, {"a": fake_ontap.url})
+    # TEST-NET-1 (RFC 5737): binding fails locally, nothing is sent anywhere.
+    code, lines = await _run_exporter("--config", str(config.path), "--listen", "192.0.2.1:0")
+    assert code == 2, lines
+    assert not any("Traceback" in line for line in lines), lines
+    (line,) = [line for line in lines if " ERROR " in line]
+    assert line.endswith(
+        "cannot start: cannot listen on 192.0.2.1:0: Cannot assign requested address"
+    )
+
+
+def _encrypted_key(tmp_path: Path) -> tuple[Path, Path]:
+    """Write a self-signed certificate and its key, encrypted with a passphrase."""
+    from cryptography.hazmat.primitives import serialization
+
+    ca = trustme.CA()
+    cert, key = _issue_certificate(tmp_path, ca)
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    return cert, key
+
+
+async def test_web_key_problems_are_caught_by_check_config_and_at_start(fake_ontap, tmp_path):
+    cert, _ = _issue_certificate(tmp_path / "a", trustme.CA())
+    _, other_key = _issue_certificate(tmp_path / "b", trustme.CA())
+    encrypted_cert, encrypted_key = _encrypted_key(tmp_path / "c")
+    cases = {
+        "mismatch": (cert, other_key, f"{other_key} is not the private key of {cert}"),
+        "encrypted": (encrypted_cert, encrypted_key, "the key is encrypted (passphrase-protected)"),
+        "not PEM": (cert, cert, f"{cert} is not a PEM private key"),
+    }
+    for name, (cert_file, key_file, reason) in cases.items():
+        web_tls = f"web:\n  tls_cert_file: {cert_file}\n  tls_key_file: {key_file}\n"
+        path = write_config(
+            tmp_path,
+            f"state_file: {tmp_path / 'state.json'}\n{web_tls}"
+            f"clusters:\n  - address: {fake_ontap.url}\n    username: u\n    password: p\n",
+            f"{name}.yml",
+        )
+        checked = subprocess.run(
+            [sys.executable, "-m", "akv_exporter.cli", "check-config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert checked.returncode == 2, (name, checked.stdout)
+        (line,) = checked.stderr.splitlines()
+        assert line.startswith(f"{path}:4: web.tls_key_file: {reason}"), (name, line)
+        code, lines = await _run_exporter("--config", str(path), "--listen", "127.0.0.1:0")
+        assert code == 2, (name, lines)
+        (line,) = lines
+        assert f"cannot start: {path}:4: web.tls_key_file: {reason}" in line, (name, line)
+    assert fake_ontap.requests == []

@@ -8,6 +8,7 @@ switches between HTTP and HTTPS, and follows a changed ``web.listen``; only an a
 from __future__ import annotations
 
 import logging
+import os
 
 from aiohttp import web
 
@@ -15,6 +16,17 @@ from akv_exporter.certificates import SwappableCertificate, server_context
 from akv_exporter.config import WebConfig
 
 log = logging.getLogger(__name__)
+
+
+class ListenError(OSError):
+    """The socket cannot be bound; ``strerror`` says why in a few words (no errno, no tuple)."""
+
+
+def listen_error(error: OSError) -> ListenError:
+    """Return ``error`` (aiohttp's bind failure, a resolver's gaierror) as a plain ListenError."""
+    errno = error.errno if isinstance(error.errno, int) else 0
+    reason = os.strerror(errno) if errno > 0 else (error.strerror or str(error))
+    return ListenError(errno, reason)
 
 
 class Listener:
@@ -45,6 +57,9 @@ class Listener:
         site = web.TCPSite(self.runner, host, port, ssl_context=context, reuse_address=True)
         try:
             await site.start()
+        except OSError as error:
+            await site.stop()
+            raise listen_error(error) from None
         except BaseException:
             await site.stop()
             raise
