@@ -152,7 +152,10 @@ def _run(args: argparse.Namespace) -> int:
         config = load(args.config).config
     except ConfigError as error:
         for problem in error.problems:
-            log.error("cannot start: %s", problem)
+            if args.log_format == "json":  # a log pipeline reads every line as JSON
+                log.error("cannot start: %s", problem)
+            else:  # exactly check-config's lines
+                print(problem, file=sys.stderr)
         return 2
     host, port = args.listen or config.web.host_port
     try:

@@ -466,6 +466,12 @@ async def test_web_key_problems_are_caught_by_check_config_and_at_start(fake_ont
         assert line.startswith(f"{path}:4: web.tls_key_file: {reason}"), (name, line)
         code, lines = await _run_exporter("--config", str(path), "--listen", "127.0.0.1:0")
         assert code == 2, (name, lines)
+        (line,) = lines  # exactly check-config's line
+        assert line.startswith(f"{path}:4: web.tls_key_file: {reason}"), (name, line)
+        code, lines = await _run_exporter(
+            "--config", str(path), "--listen", "127.0.0.1:0", "--log-format", "json"
+        )
+        assert code == 2, (name, lines)
         (line,) = lines
-        assert f"cannot start: {path}:4: web.tls_key_file: {reason}" in line, (name, line)
+        assert json.loads(line)["msg"].startswith(f"cannot start: {path}:4: web.tls_key_file: ")
     assert fake_ontap.requests == []
