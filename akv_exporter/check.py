@@ -17,9 +17,11 @@ Critical beats unknown: one broken vault must page even while another cluster is
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import shutil
+import signal
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,7 +169,35 @@ def _private_state(config: Config, scratch: Path) -> Config:
 
 
 async def run_check(config: Config, clusters: list[str] | None, fmt: str) -> int:
-    """Poll the configured (or the named) clusters once; print the verdict; return the exit code."""
+    """Poll the configured (or the named) clusters once; print the verdict; return the exit code.
+
+    SIGINT (Ctrl-C) or SIGTERM (a runner's timeout) ends it with an UNKNOWN verdict, like any
+    other monitoring plugin, after removing its scratch directory.
+    """
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    interrupted: list[str] = []
+
+    def interrupt(signum: signal.Signals) -> None:
+        interrupted.append(signum.name)
+        if task is not None:
+            task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupt, signum)
+    try:
+        return await _poll_and_judge(config, clusters, fmt)
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        print(f"AKV UNKNOWN - interrupted by {interrupted[0]} before the clusters answered")
+        return UNKNOWN_EXIT
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _poll_and_judge(config: Config, clusters: list[str] | None, fmt: str) -> int:
     setup_logging("warning", "text")  # stdout carries only the verdict; warnings go to stderr
     with tempfile.TemporaryDirectory(prefix="akv-exporter-check-") as scratch:
         exporter = Exporter(_private_state(config, Path(scratch)), process_metrics=False)

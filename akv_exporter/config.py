@@ -25,6 +25,8 @@ from akv_exporter.listen import split_listen
 
 DEFAULT_LISTEN = "0.0.0.0:9877"
 DEFAULT_STATE_FILE = "~/.local/state/akv-exporter/state.json"
+# Thousands of clusters fit in well under 1 MiB; parsing a far larger file costs seconds of CPU.
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
 
 # A configured label must not shadow one the exporter or Prometheus sets.
 RESERVED_LABELS = EXPORTER_LABELS | TARGET_LABELS
@@ -676,13 +678,23 @@ def parse_config(text: str, path: Path | None = None) -> Config:
 
 
 def read_text(path: Path) -> str:
-    """Return the UTF-8 text of ``path``; ConfigError naming the file when it cannot."""
+    """Return the UTF-8 text of ``path``; ConfigError naming the file when it cannot.
+
+    A file over MAX_CONFIG_BYTES is refused unread: parsing it would cost seconds of CPU.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:
         raise ConfigError([f"{path}:0: (file): cannot read: {error.strerror or error}"]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        limit = MAX_CONFIG_BYTES // (1024 * 1024)
+        raise ConfigError([f"{path}:0: (file): is larger than {limit} MiB; is it the right file?"])
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError([f"{path}:0: (file): is not UTF-8 text"]) from None
+    return text
 
 
 def load_config(path: str | Path) -> Config:

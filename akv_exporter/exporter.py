@@ -138,7 +138,8 @@ class Exporter:
         if path is None:
             return "no configuration file to reload (the demo's configuration is built in)"
         try:
-            config = load_inventory(path)
+            # In a thread: parsing a large file must not stall /metrics and the health checks.
+            config = await asyncio.to_thread(load_inventory, path)
         except ConfigError as error:
             return self._refuse(error.problems)
         if self.listener is not None:

@@ -25,6 +25,7 @@ from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 from akv_exporter.state import UnreachableSince
 
 log = logging.getLogger(__name__)
+_NAMED_IN_WARNING = 5  # clusters named in a warning about many
 IDENTITY_REFRESH = 3600.0  # re-read GET /api/cluster this often (renames, upgrades)
 
 Publish = Callable[[str, ClusterSnapshot], None]
@@ -47,11 +48,29 @@ class _Cluster:
     task: asyncio.Task | None = None
 
 
+def _warn_insecure(clusters: Iterable[ClusterConfig]) -> None:
+    """Log one line per kind of insecure transport, naming how many clusters use it.
+
+    One line, not one per cluster: `defaults.tls.verify: false` at 1,000 clusters would
+    otherwise bury the log under 1,000 identical warnings.
+    """
+    plain = [c.key for c in clusters if c.url.startswith("http://")]
+    unverified = [c.key for c in clusters if c.url.startswith("https://") and not c.tls.verify]
+    for keys, what in (
+        (plain, "plain http:// (for simulators and tests only)"),
+        (unverified, "TLS certificate verification is disabled"),
+    ):
+        if keys:
+            shown = ", ".join(keys[:_NAMED_IN_WARNING])
+            more = (
+                f" and {len(keys) - _NAMED_IN_WARNING} more"
+                if len(keys) > _NAMED_IN_WARNING
+                else ""
+            )
+            log.warning("%s for %d cluster(s): %s%s", what, len(keys), shown, more)
+
+
 def _client_for(cluster: ClusterConfig, poll: PollConfig, requests: Counter[str]) -> OntapClient:
-    if cluster.url.startswith("http://"):
-        log.warning("cluster %s: plain http:// (for simulators and tests only)", cluster.key)
-    elif not cluster.tls.verify:
-        log.warning("cluster %s: TLS certificate verification is disabled", cluster.key)
     return OntapClient(
         cluster,
         connections=poll.connections_per_cluster,
@@ -96,10 +115,12 @@ class Poller:
         self._names: dict[str, str] | None = None  # label in use -> key; None: rebuild
         self._semaphore = asyncio.Semaphore(config.poll.concurrency)
         self._pending_first: set[str] = set()
+        self._callers: set[asyncio.Task] = set()  # tasks that called poll(), /probe's included
         self.ready = asyncio.Event()
         self._running = False
         for cluster in config.clusters:
             self._add(cluster)
+        _warn_insecure(config.clusters)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -172,7 +193,11 @@ class Poller:
         self._check_ready()
 
     async def stop(self) -> None:
+        """Stop every schedule and cancel every poll in flight (a /probe's too), then close."""
         self._running = False
+        for caller in list(self._callers):
+            if caller is not asyncio.current_task():
+                caller.cancel()
         for key in list(self._clusters):
             entry = self._clusters[key]
             if entry.task is not None:
@@ -192,9 +217,12 @@ class Poller:
             self._semaphore = asyncio.Semaphore(config.poll.concurrency)
         for key in [k for k in self._clusters if k not in wanted]:
             await self._remove(key)
+        fresh: list[ClusterConfig] = []  # new or changed: warned about (again) if insecure
         for key, cluster in wanted.items():
             current = self._clusters.get(key)
             unchanged = current is not None and current.config == cluster
+            if not unchanged:
+                fresh.append(cluster)
             if unchanged and _client_settings(config.poll) == _client_settings(old_poll):
                 continue  # interval, timeout and the rest are read afresh by the running task
             if current is not None:
@@ -203,6 +231,7 @@ class Poller:
         # Keep the configuration's order for every output.
         self._clusters = {key: self._clusters[key] for key in wanted}
         self._state.keep_only(self._clusters)
+        _warn_insecure(fresh)
 
     def _check_ready(self) -> None:
         if self._running and not self._pending_first:
@@ -241,6 +270,10 @@ class Poller:
         """Poll one cluster now, publish the snapshot and return it (one poll at a time)."""
         entry = self._clusters[key]
         timeout = min(timeout or self.config.poll.timeout, self.config.poll.timeout)
+        caller = asyncio.current_task()
+        if caller is not None and caller not in self._callers:
+            self._callers.add(caller)  # so that stop() can cancel it: a hung cluster's poll
+            caller.add_done_callback(self._callers.discard)  # must not hold up a shutdown
         async with entry.lock:
             started = self._clock()
             loop = asyncio.get_running_loop()

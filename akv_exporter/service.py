@@ -57,7 +57,9 @@ async def run_exporter(
         await stop.wait()
     finally:
         log.info("shutting down")
+        for site in list(runner.sites):
+            await site.stop()  # no new requests
+        await exporter.stop()  # cancels polls in flight, so no /probe of a hung cluster waits
         await runner.cleanup()
-        await exporter.stop()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import aiohttp
 import bcrypt
+import pytest
 import trustme
 from aiohttp import web
 
 from akv_exporter.config import Config, load_config
 from akv_exporter.exporter import Exporter
-from tests.helpers import CANARY, find, started, wait_until, write_config
+from tests.helpers import CANARY, fetch, find, free_port, started, wait_until, write_config
 
 
 def named_config(tmp_path: Path, clusters: dict[str, str], extra: str = "") -> Config:
@@ -475,3 +477,133 @@ async def test_web_key_problems_are_caught_by_check_config_and_at_start(fake_ont
         (line,) = lines
         assert json.loads(line)["msg"].startswith(f"cannot start: {path}:4: web.tls_key_file: ")
     assert fake_ontap.requests == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_shutdown_cancels_a_probe_of_a_hung_cluster(make_ontap, tmp_path, signum):
+    hung = await make_ontap()
+    released = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await released.wait()
+        return web.json_response({})
+
+    hung.handler = hang
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        "poll:\n  interval: 20m\n  timeout: 10m\n"  # a probe would wait up to 10 minutes
+        f"clusters:\n  - name: a\n    address: {hung.url}\n    username: u\n    password: p\n"
+    )
+    path = write_config(tmp_path, body)
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "akv_exporter.cli",
+        "run",
+        "--config",
+        str(path),
+        "--listen",
+        f"127.0.0.1:{port}",
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(wait_until, lambda: fetch(f"{base}/-/healthy"), "the exporter", 30)
+        async with aiohttp.ClientSession() as http:
+            probe = asyncio.create_task(http.get(f"{base}/probe", params={"target": "a"}))
+            await asyncio.sleep(1.0)  # the probe has reached the exporter and waits on the cluster
+            assert not probe.done()
+            process.send_signal(signum)
+            # A hang guard, not a speed limit: before the fix this took the probe's 10 minutes
+            # (or aiohttp's 60-second shutdown timeout).
+            code = await asyncio.wait_for(process.wait(), 30)
+            with contextlib.suppress(aiohttp.ClientError):
+                (await probe).close()
+        stderr = (await process.stderr.read()).decode()
+    finally:
+        released.set()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
+async def test_a_reload_parsing_a_large_file_leaves_health_checks_answering(fake_ontap, tmp_path):
+    exporter, runner, base = await started(named_config(tmp_path, {"a": fake_ontap.url}))
+    path = exporter.config.path
+    good = path.read_text()
+    # About 1 MB of YAML, under the size limit: seconds of parsing before the unknown key is
+    # refused.
+    filler = "".join(f"  key{i:06d}: {'value ' * 4}\n" for i in range(25_000))
+    path.write_text(good + "filler:\n" + filler)
+    try:
+        async with aiohttp.ClientSession() as http:
+            reload = asyncio.create_task(http.post(f"{base}/-/reload"))
+            await asyncio.sleep(0.2)
+            async with http.get(f"{base}/-/healthy") as response:
+                assert response.status == 200
+            assert not reload.done()  # answered while the file was still being parsed
+            async with await asyncio.wait_for(reload, 120) as response:
+                assert response.status == 500
+                assert "filler: unknown key" in await response.text()
+            path.write_text(good + "#" * (9 * 1024 * 1024) + "\n")
+            async with http.post(f"{base}/-/reload") as response:
+                assert response.status == 500
+                answer = await response.text()
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+    assert (
+        answer == f"Reload refused: {path}:0: (file): is larger than 8 MiB; is it the right file?\n"
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_check_interrupted_says_unknown_and_leaves_no_scratch_directory(
+    make_ontap, tmp_path, signum
+):
+    hung = await make_ontap()
+    released = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await released.wait()
+        return web.json_response({})
+
+    hung.handler = hang
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        "poll:\n  interval: 20m\n  timeout: 10m\n"
+        f"clusters:\n  - name: a\n    address: {hung.url}\n    username: u\n    password: p\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "akv_exporter.cli",
+        "check",
+        "--config",
+        str(write_config(tmp_path, body)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    try:
+        await asyncio.to_thread(
+            wait_until, lambda: hung.requests, "check to ask the hung cluster", 30
+        )
+        assert [p.name.startswith("akv-exporter-check-") for p in scratch.iterdir()] == [True]
+        process.send_signal(signum)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        released.set()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 3, (stdout, stderr)
+    name = signal.Signals(signum).name
+    assert stdout.decode() == f"AKV UNKNOWN - interrupted by {name} before the clusters answered\n"
+    assert b"Traceback" not in stderr
+    assert list(scratch.iterdir()) == []

@@ -313,11 +313,12 @@ async def test_a_failed_poll_logs_one_line_naming_cluster_endpoint_and_reason(
     await exporter.stop()
 
 
-async def test_disabled_tls_verification_is_warned_once_per_cluster(tmp_path, caplog):
+async def test_disabled_tls_verification_is_one_warning_naming_the_count(tmp_path, caplog):
+    addresses = "".join(f"  - address: https://127.0.0.1:{port}\n" for port in range(9, 21))
     body = (
         f"state_file: {tmp_path / 's.json'}\n"
         "defaults: {username: u, password: p, tls: {verify: false}}\n"
-        "clusters:\n  - address: https://127.0.0.1:9\n  - address: https://127.0.0.1:10\n"
+        f"clusters:\n{addresses}"
     )
     config = parse_config(body, write_config(tmp_path, body))
     with caplog.at_level(logging.WARNING, logger="akv_exporter.poller"):
@@ -328,9 +329,10 @@ async def test_disabled_tls_verification_is_warned_once_per_cluster(tmp_path, ca
     warnings = [
         r.getMessage() for r in caplog.records if "verification is disabled" in r.getMessage()
     ]
-    assert sorted(warnings) == [
-        "cluster https://127.0.0.1:10: TLS certificate verification is disabled",
-        "cluster https://127.0.0.1:9: TLS certificate verification is disabled",
+    assert warnings == [  # one line at 12 (or 1,000) clusters, not one each
+        "TLS certificate verification is disabled for 12 cluster(s): https://127.0.0.1:9,"
+        " https://127.0.0.1:10, https://127.0.0.1:11, https://127.0.0.1:12, https://127.0.0.1:13"
+        " and 7 more"
     ]
     await exporter.stop()
 
