@@ -71,6 +71,24 @@ async def test_a_probe_in_flight_when_its_cluster_is_removed_does_not_bring_it_b
     assert exporter.state.of("a") == {}
 
 
+async def _start_cli(*arguments: str, **options) -> asyncio.subprocess.Process:
+    """Start `akv-exporter ARGUMENTS...` as its own process."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "akv_exporter.cli", *arguments, **options
+    )
+
+
+def _check_config(path: Path, **options) -> subprocess.CompletedProcess:
+    """Return the finished `akv-exporter check-config PATH`, its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "akv_exporter.cli", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **options,
+    )
+
+
 def _alive(pid: int) -> bool:
     """Return whether ``pid`` runs (a zombie awaiting its reaper counts as gone)."""
     try:
@@ -78,6 +96,21 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+async def _poll_with_command(tmp_path: Path, url: str, command: str, timeout: str):
+    """Return the snapshot of one poll of cluster ``a`` whose password ``command`` prints."""
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        f"poll:\n  interval: 60s\n  timeout: {timeout}\n"
+        f"clusters:\n  - name: a\n    address: {url}\n    username: admin\n"
+        f"    credentials_command: {command}\n"
+    )
+    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
+    try:
+        return await asyncio.wait_for(exporter.poller.poll("a"), 30)
+    finally:
+        await exporter.stop()
 
 
 async def test_a_hung_credentials_command_is_stopped_with_its_children_and_named(
@@ -88,17 +121,7 @@ async def test_a_hung_credentials_command_is_stopped_with_its_children_and_named
     # The shell and the child it waits on, as a vault CLI stuck on a network call would be.
     script.write_text(f'#!/bin/sh\necho $$ > "{pids}"\nsleep 1000 &\necho $! >> "{pids}"\nwait\n')
     script.chmod(0o755)
-    body = (
-        f"state_file: {tmp_path / 'state.json'}\n"
-        "poll:\n  interval: 60s\n  timeout: 1s\n"
-        f"clusters:\n  - name: a\n    address: {fake_ontap.url}\n    username: admin\n"
-        f"    credentials_command: {script}\n"
-    )
-    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
-    try:
-        snapshot = await asyncio.wait_for(exporter.poller.poll("a"), 10)
-    finally:
-        await exporter.stop()
+    snapshot = await _poll_with_command(tmp_path, fake_ontap.url, str(script), "1s")
     started_pids = [int(line) for line in pids.read_text().split()]
     assert len(started_pids) == 2
     assert not snapshot.up
@@ -120,17 +143,7 @@ async def test_a_hung_credentials_command_is_stopped_with_its_children_and_named
 async def test_a_credentials_command_printing_megabytes_is_refused_not_sent(fake_ontap, tmp_path):
     # 3 MB and no newline: the whole of it would otherwise become the password.
     command = "head -c 3000000 /dev/zero | tr '\\\\0' a"
-    body = (
-        f"state_file: {tmp_path / 'state.json'}\n"
-        "poll:\n  interval: 60s\n  timeout: 10s\n"
-        f"clusters:\n  - name: a\n    address: {fake_ontap.url}\n    username: admin\n"
-        f'    credentials_command: "{command}"\n'
-    )
-    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
-    try:
-        snapshot = await asyncio.wait_for(exporter.poller.poll("a"), 20)
-    finally:
-        await exporter.stop()
+    snapshot = await _poll_with_command(tmp_path, fake_ontap.url, f'"{command}"', "10s")
     assert snapshot.last.reason == "auth"
     assert "credentials_command printed more than 64 KiB" in snapshot.last.error
     assert fake_ontap.requests == []
@@ -269,12 +282,7 @@ def test_check_config_refuses_bcrypt_hashes_bcrypt_cannot_use(tmp_path):
         f"web:\n  basic_auth_users:\n    good: '{good}'\n{users}"
         "clusters:\n  - address: 127.0.0.1\n    username: u\n    password: p\n",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "akv_exporter.cli", "check-config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _check_config(path)
     assert result.returncode == 2, result.stdout
     lines = result.stderr.splitlines()
     assert [line.split(": ")[1] for line in lines] == [
@@ -336,12 +344,7 @@ def test_check_config_never_repeats_a_secret_it_cannot_read(tmp_path):
         "address.yml",
     )
     for path in [*paths, addresses]:
-        result = subprocess.run(
-            [sys.executable, "-m", "akv_exporter.cli", "check-config", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = _check_config(path)
         assert result.returncode == 2, (path, result.stdout)
         assert SECRET not in result.stdout + result.stderr
         (line,) = result.stderr.splitlines()
@@ -373,10 +376,7 @@ async def test_a_refused_reload_never_repeats_a_secret_anywhere(fake_ontap, tmp_
 
 async def _run_exporter(*arguments: str, timeout: float = 60) -> tuple[int, list[str]]:
     """Run `akv-exporter run ...` to its end; return its exit code and stderr lines."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "akv_exporter.cli",
+    process = await _start_cli(
         "run",
         *arguments,
         stdin=subprocess.DEVNULL,  # an encrypted key must not wait for a passphrase
@@ -455,13 +455,7 @@ async def test_web_key_problems_are_caught_by_check_config_and_at_start(fake_ont
             f"clusters:\n  - address: {fake_ontap.url}\n    username: u\n    password: p\n",
             f"{name}.yml",
         )
-        checked = subprocess.run(
-            [sys.executable, "-m", "akv_exporter.cli", "check-config", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
+        checked = _check_config(path, stdin=subprocess.DEVNULL)
         assert checked.returncode == 2, (name, checked.stdout)
         (line,) = checked.stderr.splitlines()
         assert line.startswith(f"{path}:4: web.tls_key_file: {reason}"), (name, line)
@@ -478,27 +472,35 @@ async def test_web_key_problems_are_caught_by_check_config_and_at_start(fake_ont
     assert fake_ontap.requests == []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-async def test_shutdown_cancels_a_probe_of_a_hung_cluster(make_ontap, tmp_path, signum):
-    hung = await make_ontap()
+def _hang_on(ontap) -> asyncio.Event:
+    """Make ``ontap``'s AKV endpoint hang until the returned event is set."""
     released = asyncio.Event()
 
     async def hang(request: web.Request) -> web.Response:
         await released.wait()
         return web.json_response({})
 
-    hung.handler = hang
-    body = (
+    ontap.handler = hang
+    return released
+
+
+def _hung_config(tmp_path: Path, url: str) -> Path:
+    """Write a configuration whose one cluster ``a`` a poll or probe would wait 10 minutes on."""
+    return write_config(
+        tmp_path,
         f"state_file: {tmp_path / 'state.json'}\n"
-        "poll:\n  interval: 20m\n  timeout: 10m\n"  # a probe would wait up to 10 minutes
-        f"clusters:\n  - name: a\n    address: {hung.url}\n    username: u\n    password: p\n"
+        "poll:\n  interval: 20m\n  timeout: 10m\n"
+        f"clusters:\n  - name: a\n    address: {url}\n    username: u\n    password: p\n",
     )
-    path = write_config(tmp_path, body)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_shutdown_cancels_a_probe_of_a_hung_cluster(make_ontap, tmp_path, signum):
+    hung = await make_ontap()
+    released = _hang_on(hung)
+    path = _hung_config(tmp_path, hung.url)
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "akv_exporter.cli",
+    process = await _start_cli(
         "run",
         "--config",
         str(path),
@@ -567,27 +569,14 @@ async def test_check_interrupted_says_unknown_and_leaves_no_scratch_directory(
     make_ontap, tmp_path, signum
 ):
     hung = await make_ontap()
-    released = asyncio.Event()
-
-    async def hang(request: web.Request) -> web.Response:
-        await released.wait()
-        return web.json_response({})
-
-    hung.handler = hang
+    released = _hang_on(hung)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    body = (
-        f"state_file: {tmp_path / 'state.json'}\n"
-        "poll:\n  interval: 20m\n  timeout: 10m\n"
-        f"clusters:\n  - name: a\n    address: {hung.url}\n    username: u\n    password: p\n"
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "akv_exporter.cli",
+    path = _hung_config(tmp_path, hung.url)
+    process = await _start_cli(
         "check",
         "--config",
-        str(write_config(tmp_path, body)),
+        str(path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "TMPDIR": str(scratch)},
