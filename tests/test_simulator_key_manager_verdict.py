@@ -28,6 +28,7 @@ from akv_exporter.simulator import (
     start_simulator,
 )
 from akv_exporter.simulator.clock import SimClock
+from akv_exporter.simulator.incidents import IncidentScheduler
 from akv_exporter.simulator.model import apply_patch
 from akv_exporter.simulator.query import Kind, answer_collection
 from akv_exporter.simulator.scenario import load_scenario
@@ -609,3 +610,31 @@ async def test_monitor_events_carry_netapp_severities_and_parameters(
         and {"name": "svm", "value": "svm_web"} in r["parameters"]
     ]  # fmt: skip
     assert len(web) == 1 and {"name": "name", "value": admin_vault} in web[0]["parameters"]
+
+
+async def test_key_expired_incident_logs_the_event_and_healing_logs_a_new_key_version() -> None:
+    running = await start_simulator(
+        SimulatorOptions(clusters=12, seed=0, plain_http=True, out=io.StringIO())
+    )
+    try:
+        scheduler = IncidentScheduler(running.fleet, seed=0, out=io.StringIO())
+        kinds = []
+        for _ in range(200):
+            incident = scheduler.start_one()
+            assert incident is not None
+            kinds.append(incident.kind)
+            cluster = running.fleet.clusters[incident.cluster]
+            if incident.kind != "key_expired":
+                scheduler.heal(incident, quiet=True)
+                continue
+            assert cluster.state.version >= (9, 10, 0)
+            before = cluster.state
+            names = [e.name for e in cluster.events.events()]
+            assert names[-1] == "ekmip.akv.keyExpired"
+            scheduler.heal(incident)
+            assert cluster.state == before  # an expired key version interrupts nothing
+            assert [e.name for e in cluster.events.events()][-1] == "ekmip.akv.keyVersionChanged"
+            break
+        assert "key_expired" in kinds
+    finally:
+        await running.stop()

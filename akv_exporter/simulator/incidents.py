@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+from akv_exporter.simulator import ems
 from akv_exporter.simulator.model import (
     HEALTHY,
     Akv,
@@ -28,8 +29,11 @@ from akv_exporter.simulator.model import (
 )
 from akv_exporter.simulator.server import Fleet, SimulatedCluster
 
-KINDS = ("vault_outage", "ekmip_down", "kek_unavailable", "http_503", "slow")
-AKV_KINDS = frozenset({"vault_outage", "ekmip_down", "kek_unavailable"})
+KINDS = ("vault_outage", "ekmip_down", "kek_unavailable", "http_503", "slow", "key_expired")
+AKV_KINDS = frozenset({"vault_outage", "ekmip_down", "kek_unavailable", "key_expired"})
+# An expired key version is logged (EMS) from 9.10.1 and changes nothing else: NetApp's text
+# for ekmip.akv.keyExpired says there is no interruption to data availability.
+LOGGED_KINDS = {"key_expired": "ekmip.akv.keyExpired"}
 KEK_REASONS = (
     "Unable to unwrap the top-level KEK using the Azure Key Vault key.",
     "The Azure Key Vault key used to wrap the KEK is disabled.",
@@ -109,16 +113,25 @@ class IncidentScheduler:
         cluster = self.rng.choice(calm)
         state = cluster.state
         candidates = [akv for akv in state.akvs if state.active(akv)]
-        kinds = KINDS if candidates else tuple(k for k in KINDS if k not in AKV_KINDS)
+        kinds = tuple(
+            k
+            for k in KINDS
+            if (candidates or k not in AKV_KINDS)
+            and ems.available_in(LOGGED_KINDS.get(k, ""), state.version)
+        )
         kind = self.rng.choice(kinds)
         duration = self.rng.uniform(*self.timing.duration_s)
         heals_at = self.clock() + duration
         akv = self.rng.choice(candidates) if kind in AKV_KINDS else None
         node = (
-            self.rng.choice(state.nodes).name if kind in ("ekmip_down", "kek_unavailable") else ""
+            self.rng.choice(state.nodes).name
+            if kind in ("ekmip_down", "kek_unavailable", "key_expired")
+            else ""
         )
         new_state, description = self._inflict(state, kind, akv, node)
         cluster.set_state(new_state)
+        if kind in LOGGED_KINDS and akv is not None:
+            _log(cluster, LOGGED_KINDS[kind], akv, node)
         incident = Incident(
             kind, cluster.name, description, heals_at, akv.uuid if akv else "", node
         )
@@ -140,6 +153,8 @@ class IncidentScheduler:
             faults = dataclasses.replace(state.faults, latency_s=latency)
             return dataclasses.replace(state, faults=faults), f"{where} answers after {latency}s"
         assert akv is not None
+        if kind == "key_expired":
+            return state, f"key version expired on {where}: {akv.key_id}"
         if kind == "vault_outage":
             changed = dataclasses.replace(
                 akv, azure=azure_unreachable(akv.vault, self.rng.choice(AZURE_REASONS))
@@ -161,7 +176,18 @@ class IncidentScheduler:
         cluster = self.fleet.clusters[incident.cluster]
         cluster.set_state(_healed(cluster, incident))
         if not quiet:
+            akv = cluster.state.akv(incident.akv_uuid)
+            if incident.kind == "key_expired" and akv is not None:
+                # Someone renewed the key: ONTAP re-wraps the KEK with the new version.
+                _log(cluster, "ekmip.akv.keyVersionChanged", akv, incident.node)
             self._say(f"incident ended: {incident.description}")
+
+
+def _log(cluster: SimulatedCluster, name: str, akv: Akv, node_name: str) -> None:
+    state = cluster.state
+    node = next((n for n in state.nodes if n.name == node_name), state.nodes[0])
+    parameters, text = ems.akv_event(name, ems.akv_facts(state, akv.svm_name, node.name))
+    cluster.events.append(node.name, node.uuid, name, parameters=parameters, log_message=text)
 
 
 def _with_akv(state: ClusterState, changed: Akv) -> ClusterState:
@@ -182,7 +208,7 @@ def _healed(cluster: SimulatedCluster, incident: Incident) -> ClusterState:
         faults = dataclasses.replace(state.faults, latency_s=baseline.faults.latency_s)
         return dataclasses.replace(state, faults=faults)
     akv = state.akv(incident.akv_uuid)
-    if akv is None:
+    if akv is None or incident.kind == "key_expired":  # only logged, nothing to put back
         return state
     before = baseline.akv(incident.akv_uuid)
     if incident.kind == "vault_outage":
