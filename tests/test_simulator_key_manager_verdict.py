@@ -638,3 +638,19 @@ async def test_key_expired_incident_logs_the_event_and_healing_logs_a_new_key_ve
         assert "key_expired" in kinds
     finally:
         await running.stop()
+
+
+async def test_a_failing_configuration_made_inactive_no_longer_holds_volumes_offline(
+    sim: RunningSimulator, session: aiohttp.ClientSession
+) -> None:
+    name = "c9-14-1"
+    outage = {"akvs": {"*": {"azure_reachability": {"reachable": False}}}}
+    assert (await control(session, sim, "PATCH", f"/simulator/clusters/{name}", outage))[0] == 200
+    await _advance_and_check(session, sim, name, 0)
+    await _advance_and_check(session, sim, name, 3600)
+    assert await _offline(session, sim, "9.14.1") == {"svm_nfs": 5, "svm_db": 3, "svm_web": 4}
+    inactive = {"akvs": {"*": {"enabled": False}}}
+    assert (await control(session, sim, "PATCH", f"/simulator/clusters/{name}", inactive))[0] == 200
+    view = await _advance_and_check(session, sim, name, 900)
+    assert view["failing"] == {}
+    assert await _offline(session, sim, "9.14.1") == {}

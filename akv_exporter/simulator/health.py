@@ -93,10 +93,6 @@ class HealthMonitor:
         phase = _phase(cluster.name, interval)
         return now - ((now - phase) % interval) + interval
 
-    def last_check(self, name: str) -> float | None:
-        """Return the simulated time of the cluster's last check, None before the first."""
-        return self._checked.get(name)
-
     async def run(self) -> None:
         """Check every monitored cluster when due, until cancelled."""
         heap: list[tuple[float, str]] = []
@@ -147,6 +143,13 @@ class HealthMonitor:
             elif watch is not None:
                 self._heal(cluster, akv, watch)
                 del watches[akv.uuid]
+        # A configuration that was failing and is gone or inactive now: nothing to wait for.
+        active = {akv.uuid: akv for akv in cluster.state.akvs if cluster.state.active(akv)}
+        for uuid in [uuid for uuid in watches if uuid not in active]:
+            watch = watches.pop(uuid)
+            gone = next((a for a in cluster.state.akvs if a.uuid == uuid), None)
+            if gone is not None:
+                self._heal(cluster, gone, watch)
 
     def _fail(
         self,
