@@ -553,7 +553,7 @@ async def test_reset_keeps_the_event_log_and_its_indexes(
     [
         (
             "volumes: {svm_a: {count: -1}}",
-            "clusters[0].volumes.svm_a.count: expected a whole number >= 0, got -1",
+            "clusters[0].volumes.svm_a.count: expected a whole number 0-50000, got -1",
         ),
         (
             "volumes: {svm_a: {count: 2, offline: 3}}",

@@ -48,6 +48,8 @@ KIND = Kind(TREE, default_fields=("uuid", "name"))
 OTHER_SVMS = ("svm_web", "svm_home", "svm_archive", "svm_scratch")
 # One cluster in this many has an SVM with hundreds to thousands of volumes.
 LARGE_ONE_IN = 25
+# The simulator's own bound, so that one patch cannot make a cluster's answers huge.
+MAX_PER_SVM = 50_000
 
 
 def hashed_uuid(text: str) -> str:
@@ -175,8 +177,8 @@ def encrypted_in(state: ClusterState, svms: Iterable[str]) -> int:
 
 
 def _count(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise StateError(key, f"expected a whole number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PER_SVM:
+        raise StateError(key, f"expected a whole number 0-{MAX_PER_SVM}, got {value!r}")
     return value
 
 
