@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from akv_exporter.config import ConfigError, SecretSource, parse_yaml
+from akv_exporter.config import ConfigError, SecretSource, parse_yaml, read_text
 
 COMMAND_TIMEOUT = 30.0
 # A password is one short line; more than this is a wrong command, never worth holding in memory.
@@ -47,11 +47,7 @@ async def resolve_secret(source: SecretSource, timeout: float = COMMAND_TIMEOUT)
 
 
 async def _run_command(command: str, timeout: float) -> str:
-    """Return the first line of ``command``'s stdout; its stderr and output never reach a log.
-
-    The command runs in its own process group (session), so that a timeout, a cancelled poll or
-    a shutdown stops the shell and everything it started, never leaving a hung child behind.
-    """
+    """Return the first line of ``command``'s stdout; its stderr and output never reach a log."""
     process = await asyncio.create_subprocess_shell(
         command,
         stdin=asyncio.subprocess.DEVNULL,
@@ -59,28 +55,41 @@ async def _run_command(command: str, timeout: float) -> str:
         stderr=asyncio.subprocess.DEVNULL,
         start_new_session=True,
     )
-    try:
-        async with asyncio.timeout(timeout):
-            stdout = await _read_capped(process.stdout)
-            await process.wait()
-    except TimeoutError:
-        raise SecretError(
-            f"credentials_command timed out after {timeout:.3g}s; its processes were stopped"
-        ) from None
-    finally:
-        if process.returncode is None:  # timed out, too talkative, or the poll was cancelled
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-    if process.returncode != 0:
-        raise SecretError(f"credentials_command exited with status {process.returncode}")
+    stdout = await _output(process, timeout, "credentials_command")
     lines = stdout.decode("utf-8", "replace").splitlines()
     if not lines or not lines[0]:
         raise SecretError("credentials_command printed no password")
     return lines[0]
 
 
-async def _read_capped(stream: asyncio.StreamReader | None) -> bytes:
+async def _output(
+    process: asyncio.subprocess.Process, timeout: float, what: str, *, sweep: bool = False
+) -> bytes:
+    """Return the stdout of ``process``, started in a session of its own; SecretError if it fails.
+
+    Its own process group (session) lets a timeout, a cancelled poll or a shutdown stop it and
+    everything it started, never leaving a hung child behind. ``sweep`` also stops what is left
+    of that group after a normal exit. The message names ``what``, never the output.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            stdout = await _read_capped(process.stdout, what)
+            await process.wait()
+    except TimeoutError:
+        raise SecretError(
+            f"{what} timed out after {timeout:.3g}s; its processes were stopped"
+        ) from None
+    finally:
+        if process.returncode is None or sweep:  # timed out, too talkative, cancelled
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    if process.returncode != 0:
+        raise SecretError(f"{what} exited with status {process.returncode}")
+    return stdout
+
+
+async def _read_capped(stream: asyncio.StreamReader | None, what: str) -> bytes:
     """Return everything ``stream`` gives until its end; SecretError past MAX_COMMAND_OUTPUT."""
     chunks: list[bytes] = []
     size = 0
@@ -88,8 +97,8 @@ async def _read_capped(stream: asyncio.StreamReader | None) -> bytes:
         size += len(chunk)
         if size > MAX_COMMAND_OUTPUT:
             raise SecretError(
-                f"credentials_command printed more than {MAX_COMMAND_OUTPUT // 1024} KiB;"
-                " it must print the password on its first line"
+                f"{what} printed more than {MAX_COMMAND_OUTPUT // 1024} KiB;"
+                " it must print only the password"
             )
         chunks.append(chunk)
     return b"".join(chunks)
@@ -148,7 +157,7 @@ async def resolve_login(
     if isinstance(source, HarvestCredentials):
         if source.kind == HARVEST_FILE:
             return Login(username, await asyncio.to_thread(_harvest_file_password, source))
-        return await _harvest_script(username, source)
+        return await _harvest_script(username, source, timeout)
     return Login(username, await resolve_secret(source, timeout))
 
 
@@ -168,11 +177,12 @@ def scalar(mapping: Mapping, key: str) -> str | None:
 def read_harvest_credentials(path: Path) -> Any:
     """Return the parsed Harvest credentials_file at ``path``; SecretError naming it if not."""
     try:
-        return parse_yaml(path.read_text(encoding="utf-8"), path)
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or "not UTF-8 text"
-        raise SecretError(f"cannot read credentials_file {path}: {reason}") from None
-    except ConfigError:  # its message may quote the line: never repeat a secret's file
+        return parse_yaml(read_text(path), path)
+    except ConfigError as error:
+        if error.problems[0].startswith(f"{path}:0: (file): "):  # unreadable, too big, not UTF-8
+            reason = error.problems[0].split(": ", 2)[2]
+            raise SecretError(f"credentials_file {path}: {reason}") from None
+        # A YAML problem may quote its line: never repeat a line of a secrets file.
         raise SecretError(f"credentials_file {path} is not valid YAML") from None
 
 
@@ -200,9 +210,16 @@ def harvest_file_entry(document: Any, poller: str) -> tuple[str | None, str | No
     return None, None
 
 
-async def _harvest_script(username: str | None, source: HarvestCredentials) -> Login:
-    """Run a Harvest credentials_script; return the login its stdout describes."""
+async def _harvest_script(
+    username: str | None, source: HarvestCredentials, timeout: float
+) -> Login:
+    """Run a Harvest credentials_script; return the login its stdout describes.
+
+    It gets its own timeout, or what is left of the poll's budget when that is shorter; as in
+    Harvest, whatever it leaves running in its process group is stopped when it exits.
+    """
     arguments = [source.addr] + ([username] if username else [])
+    what = f"credentials_script {source.value}"
     try:
         process = await asyncio.create_subprocess_exec(
             source.value,
@@ -210,34 +227,16 @@ async def _harvest_script(username: str | None, source: HarvestCredentials) -> L
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: a timeout kills its children too
+            start_new_session=True,
         )
     except OSError as error:
-        raise SecretError(
-            f"cannot run credentials_script {source.value}: {error.strerror}"
-        ) from None
-    try:
-        stdout, _ = await asyncio.wait_for(process.communicate(), source.timeout)
-    except TimeoutError:
-        raise SecretError(
-            f"credentials_script {source.value} timed out after {source.timeout:g}s"
-        ) from None
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)  # whatever it left behind
-        if process.returncode is None:
-            await process.wait()
-    if process.returncode != 0:
-        raise SecretError(
-            f"credentials_script {source.value} exited with status {process.returncode}"
-        )
+        raise SecretError(f"cannot run {what}: {error.strerror}") from None
+    stdout = await _output(process, min(source.timeout, timeout), what, sweep=True)
     login = _script_answer(stdout.decode("utf-8", "replace").strip(), username)
     if login.password is None and login.token is None:
-        raise SecretError(f"credentials_script {source.value} printed no password")
+        raise SecretError(f"{what} printed no password")
     if login.token is None and login.username is None:
-        raise SecretError(
-            f"credentials_script {source.value} printed no username, and harvest.yml gives none"
-        )
+        raise SecretError(f"{what} printed no username, and harvest.yml gives none")
     if source.schedule is not None:
         login = replace(login, expires=asyncio.get_running_loop().time() + source.schedule)
     return login

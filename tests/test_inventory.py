@@ -718,3 +718,41 @@ async def test_harvest_changes_are_picked_up_by_the_watcher(simulator, tmp_path)
         assert exporter.last_reload_error.startswith(f"{harvest}:")
     finally:
         await exporter.stop()
+
+
+async def test_harvest_values_are_strings_as_written(tmp_path):
+    write(tmp_path / "creds.yml", "Pollers:\n  b:\n    username: 007\n    password: 0123\n")
+    harvest = write(
+        tmp_path / "harvest.yml",
+        """
+        Defaults:
+          collectors: [Rest]
+        Pollers:
+          a:
+            datacenter: 010
+            addr: 10.0.0.1
+            username: admin
+            password: 0777
+            labels:
+              - rack: 0010
+              - leased: yes
+          b:
+            addr: 10.0.0.2
+            credentials_file: creds.yml
+        """,
+    )
+    a, b = load_inventory(main_config(tmp_path, f"inventory: {{harvest: {harvest}}}\n")).clusters
+    assert a.secret.value == "0777"  # not 511, YAML 1.1's octal
+    assert dict(a.labels) == {"datacenter": "010", "rack": "0010", "leased": "yes"}
+    login = await resolve_login(b.username, b.secret)
+    assert (login.username, login.password) == ("007", "0123")
+
+
+async def test_a_script_is_bounded_by_the_polls_budget_and_its_output_is_capped(tmp_path):
+    from akv_exporter.secrets import SecretError
+
+    with pytest.raises(SecretError, match=r"timed out after 0\.3s"):
+        await resolve_login("u", script(tmp_path, "sleep 30\n"), timeout=0.3)
+    with pytest.raises(SecretError, match="printed more than 64 KiB") as caught:
+        await resolve_login("u", script(tmp_path, "head -c 200000 /dev/zero | tr '\\0' x\n"))
+    assert "xxx" not in str(caught.value)
