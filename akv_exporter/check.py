@@ -61,9 +61,13 @@ def status_line(summary: Summary) -> str:
     """Return the first output line: verdict, short text, then performance data."""
     s = summary
     parts = []
+    if s.volumes_offline:
+        parts.append(f"{_plural(s.volumes_offline, 'encrypted volume')} offline")
     if s.configurations_unreachable:
+        stake = f" ({s.volumes_at_stake} encrypted volumes at stake)" if s.volumes_at_stake else ""
         parts.append(
             f"{s.configurations_unreachable} of {s.configurations} configurations unreachable"
+            + stake
         )
     if s.ekmip_nodes_down:
         parts.append(f"{_plural(s.ekmip_nodes_down, 'node')} with EKMIP down")
@@ -94,7 +98,9 @@ def status_line(summary: Summary) -> str:
         f"clusters={s.clusters};;;0 "
         f"unknown={s.configurations_unknown};;;0 "
         f"inactive={s.configurations_inactive};;;0 "
-        f"akv_errors={s.clusters_akv_error};;0;0"
+        f"akv_errors={s.clusters_akv_error};;0;0 "
+        f"volumes_at_stake={s.volumes_at_stake};;;0 "
+        f"volumes_offline={s.volumes_offline};;0;0"
     )
     return f"AKV {s.status.upper()} - {', '.join(parts)} | {perfdata}"
 
@@ -144,15 +150,22 @@ def table(fleet: FleetStatus) -> list[str]:
     for cluster in ordered:
         problems += [f"{cluster.snapshot.name}: {problem}" for problem in cluster.problems]
         for view in cluster.key_managers:
+            if view.unreachable_since is None:
+                continue
+            where = f"{cluster.snapshot.name}: {configuration_label(view.status)}"
+            stake = "" if view.volumes_at_stake is None else f" ({view.volumes_at_stake} at stake)"
             deadline = view.volumes_offline_deadline
             if deadline is None:
+                problems.append(
+                    f"{where}: ONTAP will not take the encrypted volumes{stake} offline (policy)"
+                )
                 continue
             left = (deadline - fleet.generated_at) / 60
             when = f"in about {left:.0f} min" if left > 0 else f"{-left:.0f} min ago"
+            policy = "" if view.policy == status.TAKES_VOLUMES_OFFLINE else " (policy unknown)"
             problems.append(
-                f"{cluster.snapshot.name}: {configuration_label(view.status)}: ONTAP takes the "
-                f"encrypted volumes offline at about {_clock(deadline)} ({when}) unless "
-                f"{words(view.status).title} answers"
+                f"{where}: ONTAP takes the encrypted volumes{stake} offline at about "
+                f"{_clock(deadline)} ({when}) unless {words(view.status).title} answers{policy}"
             )
     if problems:
         lines += ["", "Problems:", *problems]

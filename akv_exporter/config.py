@@ -110,6 +110,10 @@ class PollConfig:
     max_records: int = 1000  # page size asked of ONTAP
     max_response_bytes: int = 32 * 1024 * 1024
     connections_per_cluster: int = 2
+    # The blast radius changes slowly and costs ONTAP more: encrypted volumes and the
+    # key-manager policy every inventory_interval, key-manager EMS events every events_interval.
+    inventory_interval: float = 300.0
+    events_interval: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +374,8 @@ _POLL_KEYS = (
     "max_records",
     "max_response_bytes",
     "connections_per_cluster",
+    "inventory_interval",
+    "events_interval",
 )
 _SECRET_KEYS = ("password", "password_env", "password_file", "credentials_command")
 _CLUSTER_KEYS = (
@@ -447,6 +453,10 @@ def _read_poll(section: _Section) -> PollConfig:
         connections_per_cluster=section.integer(
             "connections_per_cluster", defaults.connections_per_cluster, 1, 32
         ),
+        inventory_interval=section.duration(
+            "inventory_interval", defaults.inventory_interval, minimum=1.0
+        ),
+        events_interval=section.duration("events_interval", defaults.events_interval, minimum=1.0),
     )
 
 

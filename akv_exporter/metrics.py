@@ -29,7 +29,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from akv_exporter import __version__
 from akv_exporter.ontap.keymanagers import BY_KIND
-from akv_exporter.snapshot import REASONS, ClusterSnapshot
+from akv_exporter.snapshot import REASONS, BlastRadius, ClusterSnapshot
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -170,6 +170,47 @@ PROBE_SUCCESS = Family(
 PROBE_DURATION = Family(
     "akv_exporter_probe_duration_seconds", "gauge", "How long the probe took, in seconds."
 )
+KM_MONITOR_ENABLED = Family(
+    "ontap_key_manager_health_monitor_enabled",
+    "gauge",
+    "1 if ONTAP's key-manager health monitor runs (health_monitor_policy.<km>.enabled).",
+)
+KM_VOLUME_OFFLINE = Family(
+    "ontap_key_manager_manage_volume_offline",
+    "gauge",
+    "1 if ONTAP takes encrypted volumes offline when the key manager stays unreachable "
+    "(health_monitor_policy.<km>.manage_volume_offline).",
+)
+KM_MONITOR_INTERVAL = Family(
+    "ontap_key_manager_health_monitor_interval_seconds",
+    "gauge",
+    "How often ONTAP's health monitor checks each key manager (health_monitor_polling_interval).",
+)
+ENCRYPTED_VOLUMES = Family(
+    "ontap_encrypted_volumes", "gauge", "Volumes with encryption.enabled, by SVM and volume state."
+)
+EMS_EVENTS = Family(
+    "ontap_ems_events_total",
+    "counter",
+    "ONTAP key-manager EMS events logged since the exporter started (history not counted).",
+)
+EMS_EVENT_LAST = Family(
+    "ontap_ems_event_last_timestamp_seconds",
+    "gauge",
+    "Unix time of the last such EMS event, from the last 24 hours before start on.",
+)
+ENDPOINT_ERRORS = Family(
+    "akv_exporter_endpoint_poll_errors_total",
+    "counter",
+    "Failed slow polls (policy, volumes, EMS events), by endpoint and reason; never cluster down.",
+)
+ENDPOINT_LAST_SUCCESS = Family(
+    "akv_exporter_endpoint_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last good answer of a slow-polled endpoint.",
+)
+# Volume states always present for an SVM with encrypted volumes, so "none offline" reads 0.
+ALWAYS_STATES = ("online", "offline")
 
 CLUSTER_FAMILIES = (
     *(family for families in KEY_MANAGER_FAMILIES.values() for family in families.all()),
@@ -180,6 +221,14 @@ CLUSTER_FAMILIES = (
     CLUSTER_POLL_ERRORS,
     CLUSTER_REQUESTS,
     CLUSTER_SKIPPED,
+    KM_MONITOR_ENABLED,
+    KM_VOLUME_OFFLINE,
+    KM_MONITOR_INTERVAL,
+    ENCRYPTED_VOLUMES,
+    EMS_EVENTS,
+    EMS_EVENT_LAST,
+    ENDPOINT_ERRORS,
+    ENDPOINT_LAST_SUCCESS,
 )
 GLOBAL_FAMILIES = (RELOAD_OK, RELOAD_TIME, BUILD_INFO)
 PROBE_FAMILIES = (PROBE_SUCCESS, PROBE_DURATION)  # /probe's own, after the cluster's
@@ -284,6 +333,7 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
     for status, count in sorted(snapshot.requests.items()):
         out.add(CLUSTER_REQUESTS, (("status", status),), count)
     out.add(CLUSTER_SKIPPED, (), snapshot.skipped_records)
+    _render_blast_radius(out, snapshot.blast)
     return out.encoded()
 
 
@@ -317,6 +367,35 @@ def render_probe(
     if openmetrics:
         parts.append(b"# EOF\n")
     return b"".join(parts)
+
+
+def _render_blast_radius(out: _Samples, blast: BlastRadius) -> None:
+    """Add the slow polls' series: policy, encrypted volumes, EMS events, endpoint health.
+
+    A release without key-manager-configs, or a poll not yet answered, gives no series.
+    """
+    if blast.policy is not None:
+        for policy in blast.policy.policies:
+            km = (("key_manager", policy.key_manager),)
+            if policy.enabled is not None:
+                out.add(KM_MONITOR_ENABLED, km, policy.enabled)
+            if policy.manage_volume_offline is not None:
+                out.add(KM_VOLUME_OFFLINE, km, policy.manage_volume_offline)
+        if blast.policy.polling_interval_minutes is not None:
+            out.add(KM_MONITOR_INTERVAL, (), blast.policy.polling_interval_minutes * 60)
+    if blast.volumes is not None:
+        for svm in blast.volumes.svms():
+            counts = {c.state: c.count for c in blast.volumes.counts if c.svm == svm}
+            for state in sorted(set(ALWAYS_STATES) | set(counts)):
+                out.add(ENCRYPTED_VOLUMES, (("svm", svm), ("state", state)), counts.get(state, 0))
+    for event in blast.events:
+        labels = (("node", event.node), ("event", event.name))
+        out.add(EMS_EVENTS, labels, event.count)
+        out.add(EMS_EVENT_LAST, labels, event.last_time)
+    for (endpoint, reason), count in sorted(blast.errors.items()):
+        out.add(ENDPOINT_ERRORS, (("endpoint", endpoint), ("reason", reason)), count)
+    for endpoint, when in sorted(blast.last_success.items()):
+        out.add(ENDPOINT_LAST_SUCCESS, (("endpoint", endpoint),), when)
 
 
 def _process_registry() -> CollectorRegistry:

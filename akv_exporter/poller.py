@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from akv_exporter.blast_radius import BlastRadiusPoller
 from akv_exporter.config import ClusterConfig, Config, PollConfig
 from akv_exporter.ontap.client import OntapClient, OntapError
 from akv_exporter.ontap.cluster import ClusterIdentity, release_of
@@ -39,6 +40,7 @@ class _Cluster:
     config: ClusterConfig
     client: OntapClient
     snapshot: ClusterSnapshot
+    radius: BlastRadiusPoller
     errors: Counter[str] = field(default_factory=Counter)
     identity: ClusterIdentity | None = None
     identity_at: float = 0.0
@@ -151,6 +153,7 @@ class Poller:
             snapshot=ClusterSnapshot(
                 name=cluster.name or cluster.address, address=cluster.address, labels=cluster.labels
             ),
+            radius=BlastRadiusPoller(lambda: self._clock()),  # the clock tests may swap
         )
         if previous is not None:
             # Same cluster, new settings: a reload must not flip it to "down" or restart the
@@ -160,6 +163,7 @@ class Poller:
             entry.failures = previous.failures
             if previous.config.url == cluster.url:
                 entry.identity, entry.identity_at = previous.identity, previous.identity_at
+                entry.radius = previous.radius  # same cluster: its event cursor and counters
             entry.snapshot = replace(
                 previous.snapshot, address=cluster.address, labels=cluster.labels
             )
@@ -262,9 +266,13 @@ class Poller:
         await asyncio.sleep(max(0.0, delay))
 
     async def _scheduled_poll(self, key: str) -> ClusterSnapshot:
-        """Poll one cluster within the global concurrency cap: every round, run's and check's."""
+        """Poll one cluster within the global concurrency cap: every round, run's and check's.
+
+        The slow polls (policy, volumes, events) follow when due, under the same cap.
+        """
         async with self._semaphore:
-            return await self.poll(key)
+            await self.poll(key)
+            return await self.poll_blast_radius(key)
 
     async def poll(self, key: str, timeout: float | None = None) -> ClusterSnapshot:
         """Poll one cluster now, publish the snapshot and return it (one poll at a time)."""
@@ -312,6 +320,30 @@ class Poller:
                 self._pending_first.discard(key)
                 self._check_ready()
             return snapshot
+
+    async def poll_blast_radius(self, key: str) -> ClusterSnapshot:
+        """Run the cluster's due slow polls (policy, volumes, events) and return its snapshot.
+
+        Only after a good AKV poll of a cluster with an AKV configuration: what is at stake
+        matters only there, and a failing cluster is not asked for more. Failures here are the
+        slow polls' own (blast_radius.py) and never mark the cluster down.
+        """
+        entry = self._clusters[key]
+        snapshot = entry.snapshot
+        if not (snapshot.up and snapshot.key_managers and entry.identity and entry.radius.due()):
+            return snapshot
+        try:
+            blast = await entry.radius.poll(
+                entry.client, entry.identity, self.config.poll, snapshot.name
+            )
+        except Exception:  # a bug must cost one cluster its slow polls, never the exporter
+            log.exception("cluster %s: unexpected error in the slow polls", key)
+            return entry.snapshot
+        if self._clusters.get(key) is entry:  # not removed or replaced meanwhile
+            self._set(
+                entry, replace(entry.snapshot, blast=blast, requests=dict(entry.client.requests))
+            )
+        return entry.snapshot
 
     async def _fetch(self, entry: _Cluster, deadline: float) -> ParsedRecords:
         now = self._clock()
@@ -442,7 +474,8 @@ class Poller:
             return snapshot
         if self._clock() - snapshot.key_managers_as_of < self.config.poll.stale_after:
             return snapshot
-        return replace(snapshot, key_managers=(), unreachable_since={})
+        blast = snapshot.blast.without_inventory()
+        return replace(snapshot, key_managers=(), unreachable_since={}, blast=blast)
 
     def _current(self, entry: _Cluster) -> bool:
         """Return whether ``entry`` is still the configured one (not retired or replaced)."""

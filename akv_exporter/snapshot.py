@@ -7,10 +7,13 @@ the status page, the JSON API and the ``check`` command only ever read snapshots
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from akv_exporter.ontap.cluster import ClusterIdentity
+from akv_exporter.ontap.ems import EmsEvent
+from akv_exporter.ontap.key_manager_configs import KeyManagerConfig
 from akv_exporter.ontap.keymanager import Check, KeyManagerStatus
+from akv_exporter.ontap.volumes import EncryptedVolumes
 
 # Why a poll failed: the `reason` label of akv_exporter_cluster_poll_errors_total.
 REASONS = (
@@ -42,6 +45,40 @@ class PollOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class EventCount:
+    """How many times one node logged one event since the exporter started, and when last."""
+
+    node: str
+    name: str
+    count: int
+    last_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlastRadius:
+    """What the slow polls of one cluster know (blast_radius.py); None / empty: not known."""
+
+    policy: KeyManagerConfig | None = None
+    policy_unsupported: str | None = None  # the release that has no key-manager-configs
+    volumes: EncryptedVolumes | None = None
+    volumes_as_of: float | None = None
+    events: tuple[EventCount, ...] = ()  # sorted by node, name
+    recent_events: tuple[EmsEvent, ...] = ()  # newest first
+    errors: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, reason)
+    last_error: Mapping[str, str] = field(default_factory=dict)  # endpoint -> one line, if failing
+    last_success: Mapping[str, float] = field(default_factory=dict)  # endpoint -> Unix time
+
+    @property
+    def takes_volumes_offline(self) -> bool | None:
+        """Return ONTAP's AKV ``manage_volume_offline``: True, False, or None when unknown."""
+        return None if self.policy is None else self.policy.akv_takes_volumes_offline
+
+    def without_inventory(self) -> BlastRadius:
+        """Return this without the policy and volumes (events are counters: they stay)."""
+        return replace(self, policy=None, volumes=None, volumes_as_of=None)
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
     """Everything known about one configured cluster after its latest poll."""
 
@@ -62,6 +99,7 @@ class ClusterSnapshot:
     unreachable_since: Mapping[str, float] = field(default_factory=dict)
     skipped_records: int = 0  # malformed records skipped, cumulative
     # Key managers (by kind) whose GET ONTAP answered with an error it documents for that
+    blast: BlastRadius = BlastRadius()  # policy, encrypted volumes, EMS events (slow polls)
     # endpoint (KeyManagerEndpoint.get_errors); their configurations are then the last known,
     # as of `key_managers_as_of`.
     refused: Mapping[str, Check] = field(default_factory=dict)

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from akv_exporter.ontap.ems import EmsEvent
 from akv_exporter.ontap.keymanager import Check, KeyManagerEndpoint, KeyManagerStatus
 from akv_exporter.ontap.keymanagers import BY_KIND, ENDPOINTS
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
@@ -98,6 +99,21 @@ def words(status: KeyManagerStatus) -> KeyManagerWords:
     return KEY_MANAGER_WORDS[status.kind]
 
 
+# ONTAP's key-manager health-monitor policy for AKV (health_monitor_policy.akv), in three words.
+TAKES_VOLUMES_OFFLINE = "takes_volumes_offline"  # manage_volume_offline true
+KEEPS_VOLUMES_ONLINE = "keeps_volumes_online"  # manage_volume_offline false
+POLICY_UNKNOWN = "unknown"  # a release without the policy, or not polled (yet)
+
+
+@dataclass(frozen=True, slots=True)
+class SvmAtStake:
+    """The encrypted volumes of one SVM whose keys an AKV configuration holds."""
+
+    svm: str
+    encrypted: int
+    offline: int
+
+
 @dataclass(frozen=True, slots=True)
 class ExporterInfo:
     """The exporter's own health, as the status surfaces show it."""
@@ -116,7 +132,18 @@ class KeyManagerView:
     status: KeyManagerStatus
     state: str
     unreachable_since: float | None
-    volumes_offline_deadline: float | None  # estimated: streak start + 60 minutes
+    # Streak start + 60 minutes; None where ONTAP's policy says it will not take volumes offline.
+    volumes_offline_deadline: float | None
+    at_stake: tuple[SvmAtStake, ...] | None = None  # None: the volumes are not known
+    policy: str = POLICY_UNKNOWN
+
+    @property
+    def volumes_at_stake(self) -> int | None:
+        return None if self.at_stake is None else sum(s.encrypted for s in self.at_stake)
+
+    @property
+    def volumes_offline(self) -> int | None:
+        return None if self.at_stake is None else sum(s.offline for s in self.at_stake)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +154,8 @@ class ClusterView:
     state: str
     problems: tuple[str, ...]
     key_managers: tuple[KeyManagerView, ...]
+    policy: str = POLICY_UNKNOWN  # ONTAP's AKV policy, as KeyManagerView.policy
+    policy_note: str = ""  # why the policy is unknown, in words ("unknown on ONTAP 9.9.1")
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -165,6 +194,8 @@ class Summary:
     # Clusters that answered a key manager's GET with an error code NetApp documents for it
     # (KeyManagerEndpoint.get_errors): AKV's now, hence the name.
     clusters_akv_error: int
+    volumes_offline: int = 0  # encrypted volumes offline in SVMs whose keys are in AKV
+    volumes_at_stake: int = 0  # encrypted volumes of configurations that cannot reach Azure
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +269,12 @@ def _problems(snapshot: ClusterSnapshot, views: Iterable[KeyManagerView]) -> lis
         stale = " (last known)"
     for view in views:
         status, where = view.status, configuration_label(view.status)
+        for svm in view.at_stake or ():
+            if svm.offline:
+                problems.append(
+                    f"{where}: {svm.offline} of {svm.encrypted} encrypted volumes offline "
+                    f"in SVM {svm.svm}{stale}"
+                )
         if status.service is not None and not status.service.ok:
             what = _coded(status.service, f"{words(status).title} unreachable")
             problems.append(f"{where}: {what}{stale}")
@@ -264,17 +301,57 @@ def _problems(snapshot: ClusterSnapshot, views: Iterable[KeyManagerView]) -> lis
     return [" ".join(problem.split()) for problem in problems]
 
 
+def policy_of(snapshot: ClusterSnapshot) -> tuple[str, str]:
+    """Return ONTAP's AKV volume-offline policy in three words, and why it is unknown if so."""
+    blast = snapshot.blast
+    release = snapshot.identity.version if snapshot.identity else ""
+    if blast.policy_unsupported is not None:
+        return POLICY_UNKNOWN, f"unknown on ONTAP {blast.policy_unsupported}"
+    takes = blast.takes_volumes_offline
+    if takes is None and blast.policy is not None:
+        return POLICY_UNKNOWN, f"unknown: ONTAP {release} does not report the policy"
+    if takes is None:
+        return POLICY_UNKNOWN, "unknown (not polled yet)"
+    return (TAKES_VOLUMES_OFFLINE if takes else KEEPS_VOLUMES_ONLINE), ""
+
+
+def _at_stake(status: KeyManagerStatus, snapshot: ClusterSnapshot) -> tuple[SvmAtStake, ...] | None:
+    """Return the SVMs whose keys ``status`` holds, with their encrypted volumes.
+
+    An SVM configuration holds its own SVM's keys; a cluster-scoped one those of every SVM
+    without a configuration of its own (a known inactive one does not count), as the
+    recording rule svm:ontap_encrypted_volumes_in_akv:max does.
+    """
+    volumes = snapshot.blast.volumes
+    if volumes is None:
+        return None
+    if status.svm:
+        svms: tuple[str, ...] = (status.svm,)
+    else:
+        own = {k.svm for k in snapshot.key_managers if k.svm and k.enabled is not False}
+        svms = tuple(svm for svm in volumes.svms() if svm not in own)
+    return tuple(
+        SvmAtStake(svm, volumes.total(svm), volumes.total(svm, "offline"))
+        for svm in svms
+        if volumes.total(svm)
+    )
+
+
 def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
     """Return the state and problems of one cluster from its latest snapshot."""
+    policy, note = policy_of(snapshot)
     views = []
     for status in snapshot.key_managers:
         since = snapshot.unreachable_since.get(status.uuid)
+        deadline = None if since is None else since + VOLUMES_OFFLINE_AFTER
         views.append(
             KeyManagerView(
                 status=status,
                 state=key_manager_state(status),
                 unreachable_since=since,
-                volumes_offline_deadline=None if since is None else since + VOLUMES_OFFLINE_AFTER,
+                volumes_offline_deadline=None if policy == KEEPS_VOLUMES_ONLINE else deadline,
+                at_stake=_at_stake(status, snapshot),
+                policy=policy,
             )
         )
     if snapshot.last is None:
@@ -285,18 +362,26 @@ def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
         states = [v.state for v in views]
         states += (refused_state(kind, error) for kind, error in snapshot.refused.items())
         state = min(states, key=urgency, default=HEALTHY)
-    return ClusterView(snapshot, state, tuple(_problems(snapshot, views)), tuple(views))
+    problems = tuple(_problems(snapshot, views))
+    return ClusterView(snapshot, state, problems, tuple(views), policy, note)
 
 
 def verdict(
-    *, unreachable: int, ekmip_unreachable: int, unanswered: int, unknown: int, kek: int
+    *,
+    unreachable: int,
+    ekmip_unreachable: int,
+    unanswered: int,
+    unknown: int,
+    kek: int,
+    volumes_offline: int = 0,
 ) -> str:
     """Return the fleet's verdict; first match wins: critical, unknown, warning, ok.
 
-    Critical beats unknown: one vault that cannot be reached must page even while another
-    cluster does not answer. Inactive configurations change nothing.
+    Critical beats unknown: one vault that cannot be reached, or encrypted volumes offline in an
+    SVM whose keys are in AKV, must page even while another cluster does not answer. Inactive
+    configurations change nothing.
     """
-    if unreachable or ekmip_unreachable:
+    if unreachable or ekmip_unreachable or volumes_offline:
         return CRITICAL
     if unanswered or unknown:
         return UNKNOWN
@@ -324,6 +409,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
     refused = [
         refused_state(kind, error) for c in answered for kind, error in c.snapshot.refused.items()
     ]
+    offline = sum(v.volumes_offline or 0 for v in views)
     return Summary(
         status=verdict(
             unreachable=unreachable + sum(state in UNREACHABLE_STATES for state in refused),
@@ -331,6 +417,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
             unanswered=down + pending,
             unknown=count(UNKNOWN),
             kek=kek + refused.count(KEK_UNAVAILABLE),
+            volumes_offline=offline,
         ),
         clusters=len(clusters),
         clusters_up=sum(1 for c in clusters if c.snapshot.up),
@@ -344,6 +431,12 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         configurations_inactive=count(INACTIVE),
         ekmip_nodes_down=sum(len(c.ekmip_nodes_down) for c in clusters),
         clusters_akv_error=len(answered),
+        volumes_offline=offline,
+        volumes_at_stake=sum(
+            v.volumes_at_stake or 0
+            for v in views
+            if v.status.service is not None and not v.status.service.ok
+        ),
     )
 
 
@@ -398,6 +491,51 @@ def _key_manager_json(view: KeyManagerView) -> dict[str, Any]:
         ],
         f"{service}_unreachable_since": view.unreachable_since,
         "volumes_offline_deadline": view.volumes_offline_deadline,
+        "volume_offline_policy": view.policy,
+        "volumes_at_stake": view.volumes_at_stake,
+        "volumes_offline": view.volumes_offline,
+        "svms_at_stake": None
+        if view.at_stake is None
+        else [
+            {"svm": svm.svm, "encrypted_volumes": svm.encrypted, "offline_volumes": svm.offline}
+            for svm in view.at_stake
+        ],
+    }
+
+
+def _event_json(event: EmsEvent) -> dict[str, Any]:
+    return {
+        "node": event.node,
+        "index": event.index,
+        "time": event.time,
+        "name": event.name,
+        "severity": event.severity,
+        "log_message": event.log_message,
+    }
+
+
+def _blast_radius_json(view: ClusterView) -> dict[str, Any]:
+    blast = view.snapshot.blast
+    config = blast.policy
+    return {
+        "volume_offline_policy": view.policy,
+        "policy_note": view.policy_note,
+        "health_monitor_interval_minutes": None
+        if config is None
+        else config.polling_interval_minutes,
+        "policies": []
+        if config is None
+        else [
+            {
+                "key_manager": p.key_manager,
+                "enabled": p.enabled,
+                "manage_volume_offline": p.manage_volume_offline,
+            }
+            for p in config.policies
+        ],
+        "volumes_as_of": blast.volumes_as_of,
+        "recent_events": [_event_json(event) for event in blast.recent_events],
+        "endpoint_errors": dict(sorted(blast.last_error.items())),
     }
 
 
@@ -436,4 +574,5 @@ def _cluster_json(view: ClusterView) -> dict[str, Any]:
             ]
             for kind, kind_words in KEY_MANAGER_WORDS.items()
         },
+        "key_manager": _blast_radius_json(view),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dashboards.blast import cluster_cells
 from dashboards.common import (
     AVAILABLE,
     CLUSTER_UID,
@@ -275,6 +276,7 @@ def dashboard() -> Dashboard:
                     Cell(_messages(), 12, 9),
                 ],
             ),
+            Row("ONTAP's verdict: encrypted volumes, policy, events", cluster_cells()),
             Row("History", _history()),
             Row("Exporter polls of this cluster", _poll_health()),
             Row("Configuration details", [Cell(_configuration_details(), 24, 8)], collapsed=True),

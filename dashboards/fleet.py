@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dashboards.blast import volumes_at_stake_stat, volumes_offline_stat
 from dashboards.common import (
     AVAILABLE,
     CONFIGURATION,
@@ -180,7 +181,15 @@ def dashboard() -> Dashboard:
         description="NetApp ONTAP clusters keeping volume-encryption keys in Azure Key Vault: "
         "what is unreachable now and how long before ONTAP takes encrypted volumes offline.",
         rows=[
-            Row("Now", [*_stats(), Cell(time_left_panel(), 24, 5)]),
+            Row(
+                "Now",
+                [
+                    *_stats(),
+                    Cell(volumes_offline_stat(), 6, 5),
+                    Cell(volumes_at_stake_stat(), 6, 5),
+                    Cell(time_left_panel(), 12, 5),
+                ],
+            ),
             Row("AKV configurations", [Cell(_configurations_table(), 24, 12)]),
             Row("History", [Cell(_reachability_timeline(), 24, 9)]),
         ],

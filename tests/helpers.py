@@ -259,6 +259,12 @@ class FakeOntap:
         self.requests: list[web.Request] = []
         self.handler: Callable | None = None  # overrides the AKV answer when set
         self.url = ""
+        # The slow-polled endpoints (issue 11): a body (a list becomes a collection), a
+        # (status, body) pair, None for ONTAP's 404 of an unknown path, or a function of the
+        # request returning one of those.
+        self.key_manager_config: Any = None
+        self.volumes: Any = None
+        self.events: Any = None
 
     async def _cluster(self, request: web.Request) -> web.Response:
         self.requests.append(request)
@@ -273,10 +279,39 @@ class FakeOntap:
             content_type="application/hal+json",
         )
 
+    async def _slow(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request)
+        answer = {
+            "/api/security/key-manager-configs": self.key_manager_config,
+            "/api/storage/volumes": self.volumes,
+            "/api/support/ems/events": self.events,
+        }[request.path]
+        if callable(answer):
+            answer = answer(request)
+        if answer is None:
+            return web.json_response(
+                {"error": {"message": "API not found", "code": "4"}}, status=404
+            )
+        if isinstance(answer, tuple):
+            return web.json_response(answer[1], status=answer[0])
+        if isinstance(answer, list):
+            answer = {"records": answer, "num_records": len(answer)}
+        return web.json_response(answer, content_type="application/hal+json")
+
+    def asked(self, path: str) -> list[web.Request]:
+        """Return the requests made to ``path``."""
+        return [r for r in self.requests if r.path == path]
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/api/cluster", self._cluster)
         app.router.add_get("/api/security/azure-key-vaults", self._akv)
+        for path in (
+            "/api/security/key-manager-configs",
+            "/api/storage/volumes",
+            "/api/support/ems/events",
+        ):
+            app.router.add_get(path, self._slow)
         return app
 
 
@@ -661,9 +696,14 @@ def start_fleet(
             replace(cluster, labels=(("datacenter", f"dc{index % 2 + 1}"),))
             for index, cluster in enumerate(config.clusters)
         )
-        config = replace(
-            config, clusters=labelled, poll=replace(config.poll, timeout=min(5.0, interval * 3))
+        # The slow polls (volumes, policy, events) as often as the AKV poll: tests want them now.
+        poll = replace(
+            config.poll,
+            timeout=min(5.0, interval * 3),
+            inventory_interval=interval,
+            events_interval=interval,
         )
+        config = replace(config, clusters=labelled, poll=poll)
         exporter = Exporter(config)
         await exporter.start()
         runner = await serve(exporter, "127.0.0.1", 0)

@@ -35,6 +35,17 @@ SPEC_ALERTS = {
     "AkvExporterClusterDown",
     "AkvExporterConfigReloadFailed",
     "AkvExporterAbsent",
+    # Section 7 (blast radius).
+    "OntapAkvEncryptedVolumesOffline",
+    "OntapAkvKeyExpired",
+}
+# Alerts about one AKV configuration (labels cluster, svm, uuid); the blast-radius alerts are
+# about an SVM's volumes or a cluster's EMS log instead.
+PER_CONFIGURATION = {
+    "OntapAkvAzureUnreachable",
+    "OntapAkvEkmipUnreachable",
+    "OntapAkvVolumesOfflineImminent",
+    "OntapAkvKekUnavailable",
 }
 # Beyond the spec (README changelog): ONTAP's documented errors of the AKV GET itself.
 EXTRA_ALERTS = {"OntapAkvGetError"}
@@ -178,8 +189,9 @@ def test_every_alert_has_severity_summary_description_and_runbook(path: Path) ->
 
 def test_akv_descriptions_name_cluster_svm_code_and_message() -> None:
     for rule in alerts_of(RULES):
-        # OntapAkvGetError speaks of the whole cluster: ONTAP named no configuration.
-        if not rule["alert"].startswith("OntapAkv") or rule["alert"] == "OntapAkvGetError":
+        # OntapAkvGetError speaks of the whole cluster: ONTAP named no configuration; the
+        # blast-radius alerts are about an SVM's volumes or the cluster's EMS log.
+        if rule["alert"] not in PER_CONFIGURATION:
             continue
         description = rule["annotations"]["description"]
         for needle in ("$labels.cluster", "$labels.svm", "$labels.uuid", 'label "code"'):
@@ -187,6 +199,15 @@ def test_akv_descriptions_name_cluster_svm_code_and_message() -> None:
         assert "ontap_akv_status_message_info" in description, rule["alert"]
     ekmip = next(r for r in alerts_of(RULES) if r["alert"] == "OntapAkvEkmipUnreachable")
     assert "$labels.node" in ekmip["annotations"]["description"]
+
+
+def test_blast_radius_descriptions_name_the_cluster_and_what_ontap_did() -> None:
+    rules = {rule["alert"]: rule for rule in alerts_of(RULES)}
+    offline = rules["OntapAkvEncryptedVolumesOffline"]["annotations"]["description"]
+    for needle in ("$labels.cluster", "$labels.svm", "ekmip.akv.volOffline", 'label "code"'):
+        assert needle in offline, needle
+    expired = rules["OntapAkvKeyExpired"]["annotations"]["description"]
+    assert "$labels.cluster" in expired and 'label "node"' in expired
 
 
 def test_only_absent_names_the_scrape_job_and_the_examples_use_it() -> None:
@@ -258,6 +279,8 @@ def test_default_waits_are_the_documented_ones() -> None:
         "AkvExporterConfigReloadFailed": "0s",
         "AkvExporterAbsent": "5m",
         "OntapAkvGetError": "5m",
+        "OntapAkvEncryptedVolumesOffline": "0s",
+        "OntapAkvKeyExpired": "0s",
     }
     # As the per-configuration alerts: 5 minutes for what pages, 15 for the KEK.
     assert waits["OntapAkvGetError", "warning"] == "15m"

@@ -25,10 +25,15 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.prometheus
 SCALE = 60  # a `for: 5m` in the shipped rules waits 5s here
+CLUSTERS = 6
+POLICY_RELEASE = (9, 15, 1)  # the simulator's first release with health_monitor_policy
 
 
 def shortened_rules() -> str:
-    """Return the shipped rules with every `for:` wait divided by SCALE."""
+    """Return the shipped rules with every `for:` wait divided by SCALE.
+
+    The 30-minute escalation (`>= 30 * 60`, a streak age) is divided the same way: 30 s here.
+    """
     text = (REPO / "config/prometheus/alerts.yml").read_text()
 
     def shorter(match: re.Match) -> str:
@@ -37,6 +42,8 @@ def shortened_rules() -> str:
 
     shortened, count = re.subn(r"^(\s+for: )(\d+)([smh])\s*$", shorter, text, flags=re.M)
     assert count >= 5, "the rules file changed shape: no `for:` lines found"
+    shortened, count = re.subn(r">= (\d+) \* 60\b", r">= \1", shortened)
+    assert count == 1, "the rules file changed shape: no `>= N * 60` escalation found"
     return shortened
 
 
@@ -53,7 +60,7 @@ def alertmanager_config(webhook_url: str) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     directory = tmp_path_factory.mktemp("alerting")
-    fleet = start_fleet(directory, clusters=3, seed=5, interval=1.0)
+    fleet = start_fleet(directory, clusters=CLUSTERS, seed=5, interval=1.0)
     webhook = Webhook()
     fleet.loop.run(webhook.start())
     alertmanager = prometheus = None
@@ -81,8 +88,8 @@ def stack(tmp_path_factory):
             },
         )
         wait_until(
-            lambda: prometheus.values("count(akv_exporter_cluster_up == 1) == 3"),
-            "Prometheus to see three healthy clusters",
+            lambda: prometheus.values(f"count(akv_exporter_cluster_up == 1) == {CLUSTERS}"),
+            f"Prometheus to see {CLUSTERS} healthy clusters",
             60,
             prometheus.log,
         )
@@ -173,3 +180,150 @@ def test_an_unreachable_cluster_raises_cluster_down_not_akv_alerts(stack):
         assert storms == []
     finally:
         fleet.reset(cluster)
+
+
+def _release(cluster: dict) -> tuple[int, ...]:
+    return tuple(int(part) for part in cluster["version"].split("."))
+
+
+def _with_svm_akv(fleet, *, policy: bool) -> list[tuple[dict, dict]]:
+    """Return (cluster, AKV) pairs: an enabled SVM configuration, on a policy release if asked."""
+    pairs = []
+    for cluster in fleet.clusters():
+        if policy and _release(cluster) < POLICY_RELEASE:
+            continue
+        akv = next((a for a in cluster["akvs"] if a["scope"] == "svm" and a["enabled"]), None)
+        if akv is not None:
+            pairs.append((cluster, akv))
+    return pairs
+
+
+def _set_policy(fleet, cluster: str, manage_volume_offline: bool) -> None:
+    policy = {"akv": {"enabled": True, "manage_volume_offline": manage_volume_offline}}
+    fleet.patch(cluster, {"key_manager_config": {"health_monitor_policy": policy}})
+
+
+def _outage(fleet, cluster: str, uuid: str) -> None:
+    fleet.patch(cluster, {"akvs": {uuid: {"azure_reachability": {"reachable": False}}}})
+
+
+def test_no_imminent_page_where_ontaps_policy_keeps_volumes_online(stack):
+    fleet, webhook, prometheus = stack
+    with_policy = _with_svm_akv(fleet, policy=True)
+    assert with_policy, "the test fleet needs a cluster of 9.15.1 or later"
+    quiet, quiet_akv = with_policy[0]
+    # The control: another cluster whose policy takes volumes offline, or is unknown (older
+    # releases report none), so the escalation pages there.
+    paging, paging_akv = next(
+        (c, a) for c, a in _with_svm_akv(fleet, policy=False) if c["name"] != quiet["name"]
+    )
+    paging_has_policy = _release(paging) >= POLICY_RELEASE
+    _set_policy(fleet, quiet["name"], False)
+    if paging_has_policy:
+        _set_policy(fleet, paging["name"], True)
+    try:
+
+        def policy(cluster: str, value: int) -> list:
+            selector = f'cluster="{cluster}",key_manager="akv"'
+            return prometheus.values(
+                f"ontap_key_manager_manage_volume_offline{{{selector}}} == {value}"
+            )
+
+        wait_until(
+            lambda: (
+                policy(quiet["name"], 0) and (policy(paging["name"], 1) or not paging_has_policy)
+            ),
+            "Prometheus to see both policies",
+            60,
+            prometheus.log,
+        )
+        _outage(fleet, quiet["name"], quiet_akv["uuid"])
+        _outage(fleet, paging["name"], paging_akv["uuid"])
+
+        def imminent(cluster: str) -> list:
+            return [
+                alert
+                for _, _, alert in webhook.alerts("OntapAkvVolumesOfflineImminent", "firing")
+                if alert["labels"]["cluster"] == cluster
+            ]
+
+        # The control: the same outage pages at 30 "minutes" where the policy does not forbid it.
+        (page, *_) = wait_until(
+            lambda: imminent(paging["name"]), "the imminent page", 120, prometheus.log
+        )
+        assert page["labels"]["uuid"] == paging_akv["uuid"]
+        # The quiet cluster's outage is real: its first page arrived.
+        wait_until(
+            lambda: [
+                a
+                for _, _, a in webhook.alerts("OntapAkvAzureUnreachable", "firing")
+                if a["labels"]["cluster"] == quiet["name"]
+            ],
+            "the quiet cluster's unreachable page",
+            60,
+            prometheus.log,
+        )
+        time.sleep(5)  # several more evaluations past the escalation point
+        assert imminent(quiet["name"]) == []
+        assert (
+            prometheus.values(
+                f'ALERTS{{alertname="OntapAkvVolumesOfflineImminent",cluster="{quiet["name"]}"}}'
+            )
+            == []
+        )
+    finally:
+        fleet.reset(quiet["name"])
+        fleet.reset(paging["name"])
+
+
+def test_compressed_clock_reaching_ontaps_deadline_pages_encrypted_volumes_offline(stack, capsys):
+    fleet, webhook, prometheus = stack
+    pairs = [
+        (c, a)
+        for c, a in _with_svm_akv(fleet, policy=False)
+        if _release(c) >= (9, 10, 1)  # the simulator's health monitor acts from 9.10.1
+    ]
+    assert pairs, "the test fleet needs a cluster of 9.10.1 or later with an SVM configuration"
+    cluster, akv = pairs[-1]
+    if _release(cluster) >= POLICY_RELEASE:
+        _set_policy(fleet, cluster["name"], True)
+    # 60 simulated minutes in 6 s; ONTAP's health monitor checks every 1.5 s.
+    fleet.clock(factor=600)
+    try:
+        injected = time.monotonic()
+        _outage(fleet, cluster["name"], akv["uuid"])
+
+        def offline():
+            return [
+                (arrived, receiver, alert)
+                for arrived, receiver, alert in webhook.alerts(
+                    "OntapAkvEncryptedVolumesOffline", "firing"
+                )
+                if alert["labels"]["cluster"] == cluster["name"]
+            ]
+
+        ((arrived, receiver, alert), *_) = wait_until(
+            offline, "OntapAkvEncryptedVolumesOffline", 120, prometheus.log
+        )
+        with capsys.disabled():
+            print(
+                f"\noutage injected -> volumes-offline page (clock x600): {arrived - injected:.1f}s"
+            )
+        assert receiver == "pager" and alert["labels"]["severity"] == "critical"
+        assert alert["labels"]["svm"] == akv["svm"] and alert["labels"]["state"] == "offline"
+        description = alert["annotations"]["description"]
+        assert f"Cluster {cluster['name']}, SVM {akv['svm']}" in description
+        assert "encrypted volumes are offline" in description
+        # ONTAP's own record of it reached Prometheus too.
+        wait_until(
+            lambda: prometheus.values(
+                f'ontap_ems_events_total{{cluster="{cluster["name"]}",'
+                'event="ekmip.akv.volOffline"} > 0'
+            ),
+            "ONTAP's ekmip.akv.volOffline in Prometheus",
+            60,
+            prometheus.log,
+        )
+    finally:
+        fleet.clock(factor=1)
+        fleet.reset(cluster["name"])

@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("ONTAP client and parsers", ("akv_exporter.ontap", "akv_exporter.ontap.*")),
     ("snapshots", ("akv_exporter.snapshot", "akv_exporter.state")),
-    ("poller", ("akv_exporter.poller",)),
+    ("poller", ("akv_exporter.poller", "akv_exporter.blast_radius")),
     ("exposition and assessment", ("akv_exporter.metrics", "akv_exporter.status")),
     ("front door", ("akv_exporter.exporter",)),
     ("surfaces", ("akv_exporter.web", "akv_exporter.web.*", "akv_exporter.check")),

@@ -42,6 +42,8 @@ async def test_healthy_fleet_exits_0(make_ontap, tmp_path):
         "unknown": "0",
         "inactive": "1",
         "akv_errors": "0",
+        "volumes_at_stake": "0",
+        "volumes_offline": "0",
     }
     assert rest[0].split() == ["CLUSTER", "CONFIGURATION", "STATE", "AZURE", "KEK", "EKMIP"]
     assert "c1 svm vs2 INACTIVE unknown unknown unknown" in [" ".join(r.split()) for r in rest]

@@ -41,6 +41,7 @@ def live(tmp_path_factory):
                 "count_over_time(akv_exporter_build_info[1m]) >= 5"
                 " and on() count(ontap_akv_azure_unreachable_since_timestamp_seconds) > 0"
                 " and on() count(akv_exporter_cluster_up == 0) > 0"
+                " and on() count(ontap_ems_event_last_timestamp_seconds) > 0"
             ),
             "the incidents to reach Prometheus",
             90,
@@ -63,6 +64,14 @@ def inject_incidents(fleet: Fleet) -> None:
     fleet.patch(ekmip["name"], {"akvs": {"*": node_down}})
     fleet.patch(kek["name"], {"akvs": {"*": {"state": {"available": False}}}})
     fleet.patch(down["name"], {"faults": {"http_status": 503}})
+    # ONTAP's health monitor logs on its own cadence (15 minutes and more); the events panel
+    # needs one now: ONTAP's record of the outage, on a release whose EMS catalogue has it.
+    logging = next(c for c in clusters if release(c) >= (9, 10, 1))
+    fleet.log_event(logging["name"], {"name": "ekmip.akv.notAvailable"})
+
+
+def release(cluster: dict) -> tuple[int, ...]:
+    return tuple(int(part) for part in cluster["version"].split("."))
 
 
 def queries(name: str) -> list[tuple[str, str]]:
@@ -96,6 +105,7 @@ def test_overview_counts_each_kind_of_incident(live):
     for title, count in wanted.items():
         assert prometheus.scalar(panels[title]) == count, title
     problems = (
+        "Encrypted volumes at stake",
         "AKV configurations unreachable",
         "Nodes with EKMIP unreachable",
         "KEKs unavailable",

@@ -43,6 +43,7 @@ def exposition(unreachable_since: int) -> str:
     c1u2 = 'cluster="c1",datacenter="dc1",svm="svm1",uuid="u2"'
     c2u3 = 'cluster="c2",svm="",uuid="u3"'
     azure_message = "AKV unreachable from one or more nodes"
+    c1 = 'cluster="c1",datacenter="dc1"'
     lines = [
         "# TYPE ontap_akv_info gauge",
         f"ontap_akv_info{{{c1u1},{INFO_LABELS.format(scope='cluster', cfg='c1')}}} 1",
@@ -72,6 +73,25 @@ def exposition(unreachable_since: int) -> str:
         'message="embedded KMIP server cannot reach the vault"} 1',
         "# TYPE ontap_akv_azure_unreachable_since_timestamp_seconds gauge",
         f"ontap_akv_azure_unreachable_since_timestamp_seconds{{{c1u2}}} {unreachable_since}",
+        # The blast radius of c1: svm1 (its own configuration u2, unreachable) holds 32
+        # encrypted volumes, 2 offline; svm2 (served by the cluster-scoped u1) holds 10.
+        "# TYPE ontap_encrypted_volumes gauge",
+        'ontap_encrypted_volumes{cluster="c1",datacenter="dc1",svm="svm1",state="online"} 30',
+        'ontap_encrypted_volumes{cluster="c1",datacenter="dc1",svm="svm1",state="offline"} 2',
+        'ontap_encrypted_volumes{cluster="c1",datacenter="dc1",svm="svm2",state="online"} 10',
+        'ontap_encrypted_volumes{cluster="c1",datacenter="dc1",svm="svm2",state="offline"} 0',
+        "# TYPE ontap_key_manager_health_monitor_enabled gauge",
+        f'ontap_key_manager_health_monitor_enabled{{{c1},key_manager="akv"}} 1',
+        "# TYPE ontap_key_manager_manage_volume_offline gauge",
+        f'ontap_key_manager_manage_volume_offline{{{c1},key_manager="akv"}} 1',
+        "# TYPE ontap_key_manager_health_monitor_interval_seconds gauge",
+        'ontap_key_manager_health_monitor_interval_seconds{cluster="c1",datacenter="dc1"} 900',
+        "# TYPE ontap_ems_events_total counter",
+        'ontap_ems_events_total{cluster="c1",datacenter="dc1",node="n1",'
+        'event="ekmip.akv.volOffline"} 1',
+        "# TYPE ontap_ems_event_last_timestamp_seconds gauge",
+        'ontap_ems_event_last_timestamp_seconds{cluster="c1",datacenter="dc1",node="n1",'
+        f'event="ekmip.akv.volOffline"}} {unreachable_since + 60}',
         "# TYPE akv_exporter_cluster_up gauge",
         'akv_exporter_cluster_up{cluster="c1"} 1',
         'akv_exporter_cluster_up{cluster="c2"} 1',
@@ -195,6 +215,8 @@ def test_overview_counts_match_the_fleet(prometheus: Prometheus) -> None:
         "AKV configurations unreachable": 1,
         "Nodes with EKMIP unreachable": 1,
         "KEKs unavailable": 1,
+        "Encrypted volumes offline": 2,
+        "Encrypted volumes at stake": 42,
     }
     # Two exporter instances scrape the same clusters: each cluster still counts once.
     assert {title: prometheus.scalar(panels[title][0]) for title in expected} == expected

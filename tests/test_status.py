@@ -252,6 +252,8 @@ async def test_status_api_matches_its_schema_and_never_shows_secrets(make_ontap,
         "configurations_inactive": 1,
         "ekmip_nodes_down": 0,
         "clusters_akv_error": 0,
+        "volumes_offline": 0,
+        "volumes_at_stake": 0,
     }
     by_name = {cluster["name"]: cluster for cluster in document["clusters"]}
     assert [c["name"] for c in document["clusters"]] == ["c0", "c1", "c2", "c3"]

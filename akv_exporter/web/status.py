@@ -61,6 +61,8 @@ STATE_TEXT = {
     INACTIVE: ("INACTIVE", "unknown"),
     HEALTHY: ("HEALTHY", "ok"),
 }
+# ONTAP's AKV events shown in red: it acted (volumes offline), or the vault went away.
+BAD_EVENTS = ("ekmip.akv.volOffline", "ekmip.akv.notAvailable", "ekmip.akv.keyExpired")
 VERDICT_TEXT = {
     CRITICAL: ("CRITICAL", "bad"),
     UNKNOWN: ("UNKNOWN", "unknown"),
@@ -79,6 +81,11 @@ def anchor(name: str) -> str:
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def clock(ts: float) -> str:
+    """Return the time of day of ``ts``, for a deadline: "14:35 UTC"."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M UTC")
 
 
 def span(seconds: float) -> str:
@@ -140,6 +147,7 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters.update(
         iso=iso,
+        clock=clock,
         span=span,
         duration=duration,
         anchor=anchor,
@@ -152,6 +160,7 @@ def _environment() -> jinja2.Environment:
     environment.globals.update(
         state_text=STATE_TEXT,
         verdict_text=VERDICT_TEXT,
+        bad_events=BAD_EVENTS,
         # Column headers over every kind of key manager: "Azure" and "vault" for AKV.
         service_header="/".join(w.short for w in KEY_MANAGER_WORDS.values()),
         target_header="/".join(w.target for w in KEY_MANAGER_WORDS.values()),

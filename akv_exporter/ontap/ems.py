@@ -1,0 +1,92 @@
+"""GET /api/support/ems/events (key-manager events only) -> typed EMS events.
+
+ONTAP's events carry ``index`` (increasing per node), ``time`` (ISO 8601 with an offset),
+``message.name`` and ``message.severity``, ``node.name`` and ``log_message``. The exporter asks
+for the AKV events by name (``message.name=ekmip.akv.*``) and a time range, as NetApp's query
+syntax allows (``time=>2026-11-29T00:00:00Z``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+PATH = "/api/support/ems/events"
+NAMES = "ekmip.akv.*"
+FIELDS = "index,time,node.name,message.name,message.severity,log_message"
+LOG_MESSAGE_LIMIT = 512
+
+
+@dataclass(frozen=True, slots=True)
+class EmsEvent:
+    """One EMS event as ONTAP logged it."""
+
+    node: str
+    index: int
+    time: float  # Unix time
+    name: str  # message.name, e.g. "ekmip.akv.volOffline"
+    severity: str
+    log_message: str
+
+
+def query(since: float) -> dict[str, str]:
+    """Return the query parameters for the AKV events logged at or after ``since``."""
+    moment = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"message.name": NAMES, "time": f">={moment}", "fields": FIELDS}
+
+
+def parse_time(value: Any) -> float | None:
+    """Return ONTAP's ISO 8601 ``time`` as Unix time; None when unreadable or without offset."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None  # ONTAP always sends an offset; a naive time would be a guess
+    return moment.timestamp()
+
+
+def _name(value: Any) -> str:
+    name = value.get("name") if isinstance(value, Mapping) else None
+    return name if isinstance(name, str) else ""
+
+
+def parse_event(record: Any) -> EmsEvent | None:
+    """Return the event in ``record``; None when it lacks node, index, time or name."""
+    if not isinstance(record, Mapping):
+        return None
+    index, moment = record.get("index"), parse_time(record.get("time"))
+    node, name = _name(record.get("node")), _name(record.get("message"))
+    if isinstance(index, bool) or not isinstance(index, int) or moment is None:
+        return None
+    if not node or not name:
+        return None
+    message = record.get("message")
+    severity = message.get("severity") if isinstance(message, Mapping) else None
+    log_message = record.get("log_message")
+    text = " ".join(log_message.split()) if isinstance(log_message, str) else ""
+    return EmsEvent(
+        node=node,
+        index=index,
+        time=moment,
+        name=name,
+        severity=severity if isinstance(severity, str) else "",
+        log_message=text[:LOG_MESSAGE_LIMIT],
+    )
+
+
+def parse_events(records: Iterable[Any]) -> tuple[tuple[EmsEvent, ...], int]:
+    """Return the usable events of ``records`` in (time, node, index) order, and how many not."""
+    events, skipped = [], 0
+    for record in records:
+        event = parse_event(record)
+        if event is None:
+            skipped += 1
+        else:
+            events.append(event)
+    events.sort(key=lambda e: (e.time, e.node, e.index))
+    return tuple(events), skipped
