@@ -14,6 +14,7 @@ import asyncio
 import base64
 import copy
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -378,6 +379,36 @@ def validate(document: dict) -> None:
 
 
 # --- the exporter on loopback ---------------------------------------------------------------------
+
+
+# 'label'=value[UOM];[warn];[crit];[min];[max], as the Nagios plugin guidelines define it.
+PERFDATA = re.compile(r"^'?[^'=]+'?=-?[0-9.]+[a-zA-Z%]*(;[0-9.:~@-]*){0,4}$")
+
+
+def perfdata(first_line: str) -> dict[str, str]:
+    """Return a check's performance data by label, checking the plugin format on the way."""
+    text, bar, data = first_line.partition(" | ")
+    assert bar and "|" not in text and "|" not in data
+    items = data.split()
+    assert all(PERFDATA.match(item) for item in items), items
+    return {item.split("=")[0]: item.split("=")[1].split(";")[0] for item in items}
+
+
+class Clock:
+    """A clock a test moves by hand (``clock.now += 60``)."""
+
+    def __init__(self, now: float = 1_700_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def exporter_with_clock(config: Config, clock: Clock) -> Exporter:
+    """Return an Exporter (not started) whose poller reads ``clock``."""
+    exporter = Exporter(config, process_metrics=False)
+    exporter.poller._clock = clock
+    return exporter
 
 
 async def check(config: Config, *args: str) -> tuple[int, str, str]:

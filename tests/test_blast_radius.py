@@ -22,9 +22,17 @@ from akv_exporter.ontap.ems import parse_events, parse_time, query
 from akv_exporter.ontap.key_manager_configs import parse_key_manager_config, release_has_endpoint
 from akv_exporter.ontap.volumes import parse_volumes
 from akv_exporter.web.status import render_page
-from tests.helpers import SCHEMA, akv_record, config_for, find, write_config
-from tests.test_check import check, perfdata
-from tests.test_poller import Clock, exporter_with_clock
+from tests.helpers import (
+    SCHEMA,
+    Clock,
+    akv_record,
+    check,
+    config_for,
+    exporter_with_clock,
+    find,
+    perfdata,
+    write_config,
+)
 
 # NetApp's example answer of GET /api/security/key-manager-configs (netapp_ontap's docs).
 NETAPP_POLICY = {

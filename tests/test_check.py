@@ -5,24 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import sys
 import time
 
 import jsonschema
 
-from tests.helpers import SCHEMA, InFlight, akv_record, check, closed_port_url, config_for
-
-# 'label'=value[UOM];[warn];[crit];[min];[max], as the Nagios plugin guidelines define it.
-PERFDATA = re.compile(r"^'?[^'=]+'?=-?[0-9.]+[a-zA-Z%]*(;[0-9.:~@-]*){0,4}$")
-
-
-def perfdata(first_line: str) -> dict[str, str]:
-    text, bar, data = first_line.partition(" | ")
-    assert bar and "|" not in text and "|" not in data
-    items = data.split()
-    assert all(PERFDATA.match(item) for item in items), items
-    return {item.split("=")[0]: item.split("=")[1].split(";")[0] for item in items}
+from tests.helpers import (
+    SCHEMA,
+    InFlight,
+    akv_record,
+    check,
+    closed_port_url,
+    config_for,
+    perfdata,
+)
 
 
 async def test_healthy_fleet_exits_0(make_ontap, tmp_path):

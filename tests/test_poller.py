@@ -12,21 +12,16 @@ from aiohttp import web
 from akv_exporter.config import ConfigError, PollConfig, parse_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.poller import backoff_delay
-from tests.helpers import CANARY, InFlight, akv_record, config_for, find, write_config
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def exporter_with_clock(config, clock) -> Exporter:
-    exporter = Exporter(config, process_metrics=False)
-    exporter.poller._clock = clock
-    return exporter
+from tests.helpers import (
+    CANARY,
+    Clock,
+    InFlight,
+    akv_record,
+    config_for,
+    exporter_with_clock,
+    find,
+    write_config,
+)
 
 
 async def test_healthy_cluster_gives_per_node_ekmip_with_codes(fake_ontap, tmp_path):
