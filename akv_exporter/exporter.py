@@ -17,6 +17,7 @@ from typing import Protocol
 from akv_exporter import __version__
 from akv_exporter.config import Config, ConfigError, WebConfig
 from akv_exporter.inventory import InventoryWatcher, load_inventory
+from akv_exporter.limits import ensure_open_files
 from akv_exporter.metrics import Exposition
 from akv_exporter.poller import Poller
 from akv_exporter.snapshot import ClusterSnapshot
@@ -55,6 +56,9 @@ class Exporter:
         self.watcher = InventoryWatcher(lambda: self.config, self.reload)
 
     async def start(self) -> None:
+        clusters = len(self.config.clusters)
+        connections = clusters * self.config.poll.connections_per_cluster
+        ensure_open_files(connections + 256, f"{clusters} clusters' connections")
         await self.poller.start()
         await self.watcher.start()
         log.info(

@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "akv_exporter.logs",
             "akv_exporter.listen",
             "akv_exporter.certificates",
+            "akv_exporter.limits",
         ),
     ),
     (

@@ -9,18 +9,23 @@ client certificate.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
+import hashlib
 import json
 import logging
+import os
 import ssl
+import weakref
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from akv_exporter import __version__
-from akv_exporter.config import ClusterConfig, SecretSource
+from akv_exporter.config import ClusterConfig, SecretSource, TlsConfig
 from akv_exporter.ontap.cluster import (
     CLUSTER_FIELDS,
     CLUSTER_PATH,
@@ -35,9 +40,59 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"akv-exporter/{__version__}"
 _INVALID_FIELD = "262197"
+# NetApp's REST reference: `fields=**` is "all fields including those requiring additional
+# server processing" (the advanced ones), whatever the release has: no field can be refused.
+EVERY_FIELD = "**"
 CONNECT_TIMEOUT = 10.0
 _MAX_RETRY_AFTER = 60.0
 _COMMAND_MARGIN = 0.25  # seconds kept from a poll's budget to report a hung credentials_command
+
+
+# asyncio gives every TLS connection a read buffer of SSLProtocol.max_size (256 KiB) the moment it
+# opens: a thousand kept-alive ONTAP connections held 250 MiB of it, more than all the rest of
+# the exporter. ONTAP's answers are a few KiB and TLS records hold 16 KiB at most, so a buffer of
+# one record reads them in as few steps. (A class attribute read when a connection opens; other
+# event loops, such as uvloop, keep their own buffers.)
+TLS_READ_BUFFER = 16 * 1024
+if getattr(asyncio.sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+# One SSLContext per distinct TLS setting, shared by every cluster using it: each context holds its
+# own copy of the CA bundle (about 0.8 MiB and milliseconds of CPU to load), which at a thousand
+# clusters was most of the exporter's memory. Weak values: a setting no client uses any more is
+# freed with its last client.
+_TLS_CONTEXTS: weakref.WeakValueDictionary[tuple, ssl.SSLContext] = weakref.WeakValueDictionary()
+
+
+def _file_version(path: os.PathLike | None) -> tuple | None:
+    """Return what identifies a file's content cheaply, so a replaced file is read afresh."""
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (str(path),)  # loading it raises the clear error
+    return (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def tls_context(
+    tls: TlsConfig, cert_file: os.PathLike | None = None, key_file: os.PathLike | None = None
+) -> ssl.SSLContext:
+    """Return the client SSLContext for these settings, shared with every cluster using them.
+
+    Raises OSError or ssl.SSLError when a CA, certificate or key file cannot be loaded.
+    """
+    key = (tls, _file_version(tls.ca_file), _file_version(cert_file), _file_version(key_file))
+    context = _TLS_CONTEXTS.get(key)
+    if context is None:
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if not tls.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if cert_file:
+            context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+        _TLS_CONTEXTS[key] = context
+    return context
 
 
 class OntapError(Exception):
@@ -98,7 +153,10 @@ class OntapClient:
         self.base_url = cluster.url
         # Answers by HTTP status, for akv_exporter_ontap_requests_total.
         self.requests: Counter[str] = requests if requests is not None else Counter()
-        self.in_flight: str | None = None  # the endpoint being asked, for timeout messages
+        # Endpoints asked and not answered; a cancelled request stays listed so that a poll's
+        # timeout can name what never answered, even with two requests running at once.
+        self._asking: list[str] = []
+        self._resolving: str | None = None  # the credentials source whose command is running
         self._connections = connections
         self._max_response_bytes = max_response_bytes
         self._max_pages = max_pages
@@ -107,22 +165,18 @@ class OntapClient:
         self._login: Login | None = None
         # Per endpoint path: the release whose fields this cluster refused (error 262197).
         self._refused_release: dict[str, Release | None] = {}
+        self._login_lock = asyncio.Lock()
+        self._urls: dict[str, URL] = {}  # path and query -> checked absolute URL
+        # Per endpoint path, a digest of its last answer (every page): the poller parses the
+        # records again only when it changed, which in steady state it rarely does.
+        self.digests: dict[str, bytes] = {}
         self._origin = urlsplit(self.base_url)
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if self._origin.scheme != "https":
             return False
-        tls = self.cluster.tls
-        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-        if not tls.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.cluster.client_cert_file:
-            context.load_cert_chain(
-                str(self.cluster.client_cert_file),
-                str(self.cluster.client_key_file) if self.cluster.client_key_file else None,
-            )
-        return context
+        cluster = self.cluster
+        return tls_context(cluster.tls, cluster.client_cert_file, cluster.client_key_file)
 
     async def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -158,42 +212,96 @@ class OntapClient:
         if source is None or (self.cluster.username is None and source.kind != HARVEST_SCRIPT):
             return {}  # certificate authentication
         now = asyncio.get_running_loop().time()
-        if self._login is None or refresh or self._login.expired(now):
-            try:
-                # The command gets what is left of the poll's budget, less a moment to say so:
-                # a hung command is then reported as such, not as ONTAP not answering.
-                remaining = deadline - now - _COMMAND_MARGIN
-                asking, self.in_flight = self.in_flight, source.kind
-                self._login = await resolve_login(
-                    self.cluster.username, source, max(remaining, _COMMAND_MARGIN)
-                )
-                self.in_flight = asking
-            except SecretError as error:
-                raise OntapError("auth", self.base_url, str(error)) from None
+        login = self._login
+        if login is None or refresh or login.expired(now):
+            # A first poll asks two endpoints at once: one credentials command, not two.
+            async with self._login_lock:
+                if self._login is login:  # not renewed by the other request meanwhile
+                    try:
+                        # The command gets what is left of the poll's budget, less a moment to
+                        # say so: a hung command is then reported as such, not as ONTAP not
+                        # answering.
+                        remaining = deadline - now - _COMMAND_MARGIN
+                        self._resolving = source.kind  # left set if cancelled: it never answered
+                        self._login = await resolve_login(
+                            self.cluster.username, source, max(remaining, _COMMAND_MARGIN)
+                        )
+                        self._resolving = None
+                    except SecretError as error:
+                        self._resolving = None
+                        raise OntapError("auth", self.base_url, str(error)) from None
         return {"Authorization": self._login.authorization}
 
-    def _url(self, path_and_query: str) -> str:
-        url = urljoin(self.base_url + "/", path_and_query)
-        parts = urlsplit(url)
+    def _url(self, path_and_query: str) -> URL:
+        url = self._urls.get(path_and_query)
+        if url is not None:
+            return url
+        text = urljoin(self.base_url + "/", path_and_query)
+        parts = urlsplit(text)
         if (parts.scheme, parts.netloc) != (self._origin.scheme, self._origin.netloc):
             # Never follow a link that would carry our credentials to another host.
             raise OntapError(
                 "invalid_response", path_and_query, "link points at another host; refused"
             )
+        if len(self._urls) >= 8:  # the same few URLs every poll; next links may vary
+            self._urls.clear()
+        url = self._urls[path_and_query] = URL(text)
         return url
 
-    async def get(self, path_and_query: str, deadline: float) -> Any:
+    @property
+    def in_flight(self) -> str | None:
+        """Return what was asked and not answered (cancelled included): a credentials command
+        still running, else the endpoints; None when nothing is outstanding."""
+        return self._resolving or ", ".join(dict.fromkeys(self._asking)) or None
+
+    def unanswered(self) -> str | None:
+        """Return ``in_flight`` and forget it: what a timed-out poll never heard back from."""
+        where = self.in_flight
+        self._asking.clear()
+        self._resolving = None
+        return where
+
+    async def get(
+        self,
+        path_and_query: str,
+        deadline: float,
+        *,
+        close: bool = False,
+        digest: hashlib.blake2b | None = None,
+    ) -> Any:
         """Return the decoded JSON answer for a GET; OntapError when it cannot.
 
         Honours Retry-After on 429/503 while the wait fits before ``deadline`` (loop time), and
         re-reads the credentials once on a 401 when they come from a command, file or variable.
+        ``close`` asks for the connection to be closed after the answer instead of kept alive;
+        ``digest`` is updated with the answer's body.
         """
         endpoint = path_and_query.split("?", 1)[0]
-        self.in_flight = endpoint
+        self._asking.append(endpoint)
+        try:
+            answer = await self._get(path_and_query, endpoint, deadline, close, digest)
+        except asyncio.CancelledError:
+            raise  # left in _asking: the poll's timeout message names it
+        except BaseException:
+            self._asking.remove(endpoint)
+            raise
+        self._asking.remove(endpoint)
+        return answer
+
+    async def _get(
+        self,
+        path_and_query: str,
+        endpoint: str,
+        deadline: float,
+        close: bool,
+        digest: hashlib.blake2b | None,
+    ) -> Any:
         refreshed = False
         while True:
             session = await self._open()
             headers = await self._auth(refresh=False, deadline=deadline)
+            if close:
+                headers["Connection"] = "close"
             try:
                 async with session.get(self._url(path_and_query), headers=headers) as response:
                     status = response.status
@@ -234,6 +342,8 @@ class OntapClient:
                     continue
             if status >= 400:
                 raise self._http_error(status, endpoint, body)
+            if digest is not None:
+                digest.update(body)
             return self._decode(body, endpoint, response.content_type)
 
     async def _read(self, response: aiohttp.ClientResponse, endpoint: str) -> bytes:
@@ -245,6 +355,8 @@ class OntapClient:
                 f"answer of {response.content_length} bytes exceeds the {limit}-byte limit",
                 response.status,
             )
+        if response.content_length is not None and "Content-Encoding" not in response.headers:
+            return await response.read()  # its length is known and within the limit
         chunks, size = [], 0
         async for chunk in response.content.iter_chunked(1 << 16):
             size += len(chunk)
@@ -289,7 +401,11 @@ class OntapClient:
         return error
 
     async def get_collection(
-        self, path: str, params: Mapping[str, str], deadline: float
+        self,
+        path: str,
+        params: Mapping[str, str],
+        deadline: float,
+        digest: hashlib.blake2b | None = None,
     ) -> list[Any]:
         """Return every record of a collection, following ``_links.next`` exactly as given."""
         link: str | None = f"{path}?{urlencode(params, safe=',*')}"
@@ -299,7 +415,7 @@ class OntapClient:
             if link is None:
                 return records
             seen.add(link)
-            body = await self.get(link, deadline)
+            body = await self.get(link, deadline, digest=digest)
             if not isinstance(body, Mapping) or not isinstance(body.get("records", []), list):
                 raise OntapError("invalid_response", path, "answer has no records list", 200)
             records.extend(body.get("records", []))
@@ -310,25 +426,36 @@ class OntapClient:
             "invalid_response", path, f"more than {self._max_pages} pages; giving up", 200
         )
 
-    async def cluster_identity(self, deadline: float) -> ClusterIdentity:
-        """Return the cluster's name, uuid and release from GET /api/cluster."""
-        body = await self.get(f"{CLUSTER_PATH}?fields={CLUSTER_FIELDS}", deadline)
+    async def cluster_identity(self, deadline: float, *, close: bool = False) -> ClusterIdentity:
+        """Return the cluster's name, uuid and release from GET /api/cluster.
+
+        ``close``: the connection is not kept alive (for a request asked beside another that
+        will be, so that the cluster holds one idle connection of ours, not two).
+        """
+        body = await self.get(f"{CLUSTER_PATH}?fields={CLUSTER_FIELDS}", deadline, close=close)
         identity = parse_identity(body)
         if identity is None:
             raise OntapError("invalid_response", CLUSTER_PATH, "answer has no cluster name", 200)
         return identity
 
     async def key_manager_records(
-        self, endpoint: KeyManagerEndpoint, deadline: float, release: Release | None = None
+        self,
+        endpoint: KeyManagerEndpoint,
+        deadline: float,
+        release: Release | None = None,
+        *,
+        every_field: bool = False,
     ) -> list[Any]:
         """Return every record of a key-manager endpoint, with the fields the release has.
 
         The fields asked for are those the cluster's release has (from GET /api/cluster). Should
         the cluster refuse one anyway (error 262197), the endpoint's fallback set is asked
-        instead, and again for as long as the cluster stays on that release.
+        instead, and again for as long as the cluster stays on that release. ``every_field``
+        asks ``fields=**`` (every field the release has, advanced ones included), for when the
+        release is not known yet. ``digests[endpoint.path]`` identifies the answer.
         """
         remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
-        fields = endpoint.fields(release)
+        fields = EVERY_FIELD if every_field else endpoint.fields(release)
         if release is not None and release == self._refused_release.get(endpoint.path):
             fields = endpoint.fallback_fields
         params = {
@@ -336,8 +463,10 @@ class OntapClient:
             "max_records": str(self._max_records),
             "return_timeout": str(min(120, remaining)),
         }
+        self.digests.pop(endpoint.path, None)
+        digest = hashlib.blake2b(digest_size=16)
         try:
-            return await self.get_collection(endpoint.path, params, deadline)
+            records = await self.get_collection(endpoint.path, params, deadline, digest)
         except OntapError as error:
             if error.ontap_code != _INVALID_FIELD or fields == endpoint.fallback_fields:
                 raise
@@ -350,7 +479,10 @@ class OntapClient:
             )
             self._refused_release[endpoint.path] = release
             params["fields"] = endpoint.fallback_fields
-            return await self.get_collection(endpoint.path, params, deadline)
+            digest = hashlib.blake2b(digest_size=16)
+            records = await self.get_collection(endpoint.path, params, deadline, digest)
+        self.digests[endpoint.path] = digest.digest()
+        return records
 
 
 def _next_link(body: Mapping) -> str | None:

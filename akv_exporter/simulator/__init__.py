@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import resource
 import shutil
 import signal
 import sys
@@ -21,6 +20,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from akv_exporter.limits import ensure_open_files
 from akv_exporter.simulator.clock import SimClock
 from akv_exporter.simulator.control import control_app
 from akv_exporter.simulator.fleet import generate_fleet
@@ -119,15 +119,6 @@ class RunningSimulator:
             shutil.rmtree(self._certificate_directory, ignore_errors=True)
 
 
-def _raise_open_file_limit(needed: int) -> None:
-    # One listening socket per cluster, plus their connections: 1000 clusters pass the
-    # usual soft limit of 1024 descriptors, so lift it towards the hard limit.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
 async def start_simulator(options: SimulatorOptions) -> RunningSimulator:
     """Return a running simulator: listeners up, start-up lines printed to ``options.out``.
 
@@ -141,7 +132,8 @@ async def start_simulator(options: SimulatorOptions) -> RunningSimulator:
         states = generate_fleet(options.clusters, options.seed)
     fleet = Fleet(states)
     health = HealthMonitor(fleet, SimClock(options.clock_factor))
-    _raise_open_file_limit(4 * len(fleet) + 256)
+    # One listening socket per cluster plus its clients' connections.
+    ensure_open_files(4 * len(fleet) + 256, f"{len(fleet)} simulated clusters")
 
     certificate_directory = ca_file = ssl_context = None
     if not options.plain_http:
