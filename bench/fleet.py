@@ -21,7 +21,8 @@ from pathlib import Path
 
 import aiohttp
 
-from akv_exporter.ontap.akv import fields_query, release_of
+from akv_exporter.ontap.akv import ENDPOINT
+from akv_exporter.ontap.cluster import release_of
 
 USERNAME, PASSWORD = "admin", "netapp1!"  # what every generated simulator cluster accepts
 GUARD = 600.0  # hang guard for one phase, never a goal
@@ -108,7 +109,7 @@ class SimulatedCluster:
     @property
     def fields(self) -> str:
         """The `fields` query the exporter asks this cluster (its release's fields)."""
-        return fields_query(release_of(self.version))
+        return ENDPOINT.fields(release_of(self.version))
 
 
 class SimulatorProcess:

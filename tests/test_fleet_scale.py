@@ -15,8 +15,10 @@ from akv_exporter import poller
 from akv_exporter.config import TlsConfig
 from akv_exporter.exporter import Exporter
 from akv_exporter.limits import raise_open_file_limit
-from akv_exporter.ontap.akv import parse_records
-from akv_exporter.ontap.client import AKV_PATH, CLUSTER_PATH, tls_context
+from akv_exporter.ontap.akv import AKV_PATH
+from akv_exporter.ontap.client import tls_context
+from akv_exporter.ontap.cluster import CLUSTER_PATH
+from akv_exporter.ontap.keymanager import parse_records
 from akv_exporter.simulator.tls import write_certificates
 from tests.conftest import FakeOntap
 from tests.helpers import akv_record, config_for
@@ -96,7 +98,7 @@ async def test_the_first_poll_asks_the_identity_and_the_akvs_at_once(tmp_path):
     snapshot = await exporter.poller.poll("c0", timeout=GUARD * 2)
     assert snapshot.up, snapshot.last.error
     assert snapshot.identity is not None and snapshot.identity.name == "c1"
-    assert len(snapshot.akvs) == 1
+    assert len(snapshot.key_managers) == 1
     await exporter.stop()
     await runner.cleanup()
 
@@ -158,17 +160,18 @@ async def test_after_the_first_poll_a_cluster_holds_one_connection_of_ours(tmp_p
 async def test_an_unchanged_answer_is_not_parsed_again(fake_ontap, tmp_path, monkeypatch):
     parsed = []
 
-    def counting(records, *args):
+    def counting(endpoint, records, *args):
         parsed.append(records)
-        return parse_records(records, *args)
+        return parse_records(endpoint, records, *args)
 
     monkeypatch.setattr(poller, "parse_records", counting)
     exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
     first = await exporter.poller.poll("c0")
     second = await exporter.poller.poll("c0")
-    assert len(parsed) == 1 and second.akvs is first.akvs
+    assert len(parsed) == 1
+    assert all(a is b for a, b in zip(second.key_managers, first.key_managers, strict=True))
     fake_ontap.records = [akv_record(ekmip_down=("n2",))]
     third = await exporter.poller.poll("c0")
     assert len(parsed) == 2
-    assert [node.ok for node in third.akvs[0].ekmip] == [True, False]
+    assert [node.ok for node in third.key_managers[0].ekmip] == [True, False]
     await exporter.stop()
