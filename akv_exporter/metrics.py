@@ -282,6 +282,11 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
     """
     if snapshot.last is None:
         return {}
+    return {**render_key_managers(snapshot), **render_state(snapshot)}
+
+
+def render_key_managers(snapshot: ClusterSnapshot) -> dict[str, bytes]:
+    """Return the samples of a cluster's key-manager configurations (most of its samples)."""
     out = _Samples((("cluster", snapshot.name), *snapshot.labels))
     for status in snapshot.key_managers:
         families = KEY_MANAGER_FAMILIES[status.kind]
@@ -316,6 +321,12 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
         since = snapshot.unreachable_since.get(status.uuid)
         if since is not None:
             out.add(families.unreachable_since, ident, since)
+    return out.encoded()
+
+
+def render_state(snapshot: ClusterSnapshot) -> dict[str, bytes]:
+    """Return the samples of the cluster itself: its poll, identity and requests."""
+    out = _Samples((("cluster", snapshot.name), *snapshot.labels))
     for kind, error in snapshot.refused.items():
         message = label_message(error.message)
         family = KEY_MANAGER_FAMILIES[kind].get_error
@@ -407,10 +418,22 @@ def _process_registry() -> CollectorRegistry:
 
 
 class Exposition:
-    """The pre-rendered /metrics body, updated one cluster at a time."""
+    """The pre-rendered /metrics body, updated one cluster at a time.
+
+    At fleet scale a scrape must not cost what the fleet's size costs: each family's samples
+    from every cluster are joined (and gzip-compressed, as a gzip member of their own) once, and
+    again only after a cluster's samples of that family changed. Between two polls of a cluster
+    only its poll time, duration and request counters change, so a scrape re-joins and
+    re-compresses those few small families and reuses the key-manager ones, most of the bytes.
+    """
 
     def __init__(self, *, process_metrics: bool = True):
         self._fragments: dict[str, dict[str, bytes]] = {}
+        # A cluster's rendered key-manager samples and what they were rendered from: polls that
+        # bring the same records (most polls) do not render them again.
+        self._key_manager_samples: dict[str, tuple[tuple, dict[str, bytes]]] = {}
+        self._joined: dict[str, bytes] = {}  # family -> every cluster's samples, in order
+        self._members: dict[int, tuple[bytes, bytes]] = {}  # id(part) -> (part, gzip member)
         self._generation = 0
         self._cache: dict[tuple[bool, bool], tuple[int, bytes]] = {}
         self._process = _process_registry() if process_metrics else None
@@ -420,12 +443,37 @@ class Exposition:
 
     def update(self, key: str, snapshot: ClusterSnapshot) -> None:
         """Re-render one cluster's samples from its new snapshot."""
-        self._fragments[key] = render_cluster(snapshot)
+        fragment = self._render(key, snapshot)
+        previous = self._fragments.get(key)
+        self._fragments[key] = fragment
+        if previous is None:
+            self._joined.clear()  # a new cluster: its place in every family is new
+        else:
+            for name in fragment.keys() | previous.keys():
+                if fragment.get(name) != previous.get(name):
+                    self._joined.pop(name, None)
         self._generation += 1
+
+    def _render(self, key: str, snapshot: ClusterSnapshot) -> dict[str, bytes]:
+        if snapshot.last is None:
+            self._key_manager_samples.pop(key, None)
+            return {}
+        source = (snapshot.key_managers, snapshot.name, snapshot.labels, snapshot.unreachable_since)
+        cached = self._key_manager_samples.get(key)
+        # Tuples compare their items by identity first: the same records cost next to nothing.
+        if cached is not None and cached[0] == source:
+            return {**cached[1], **render_state(snapshot)}
+        samples = render_key_managers(snapshot)
+        self._key_manager_samples[key] = (source, samples)
+        return {**samples, **render_state(snapshot)}
 
     def remove(self, key: str) -> None:
         """Drop a cluster that is no longer configured."""
-        if self._fragments.pop(key, None) is not None:
+        self._key_manager_samples.pop(key, None)
+        previous = self._fragments.pop(key, None)
+        if previous is not None:
+            for name in previous:
+                self._joined.pop(name, None)
             self._generation += 1
 
     def set_reload(self, *, successful: bool, timestamp: float | None) -> None:
@@ -444,17 +492,38 @@ class Exposition:
         self._global_lines = samples.encoded()
         self._generation += 1
 
-    def _assemble(self, openmetrics: bool) -> bytes:
-        parts = assemble(CLUSTER_FAMILIES, list(self._fragments.values()), openmetrics)
-        parts += assemble(GLOBAL_FAMILIES, [self._global_lines], openmetrics)
-        return b"".join(parts)
+    def _fleet_samples(self) -> dict[str, bytes]:
+        """Return every cluster's samples per family, joining again only changed families."""
+        for family in CLUSTER_FAMILIES:
+            if family.name not in self._joined:
+                self._joined[family.name] = b"".join(
+                    f[family.name] for f in self._fragments.values() if family.name in f
+                )
+        return {name: samples for name, samples in self._joined.items() if samples}
+
+    def _gzip_members(self, parts: list[bytes]) -> list[bytes]:
+        """Return each part as a gzip member, compressing only parts not compressed before."""
+        members, compressed = [], {}
+        for part in parts:
+            known = self._members.get(id(part))
+            if known is None or known[0] is not part:
+                known = (part, gzip.compress(part, compresslevel=1, mtime=0))
+            compressed[id(part)] = known
+            members.append(known[1])
+        self._members = compressed  # keeps each compressed part alive, so its id stays its own
+        return members
 
     def body(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:
-        """Return the pre-rendered cluster and exporter samples (cached until a change)."""
+        """Return the pre-rendered cluster and exporter samples (cached until a change).
+
+        Gzipped, it is a concatenation of gzip members (one valid gzip stream), one per part.
+        """
         cached = self._cache.get((openmetrics, gzipped))
         if cached is None or cached[0] != self._generation:
-            body = self._assemble(openmetrics)
-            cached = (self._generation, gzip.compress(body, compresslevel=3) if gzipped else body)
+            parts = assemble(CLUSTER_FAMILIES, [self._fleet_samples()], openmetrics)
+            parts += assemble(GLOBAL_FAMILIES, [self._global_lines], openmetrics)
+            body = b"".join(self._gzip_members(parts) if gzipped else parts)
+            cached = (self._generation, body)
             self._cache[(openmetrics, gzipped)] = cached
         return cached[1]
 

@@ -5,6 +5,7 @@ themselves are measured by `make bench`, never asserted here.)"""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import resource
 import shutil
 
@@ -15,6 +16,7 @@ from akv_exporter import poller
 from akv_exporter.config import TlsConfig
 from akv_exporter.exporter import Exporter
 from akv_exporter.limits import raise_open_file_limit
+from akv_exporter.metrics import Exposition
 from akv_exporter.ontap.akv import AKV_PATH
 from akv_exporter.ontap.client import tls_context
 from akv_exporter.ontap.cluster import CLUSTER_PATH
@@ -174,4 +176,26 @@ async def test_an_unchanged_answer_is_not_parsed_again(fake_ontap, tmp_path, mon
     third = await exporter.poller.poll("c0")
     assert len(parsed) == 2
     assert [node.ok for node in third.key_managers[0].ekmip] == [True, False]
+    await exporter.stop()
+
+
+async def test_the_incremental_exposition_is_what_a_fresh_one_renders(make_ontap, tmp_path):
+    ontaps = [await make_ontap() for _ in range(3)]
+    exporter = Exporter(config_for(tmp_path, *(o.url for o in ontaps)), process_metrics=False)
+    await exporter.poll_all()
+    exposition = exporter.exposition
+    before = {fmt: exposition.body(openmetrics=fmt) for fmt in (False, True)}
+    ontaps[1].records = [akv_record(ekmip_down=("n2",))]  # one cluster's AKV answer changes
+    await exporter.poll("c1")
+    await exporter.poll("c2")  # another's only poll time, duration and requests change
+
+    fresh = Exposition(process_metrics=False)
+    fresh.set_reload(successful=True, timestamp=exporter.started)
+    for key, snapshot in exporter.snapshots().items():
+        fresh.update(key, snapshot)
+    for fmt in (False, True):
+        body = exposition.body(openmetrics=fmt)
+        assert body != before[fmt]
+        assert body == fresh.body(openmetrics=fmt)
+        assert gzip.decompress(exposition.body(openmetrics=fmt, gzipped=True)) == body
     await exporter.stop()
