@@ -22,8 +22,7 @@ from akv_exporter.ontap.client import tls_context
 from akv_exporter.ontap.cluster import CLUSTER_PATH
 from akv_exporter.ontap.keymanager import parse_records
 from akv_exporter.simulator.tls import write_certificates
-from tests.conftest import FakeOntap
-from tests.helpers import akv_record, config_for
+from tests.helpers import FakeOntap, akv_record, config_for
 
 GUARD = 10.0  # a hang guard, never a speed limit
 
