@@ -33,6 +33,16 @@ def _duration(value: str) -> float:
     return seconds
 
 
+def _cluster_count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="akv-exporter",
@@ -53,12 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     logging_flags(run)
 
     demo = commands.add_parser("demo", help="a simulated fleet and the exporter polling it")
-    demo.add_argument("--clusters", type=int, default=12, help="simulated clusters (default 12)")
+    # Checked here, before the simulator starts: a bad value is argparse's one line, exit 2.
+    demo.add_argument(
+        "--clusters", type=_cluster_count, default=12, help="simulated clusters (default 12)"
+    )
     demo.add_argument(
         "--listen", type=listen_argument, default=("127.0.0.1", 9877), help="HOST:PORT"
     )
     demo.add_argument("--seed", type=int, default=None, help="fleet seed (default: random)")
-    demo.add_argument("--interval", default="15s", help="poll interval (default 15s)")
+    demo.add_argument(
+        "--interval", type=_duration, default="15s", help="poll interval (default 15s)"
+    )
     logging_flags(demo)
 
     # The simulator parses its own flags (akv_exporter.simulator.cli): one entry for this and

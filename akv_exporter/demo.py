@@ -94,7 +94,8 @@ async def run_demo(args: argparse.Namespace) -> None:
         try:
             await run_exporter(config, host, port, on_ready=announce)
         except OSError as error:
+            # A start-up failure, as for `run`: one line, exit 2.
             print(f"demo: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
-            raise SystemExit(1) from None
+            raise SystemExit(2) from None
         finally:
             await simulator.stop()

@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -131,3 +132,41 @@ def test_demo_starts_serves_metrics_and_stops_on_sigterm():
     assert process.returncode == 0, text
     assert f"status page:       http://127.0.0.1:{port}/" in text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--clusters", "0"], "--clusters: must be at least 1, got 0"),
+        (["--clusters", "many"], "--clusters: 'many' is not a whole number"),
+        (["--interval", "soon"], "--interval: 'soon' is not a duration"),
+        (["--interval", "0s"], "--interval: must be more than 0"),
+    ],
+)
+def test_demo_refuses_bad_flags_in_one_line_before_starting_anything(flags, words):
+    result = subprocess.run(
+        [sys.executable, "-m", "akv_exporter.cli", "demo", "--listen", "127.0.0.1:0", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "ONTAP simulator" not in result.stdout  # refused before the fleet started
+
+
+def test_demo_on_a_busy_port_is_one_line_and_exit_2():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "akv_exporter.cli", "demo", "--clusters", "1"]
+            + ["--listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"demo: cannot listen on 127.0.0.1:{port}: Address already in use"
