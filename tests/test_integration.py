@@ -161,12 +161,21 @@ def test_demo_on_a_busy_port_is_one_line_and_exit_2():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        listen = f"127.0.0.1:{port}"
         result = subprocess.run(
-            [sys.executable, "-m", "akv_exporter.cli", "demo", "--clusters", "1"]
-            + ["--listen", f"127.0.0.1:{port}"],
+            [
+                sys.executable,
+                "-m",
+                "akv_exporter.cli",
+                "demo",
+                "--clusters",
+                "1",
+                "--listen",
+                listen,
+            ],
             capture_output=True,
             text=True,
             timeout=60,
         )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == f"demo: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert result.stderr.strip() == f"demo: cannot listen on {listen}: Address already in use"
