@@ -140,6 +140,37 @@ async def test_a_hung_credentials_command_is_stopped_with_its_children_and_named
             os.kill(pid, signal.SIGKILL)
 
 
+async def test_stopping_the_exporter_stops_a_credentials_command_in_flight(fake_ontap, tmp_path):
+    pids = tmp_path / "pids"
+    script = tmp_path / "creds.sh"
+    script.write_text(f'#!/bin/sh\nsleep 1000 &\necho $! > "{pids}"\necho $$ >> "{pids}"\nwait\n')
+    script.chmod(0o755)
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        "poll:\n  interval: 20m\n  timeout: 10m\n"
+        f"clusters:\n  - name: a\n    address: {fake_ontap.url}\n    username: admin\n"
+        f"    credentials_command: {script}\n"
+    )
+    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
+    poll = asyncio.create_task(exporter.poller.poll("a"))
+    try:
+        await asyncio.to_thread(
+            wait_until, lambda: len(pids.read_text().split()) == 2, "the command to start", 30
+        )
+    finally:
+        await exporter.stop()  # a shutdown: the poll in flight is cancelled with its command
+    started_pids = [int(line) for line in pids.read_text().split()]
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(poll, 30)  # a hang guard: it used to wait on the command
+        await asyncio.to_thread(
+            wait_until, lambda: not any(map(_alive, started_pids)), "the command's processes", 10
+        )
+    finally:
+        for pid in filter(_alive, started_pids):
+            os.kill(pid, signal.SIGKILL)
+
+
 async def test_a_credentials_command_printing_megabytes_is_refused_not_sent(fake_ontap, tmp_path):
     # 3 MB and no newline: the whole of it would otherwise become the password.
     command = "head -c 3000000 /dev/zero | tr '\\\\0' a"
