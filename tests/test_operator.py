@@ -24,7 +24,16 @@ from aiohttp import web
 
 from akv_exporter.config import Config, load_config
 from akv_exporter.exporter import Exporter
-from tests.helpers import CANARY, fetch, find, free_port, started, wait_until, write_config
+from tests.helpers import (
+    CANARY,
+    fetch,
+    find,
+    free_port,
+    start_prometheus,
+    started,
+    wait_until,
+    write_config,
+)
 
 
 def named_config(tmp_path: Path, clusters: dict[str, str], extra: str = "") -> Config:
@@ -285,6 +294,31 @@ async def test_basic_auth_takes_utf8_passwords_and_answers_401_never_500(fake_on
         assert await status("utf", "ü" * 40) == 401
         assert await status("nobody", "y" * 100) == 401
     finally:
+        await runner.cleanup()
+        await exporter.stop()
+
+
+async def test_a_real_prometheus_scrapes_with_a_utf8_password(fake_ontap, tmp_path):
+    digest = bcrypt.hashpw("pässwörd".encode(), bcrypt.gensalt(4)).decode()
+    users = f"web:\n  basic_auth_users:\n    prometheus: '{digest}'\n"
+    exporter, runner, base = await started(named_config(tmp_path, {"a": fake_ontap.url}, users))
+    scrape = {
+        "job_name": "akv",
+        "scrape_interval": "1s",
+        "static_configs": [{"targets": [base.removeprefix("http://")]}],
+        "basic_auth": {"username": "prometheus", "password": "pässwörd"},
+    }
+    prometheus = await asyncio.to_thread(
+        start_prometheus, tmp_path / "prometheus", {"scrape_configs": [scrape]}
+    )
+    try:
+        # up is 1 only once a scrape passed basic auth: a 401 is a failed scrape (up 0).
+        def scraped() -> bool:
+            return [value for _, value in prometheus.values('up{job="akv"}')] == [1.0]
+
+        await asyncio.to_thread(wait_until, scraped, "Prometheus to scrape with UTF-8", 60)
+    finally:
+        await asyncio.to_thread(prometheus.stop)
         await runner.cleanup()
         await exporter.stop()
 
