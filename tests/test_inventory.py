@@ -758,3 +758,67 @@ async def test_a_script_is_bounded_by_the_polls_budget_and_its_output_is_capped(
     with pytest.raises(SecretError, match="printed more than 64 KiB") as caught:
         await resolve_login("u", script(tmp_path, "head -c 200000 /dev/zero | tr '\\0' x\n"))
     assert "xxx" not in str(caught.value)
+
+
+async def test_run_picks_up_a_cluster_added_to_either_source_on_metrics(simulator, tmp_path):
+    """What a user does: `run` on Harvest's file and a directory, then adds a cluster to each."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import fetch, find, free_port, wait_until
+
+    sims = simulator.clusters
+    harvest_home = tmp_path / "harvest"
+    write(harvest_home / "get_pass", f"#!/bin/sh\necho '{sims[0].password}'\n", 0o755)
+    head = (
+        f"Defaults:\n  collectors: [Rest, RestPerf]\n  ca_cert: {simulator.ca_file}\n"
+        f"  username: {sims[0].username}\nPollers:\n"
+        f"  rtp-0:\n    datacenter: rtp\n    addr: {host_port(sims[0].url)}\n"
+        "    credentials_script: {path: ./get_pass}\n"
+    )
+    harvest = write(harvest_home / "harvest.yml", head)
+    directory = tmp_path / "clusters.d"
+    directory.mkdir()
+    body = f"""
+    poll: {{interval: 1s, timeout: 1s}}
+    defaults: {{tls: {{ca_file: {simulator.ca_file}}}}}
+    inventory: {{harvest: {harvest}, clusters_dir: {directory}, watch_interval: 1s}}
+    """
+    path = main_config(tmp_path, body)
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "akv_exporter.cli", "run", "--config", str(path)),
+        *("--listen", f"127.0.0.1:{port}"),
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+    def up(name: str, **labels: str) -> bool:
+        metrics = fetch(f"http://127.0.0.1:{port}/metrics")
+        return find(metrics, "akv_exporter_cluster_up", cluster=name, **labels) == [1.0]
+
+    try:
+        # In threads: the simulator answers from this test's event loop.
+        await asyncio.to_thread(wait_until, lambda: up(sims[0].name, datacenter="rtp"), "rtp-0", 60)
+        write(
+            harvest,
+            head + f"  blr-1:\n    datacenter: blr\n    addr: {host_port(sims[1].url)}\n"
+            f"    password: '{sims[1].password}'\n",
+        )
+        write(
+            directory / "team.yml",
+            f"- {{name: {sims[2].name}, address: '{sims[2].url}', "
+            f"username: {sims[2].username}, password: '{sims[2].password}'}}\n",
+        )
+        for name, labels in ((sims[1].name, {"datacenter": "blr"}), (sims[2].name, {})):
+            await asyncio.to_thread(wait_until, lambda: up(name, **labels), name, 60)  # noqa: B023
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        stderr = (await process.stderr.read()).decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "inventory files changed; reloading" in stderr
+    assert not any(c.password in stderr for c in sims[:3])
