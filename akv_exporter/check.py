@@ -4,8 +4,9 @@ The first line follows the Nagios plugin guidelines (status, a short text, then 
 after ``|``); a table and one line per problem follow, or with ``--format json`` the same
 document as ``GET /api/v1/status``. Exit codes, first match wins (docs/check.md):
 
-    2 CRITICAL  a configuration cannot reach Azure Key Vault, or a node cannot reach its EKMIP
-                server: ONTAP's 60-minute clock is running or key service is degraded
+    2 CRITICAL  a configuration cannot reach Azure Key Vault (ONTAP's count towards its
+                volume-offline point, EMS ekmip.akv.volOffline, may be running), or an SVM on a
+                node cannot reach the cluster's EKMIP servers
     3 UNKNOWN   a cluster gave no valid answer, an enabled configuration's state was not
                 reported, or a --cluster name is not configured
     1 WARNING   a KEK is unavailable

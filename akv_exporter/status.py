@@ -6,8 +6,9 @@ status type (ontap/keymanager.py); ``KEY_MANAGER_WORDS`` holds how each kind is 
 and in the JSON. States, most urgent first::
 
     down               the last poll got no valid answer (the cluster's state is unknown)
-    azure_unreachable  a configuration cannot reach its key service, Azure Key Vault (the
-                       60-minute clock runs); `<service>_unreachable` for each kind
+    azure_unreachable  a configuration cannot reach its key service, Azure Key Vault (ONTAP's
+                       count towards ekmip.akv.volOffline may run); `<service>_unreachable`
+                       for each kind
     ekmip_unreachable  a node cannot reach its embedded KMIP server
     kek_unavailable    the vault-wrapped KEK is not available on every node
     pending            not polled yet
@@ -31,7 +32,10 @@ from akv_exporter.ontap.keymanager import Check, KeyManagerEndpoint, KeyManagerS
 from akv_exporter.ontap.keymanagers import BY_KIND, ENDPOINTS
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 
-# ONTAP takes encrypted volumes offline after this long without Azure Key Vault.
+# NetApp's EMS text for ekmip.akv.volOffline: after 60 minutes of ONTAP's polls without a
+# successful answer from the key, the SVM's encrypted volumes go offline, where the key-manager
+# health policy has manage_volume_offline true (the exporter's estimate counts from its own
+# first failed poll).
 VOLUMES_OFFLINE_AFTER = 3600.0
 
 
