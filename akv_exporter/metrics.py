@@ -344,7 +344,10 @@ def render_state(snapshot: ClusterSnapshot) -> dict[str, bytes]:
     for status, count in sorted(snapshot.requests.items()):
         out.add(CLUSTER_REQUESTS, (("status", status),), count)
     out.add(CLUSTER_SKIPPED, (), snapshot.skipped_records)
-    _render_blast_radius(out, snapshot.blast)
+    # An SVM with its own AKV configuration and no encrypted volume shows 0, not nothing, so
+    # OntapAkvKekUnavailable can stay quiet for it (NetApp: no KEK to wrap before a volume).
+    svms = {km.svm for km in snapshot.key_managers if km.svm}
+    _render_blast_radius(out, snapshot.blast, svms)
     return out.encoded()
 
 
@@ -380,7 +383,7 @@ def render_probe(
     return b"".join(parts)
 
 
-def _render_blast_radius(out: _Samples, blast: BlastRadius) -> None:
+def _render_blast_radius(out: _Samples, blast: BlastRadius, svms: set[str]) -> None:
     """Add the slow polls' series: policy, encrypted volumes, EMS events, endpoint health.
 
     A release without key-manager-configs, or a poll not yet answered, gives no series.
@@ -395,7 +398,7 @@ def _render_blast_radius(out: _Samples, blast: BlastRadius) -> None:
         if blast.policy.polling_interval_minutes is not None:
             out.add(KM_MONITOR_INTERVAL, (), blast.policy.polling_interval_minutes * 60)
     if blast.volumes is not None:
-        for svm in blast.volumes.svms():
+        for svm in sorted(set(blast.volumes.svms()) | svms):
             counts = {c.state: c.count for c in blast.volumes.counts if c.svm == svm}
             for state in sorted(set(ALWAYS_STATES) | set(counts)):
                 out.add(ENCRYPTED_VOLUMES, (("svm", svm), ("state", state)), counts.get(state, 0))

@@ -472,3 +472,15 @@ async def test_a_release_refusing_the_policy_field_is_asked_for_the_interval_alo
     assert find(body, "akv_exporter_endpoint_poll_errors_total") == []
     assert find(body, "ontap_key_manager_health_monitor_interval_seconds") == [1800.0]
     await exporter.stop()
+
+
+async def test_an_akv_svm_without_encrypted_volumes_counts_zero(fake_ontap, tmp_path):
+    """The KEK alert stays quiet for an SVM with none (sum of ontap_encrypted_volumes is 0)."""
+    fake_ontap.records = [akv_record(), akv_record("u2", "vs2")]
+    fake_ontap.volumes = [volume("vs1", index=i) for i in range(2)]
+    exporter = await polled(fake_ontap, tmp_path, Clock(START))
+    body = exporter.exposition.scrape()
+    assert find(body, "ontap_encrypted_volumes", svm="vs1", state="online") == [2.0]
+    assert find(body, "ontap_encrypted_volumes", svm="vs2", state="online") == [0.0]
+    assert find(body, "ontap_encrypted_volumes", svm="vs2", state="offline") == [0.0]
+    await exporter.stop()
