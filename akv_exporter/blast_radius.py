@@ -67,6 +67,7 @@ class BlastRadiusPoller:
         self._last_time: dict[tuple[str, str], float] = {}
         self._errors: Counter[tuple[str, str]] = Counter()
         self._without_policy: str | None = None  # a release that refused the policy field
+        self._deadline = 0.0  # loop time: the end of the current round's shared timeout
 
     def due(self) -> bool:
         """Return whether any slow poll is due now."""
@@ -84,8 +85,13 @@ class BlastRadiusPoller:
     async def poll(
         self, client: OntapClient, identity: ClusterIdentity, poll: PollConfig, cluster: str
     ) -> BlastRadius:
-        """Run whichever slow polls are due and return the new state; never raises OntapError."""
+        """Run whichever slow polls are due and return the new state; never raises OntapError.
+
+        They share one poll.timeout between them (``check --timeout`` too), so a cluster that
+        hangs on them costs one more timeout, not one per endpoint.
+        """
         now = self._clock()
+        self._deadline = asyncio.get_running_loop().time() + poll.timeout
         if now >= self._next_inventory:
             self._next_inventory = now + poll.inventory_interval
             await self._policy(client, identity, poll, cluster)
@@ -97,12 +103,12 @@ class BlastRadiusPoller:
 
     async def _ask(self, endpoint: str, cluster: str, poll: PollConfig, call: Any) -> Any:
         """Return ``await call(deadline)``, or None after counting and logging the failure."""
-        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(poll.timeout):
-                answer = await call(loop.time() + poll.timeout)
+            async with asyncio.timeout_at(self._deadline):
+                answer = await call(self._deadline)
         except TimeoutError:
-            self._failed(endpoint, cluster, "timeout", f"no answer within {poll.timeout:g}s")
+            detail = f"no answer within the slow polls' {poll.timeout:g}s"
+            self._failed(endpoint, cluster, "timeout", detail)
         except OntapError as error:
             self._failed(endpoint, cluster, error.reason, str(error).removeprefix(f"{endpoint}: "))
         except ValueError as error:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import inspect
 import json
 import re
 import shutil
@@ -289,6 +290,8 @@ class FakeOntap:
         }[request.path]
         if callable(answer):
             answer = answer(request)
+            if inspect.isawaitable(answer):
+                answer = await answer
         if answer is None:
             return web.json_response(
                 {"error": {"message": "API not found", "code": "4"}}, status=404

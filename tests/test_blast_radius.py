@@ -7,6 +7,7 @@ server with a controlled clock.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -483,4 +484,31 @@ async def test_an_akv_svm_without_encrypted_volumes_counts_zero(fake_ontap, tmp_
     assert find(body, "ontap_encrypted_volumes", svm="vs1", state="online") == [2.0]
     assert find(body, "ontap_encrypted_volumes", svm="vs2", state="online") == [0.0]
     assert find(body, "ontap_encrypted_volumes", svm="vs2", state="offline") == [0.0]
+
+
+async def test_slow_polls_share_one_timeout_and_a_hang_costs_no_more(fake_ontap, tmp_path):
+    # The volumes endpoint hangs: it and the events after it share the round's one timeout
+    # (2 s here), the cluster stays up, and the poll returns (a hang guard, not a speed test).
+    released = asyncio.Event()
+
+    async def hang(request):
+        await released.wait()
+        return []
+
+    fake_ontap.key_manager_config = policy()
+    fake_ontap.volumes = hang
+    fake_ontap.events = []
+    exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), Clock(START))
+    await asyncio.wait_for(exporter.poll_all(), 60)
+    released.set()
+    body = exporter.exposition.scrape()
+    assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
+    timeouts = {
+        endpoint: find(
+            body, "akv_exporter_endpoint_poll_errors_total", endpoint=endpoint, reason="timeout"
+        )
+        for endpoint in (VOLUMES, EVENTS)
+    }
+    assert timeouts == {VOLUMES: [1.0], EVENTS: [1.0]}
+    assert find(body, "ontap_key_manager_manage_volume_offline", key_manager="akv") == [1.0]
     await exporter.stop()
