@@ -165,6 +165,14 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
             assert await inactive.locator("h3 .state").inner_text() == "INACTIVE"
             tiles = await page.locator(".summary").inner_text()
             assert "5 / 6" in tiles and "1 of 8" in tiles
+            # Readable at a laptop's width: ONTAP's message has room (squeezed, it was a column of
+            # single words), and the page does not scroll sideways.
+            widths = await incident.locator("table.akvs td.msg").evaluate_all(
+                "cells => cells.map(cell => cell.getBoundingClientRect().width)"
+            )
+            assert min(widths) >= 180, widths
+            page_width = await page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+            assert page_width[0] <= page_width[1], page_width
             screenshot = tmp_path / "status-page.png"
             if os.environ.get("AKV_UPDATE_SCREENSHOT") == "1":
                 screenshot = README_SCREENSHOT
