@@ -429,6 +429,33 @@ async def test_status_page_puts_offline_volumes_first_and_says_ontaps_policy_in_
     await exporter.stop()
 
 
+async def test_a_cluster_healthy_again_with_volumes_still_offline_needs_attention(
+    make_ontap, tmp_path
+):
+    # The vault is back, every configuration reads healthy, but ONTAP has not brought the
+    # SVM's encrypted volumes back: the verdict is critical, so the page must not fold the
+    # cluster into "Healthy"; it leads "Needs attention", before a merely inactive one.
+    recovered, inactive = await make_ontap(), await make_ontap()
+    recovered.records = [akv_record()]
+    recovered.key_manager_config = policy(offline=True)
+    recovered.volumes = [volume("vs1", "offline"), volume("vs1", "offline", index=1)]
+    inactive.records = [akv_record("u2", enabled=False)]
+    inactive.key_manager_config = policy(offline=True)
+    for ontap in (recovered, inactive):
+        ontap.events = []
+    inactive.volumes = [volume("vs1")]
+    exporter = exporter_with_clock(config_for(tmp_path, recovered.url, inactive.url), Clock(START))
+    await exporter.poll_all()
+    status = exporter.status(now=START)
+    assert [c.state for c in status.clusters] == ["healthy", "inactive"]
+    page = render_page(status)
+    attention, healthy = page.split('<section id="healthy">')
+    assert attention.index('data-name="c0"') < attention.index('data-name="c1"')
+    assert "2 of 2 encrypted volumes offline in SVM vs1" in attention
+    assert 'data-name="c0"' not in healthy
+    await exporter.stop()
+
+
 async def test_releases_before_9_15_1_are_asked_for_the_interval_only(fake_ontap, tmp_path):
     fake_ontap.cluster["version"] = {"generation": 9, "major": 12, "minor": 1}
     fake_ontap.key_manager_config = {"health_monitor_polling_interval": 20}

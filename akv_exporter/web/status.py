@@ -173,14 +173,21 @@ _PAGE = _environment().get_template("status.html")
 
 def render_page(status: FleetStatus, *, refresh: int = DEFAULT_REFRESH, query: str = "") -> str:
     """Return the whole status page for ``status``; ``query`` pre-fills the filter box."""
-    ordered = status.by_urgency()
+    # Encrypted volumes offline are as urgent as a vault out of reach (the verdict is critical),
+    # even where every configuration reads healthy again: such a cluster leads "Needs
+    # attention" and never folds into "Healthy".
+    ordered = sorted(status.by_urgency(), key=lambda c: not _volumes_offline(c))
     return _PAGE.render(
         status=status,
         refresh=refresh,
         query=query,
-        problems=[c for c in ordered if c.state != HEALTHY],
-        healthy=[c for c in ordered if c.state == HEALTHY],
+        problems=[c for c in ordered if c.state != HEALTHY or _volumes_offline(c)],
+        healthy=[c for c in ordered if c.state == HEALTHY and not _volumes_offline(c)],
     )
+
+
+def _volumes_offline(cluster: ClusterView) -> bool:
+    return any(view.volumes_offline for view in cluster.key_managers)
 
 
 # --- handlers -----------------------------------------------------------------------------------
