@@ -9,6 +9,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from akv_exporter.config import ConfigError, parse_duration
 from akv_exporter.inventory import Inventory, load
 from akv_exporter.listen import listen_argument
 from akv_exporter.logs import setup_logging
+from akv_exporter.shard import UNSHARDED, Shard, ordinal_from_hostname
 
 log = logging.getLogger("akv_exporter")
 
@@ -33,14 +35,39 @@ def _duration(value: str) -> float:
     return seconds
 
 
-def _cluster_count(value: str) -> int:
-    try:
-        count = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
-    return count
+def _at_least(minimum: int):
+    """Return an argparse type: a whole number of at least ``minimum``."""
+
+    def parse(value: str) -> int:
+        try:
+            count = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if count < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {count}")
+        return count
+
+    return parse
+
+
+_cluster_count = _at_least(1)
+_count = _at_least(0)
+
+
+def shard_of_args(args: argparse.Namespace, hostname: str | None = None) -> Shard:
+    """Return the shard ``run``'s flags ask for; ValueError with one line when they disagree."""
+    if args.shard is None and not args.shard_from_hostname:
+        if args.total_shards not in (None, 1):
+            raise ValueError("--total-shards needs --shard or --shard-from-hostname")
+        return UNSHARDED
+    if args.total_shards is None:
+        flag = "--shard" if args.shard is not None else "--shard-from-hostname"
+        raise ValueError(f"{flag} needs --total-shards")
+    if args.shard_from_hostname:
+        ordinal = ordinal_from_hostname(hostname if hostname is not None else socket.gethostname())
+    else:
+        ordinal = args.shard
+    return Shard(ordinal, args.total_shards)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="poll the configured clusters and serve HTTP")
     run.add_argument("--config", required=True, type=Path, help="configuration file (YAML)")
     run.add_argument("--listen", type=listen_argument, help="HOST:PORT (overrides web.listen)")
+    sharding = run.add_argument_group(
+        "sharding", "split the configured clusters between processes (docs/scaling.md)"
+    )
+    ordinal = sharding.add_mutually_exclusive_group()
+    ordinal.add_argument(
+        "--shard", type=_count, metavar="I", help="poll only shard I (0..N-1) of --total-shards"
+    )
+    ordinal.add_argument(
+        "--shard-from-hostname",
+        action="store_true",
+        help="take I from the host name's trailing -<ordinal> (StatefulSet pod akv-exporter-2: 2)",
+    )
+    sharding.add_argument(
+        "--total-shards", type=_count, metavar="N", help="how many shards share the clusters"
+    )
     logging_flags(run)
 
     demo = commands.add_parser("demo", help="a simulated fleet and the exporter polling it")
@@ -157,6 +199,16 @@ def _simulator_part(module: str, command: str) -> ModuleType:
         raise SystemExit(2) from None
 
 
+def _cannot_start(args: argparse.Namespace, problems: list[str]) -> int:
+    """Report start-up problems one line each (JSON log lines with --log-format json); 2."""
+    for problem in problems:
+        if args.log_format == "json":  # a log pipeline reads every line as JSON
+            log.error("cannot start: %s", problem)
+        else:  # exactly check-config's lines
+            print(problem, file=sys.stderr)
+    return 2
+
+
 def _run(args: argparse.Namespace) -> int:
     """`run`: poll and serve; exit 2 with one log line per start-up problem (JSON lines too)."""
     from akv_exporter.certificates import CertificateProblem
@@ -164,18 +216,19 @@ def _run(args: argparse.Namespace) -> int:
     from akv_exporter.web.listener import ListenError
 
     try:
+        shard = shard_of_args(args)
+    except ValueError as error:
+        return _cannot_start(args, [f"akv-exporter run: {error}"])
+    try:
         config = load(args.config).config
     except ConfigError as error:
-        for problem in error.problems:
-            if args.log_format == "json":  # a log pipeline reads every line as JSON
-                log.error("cannot start: %s", problem)
-            else:  # exactly check-config's lines
-                print(problem, file=sys.stderr)
-        return 2
+        return _cannot_start(args, error.problems)
     host, port = args.listen or config.web.host_port
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_exporter(config, host, port, follow_config=args.listen is None))
+            asyncio.run(
+                run_exporter(config, host, port, shard=shard, follow_config=args.listen is None)
+            )
     except ListenError as error:
         log.error("cannot start: cannot listen on %s:%s: %s", host, port, error.strerror)
         return 2

@@ -19,7 +19,9 @@ from akv_exporter.config import Config, ConfigError, WebConfig
 from akv_exporter.inventory import InventoryWatcher, load_inventory
 from akv_exporter.limits import ensure_open_files
 from akv_exporter.metrics import Exposition
+from akv_exporter.ontap.client import USER_AGENT
 from akv_exporter.poller import Poller
+from akv_exporter.shard import UNSHARDED, Shard
 from akv_exporter.snapshot import ClusterSnapshot
 from akv_exporter.state import UnreachableSince
 from akv_exporter.status import ExporterInfo, FleetStatus, assess
@@ -35,23 +37,31 @@ class WebListener(Protocol):
 
 
 class Exporter:
-    """Owns one Poller and one Exposition; the surfaces and the signal handlers talk to it."""
+    """Owns one Poller and one Exposition; the web app and the signal handlers talk to it.
 
-    def __init__(self, config: Config, *, process_metrics: bool = True):
+    ``config`` is the whole file; the poller gets only ``shard``'s clusters of it.
+    """
+
+    def __init__(self, config: Config, *, process_metrics: bool = True, shard: Shard = UNSHARDED):
         self.config = config
+        self.shard = shard
         self.started = time.time()
         self.exposition = Exposition(process_metrics=process_metrics)
+        self.exposition.set_shard(shard.ordinal, shard.total)
         self.exposition.set_reload(successful=True, timestamp=self.started)
         self.last_reload_error: str | None = None
         self._reloading = asyncio.Lock()  # SIGHUP twice in a row: the second waits its turn
-        self.state = UnreachableSince(config.state_file)
+        mine = shard.select(config)
+        self.state = UnreachableSince(mine.state_file)
         self.state.load()
         self.listener: WebListener | None = None  # set by web.app.serve; a reload applies web.*
         self.poller = Poller(
-            config,
+            mine,
             state=self.state,
             publish=self.exposition.update,
             retire=self.exposition.remove,
+            # ONTAP's side can tell the shards apart (the sharding test proves the split there).
+            user_agent=f"{USER_AGENT} ({shard})" if shard.sharded else USER_AGENT,
         )
         self.watcher = InventoryWatcher(lambda: self.config, self.reload)
 
@@ -62,8 +72,28 @@ class Exporter:
         await self.poller.start()
         await self.watcher.start()
         log.info(
-            "polling %d cluster(s) every %gs", len(self.config.clusters), self.config.poll.interval
+            "polling %d cluster(s) every %gs%s",
+            len(self.poller.keys()),
+            self.config.poll.interval,
+            self._of_configured(),
         )
+
+    def _of_configured(self) -> str:
+        """Return ", shard I of N: M configured" when sharded, for the log lines that count."""
+        if not self.shard.sharded:
+            return ""
+        return f", {self.shard}: {len(self.config.clusters)} configured"
+
+    def owner_of(self, target: str) -> int | None:
+        """Return the shard polling the configured cluster called ``target``; None if unknown.
+
+        ``target`` is a configured name or address; ONTAP's own name of a cluster on another
+        shard is not known here.
+        """
+        for cluster in self.config.clusters:
+            if target in (cluster.key, cluster.address):
+                return self.shard.of(cluster)
+        return None
 
     async def stop(self) -> None:
         await self.watcher.stop()
@@ -121,6 +151,9 @@ class Exporter:
             started_at=self.started,
             config_reload_ok=self.last_reload_error is None,
             last_reload_error=self.last_reload_error,
+            shard_ordinal=self.shard.ordinal,
+            total_shards=self.shard.total,
+            configured_clusters=len(self.config.clusters),
         )
 
     def status(self, keys: Iterable[str] | None = None, now: float | None = None) -> FleetStatus:
@@ -151,13 +184,18 @@ class Exporter:
                 await self.listener.apply(config.web)
             except (OSError, ValueError) as error:  # cannot bind, or the files changed again
                 return self._refuse([f"{path}:0: web: {error}"])
+        mine = self.shard.select(config)
         if config.state_file != self.config.state_file:
-            self.state.move(config.state_file)
-        await self.poller.reconfigure(config)
+            self.state.move(mine.state_file)
+        await self.poller.reconfigure(mine)
         self.config = config
         self.last_reload_error = None
         self.exposition.set_reload(successful=True, timestamp=time.time())
-        log.info("configuration reloaded: %d cluster(s)", len(config.clusters))
+        log.info(
+            "configuration reloaded: %d cluster(s)%s",
+            len(self.poller.keys()),
+            self._of_configured(),
+        )
         return None
 
     def _refuse(self, problems: list[str]) -> str:

@@ -211,6 +211,14 @@ ENDPOINT_LAST_SUCCESS = Family(
 )
 # Volume states always present for an SVM with encrypted volumes, so "none offline" reads 0.
 ALWAYS_STATES = ("online", "offline")
+SHARD_ORDINAL = Family(
+    "akv_exporter_shard_ordinal", "gauge", "The shard this process polls (--shard; 0 unsharded)."
+)
+TOTAL_SHARDS = Family(
+    "akv_exporter_total_shards",
+    "gauge",
+    "How many shards the clusters are split into (1 unsharded).",
+)
 
 CLUSTER_FAMILIES = (
     *(family for families in KEY_MANAGER_FAMILIES.values() for family in families.all()),
@@ -230,7 +238,7 @@ CLUSTER_FAMILIES = (
     ENDPOINT_ERRORS,
     ENDPOINT_LAST_SUCCESS,
 )
-GLOBAL_FAMILIES = (RELOAD_OK, RELOAD_TIME, BUILD_INFO)
+GLOBAL_FAMILIES = (RELOAD_OK, RELOAD_TIME, BUILD_INFO, SHARD_ORDINAL, TOTAL_SHARDS)
 PROBE_FAMILIES = (PROBE_SUCCESS, PROBE_DURATION)  # /probe's own, after the cluster's
 
 
@@ -442,6 +450,7 @@ class Exposition:
         self._process = _process_registry() if process_metrics else None
         self._global_lines: dict[str, bytes] = {}
         self._last_reload_success: float | None = None
+        self._shard = (0, 1)
         self.set_reload(successful=True, timestamp=None)
 
     def update(self, key: str, snapshot: ClusterSnapshot) -> None:
@@ -479,10 +488,16 @@ class Exposition:
                 self._joined.pop(name, None)
             self._generation += 1
 
+    def set_shard(self, ordinal: int, total: int) -> None:
+        """Record the shard this process polls (akv_exporter_shard_ordinal, _total_shards)."""
+        self._shard = (ordinal, total)
+        self.set_reload(successful=self._reload_ok, timestamp=None)
+
     def set_reload(self, *, successful: bool, timestamp: float | None) -> None:
         """Record the outcome of the last configuration (re)load; a failure keeps the old time."""
         if timestamp is not None:
             self._last_reload_success = timestamp
+        self._reload_ok = successful
         samples = _Samples(())
         samples.add(RELOAD_OK, (), successful)
         if self._last_reload_success is not None:
@@ -492,6 +507,8 @@ class Exposition:
             (("version", __version__), ("python_version", platform.python_version())),
             1,
         )
+        samples.add(SHARD_ORDINAL, (), self._shard[0])
+        samples.add(TOTAL_SHARDS, (), self._shard[1])
         self._global_lines = samples.encoded()
         self._generation += 1
 

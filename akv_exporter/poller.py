@@ -19,7 +19,7 @@ from typing import Any
 
 from akv_exporter.blast_radius import BlastRadiusPoller
 from akv_exporter.config import ClusterConfig, Config, PollConfig
-from akv_exporter.ontap.client import OntapClient, OntapError
+from akv_exporter.ontap.client import USER_AGENT, OntapClient, OntapError
 from akv_exporter.ontap.cluster import ClusterIdentity, release_of
 from akv_exporter.ontap.keymanager import (
     Check,
@@ -83,13 +83,16 @@ def _warn_insecure(clusters: Iterable[ClusterConfig]) -> None:
             log.warning("%s for %d cluster(s): %s%s", what, len(keys), shown, more)
 
 
-def _client_for(cluster: ClusterConfig, poll: PollConfig, requests: Counter[str]) -> OntapClient:
+def _client_for(
+    cluster: ClusterConfig, poll: PollConfig, requests: Counter[str], user_agent: str
+) -> OntapClient:
     return OntapClient(
         cluster,
         connections=poll.connections_per_cluster,
         max_response_bytes=poll.max_response_bytes,
         max_records=poll.max_records,
         requests=requests,
+        user_agent=user_agent,
     )
 
 
@@ -117,8 +120,10 @@ class Poller:
         retire: Retire,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        user_agent: str = USER_AGENT,
     ):
         self.config = config
+        self._user_agent = user_agent
         self._state = state
         self._publish = publish
         self._retire = retire
@@ -160,7 +165,7 @@ class Poller:
         requests: Counter[str] = Counter(previous.client.requests) if previous else Counter()
         entry = _Cluster(
             config=cluster,
-            client=_client_for(cluster, self.config.poll, requests),
+            client=_client_for(cluster, self.config.poll, requests, self._user_agent),
             snapshot=ClusterSnapshot(
                 name=cluster.name or cluster.address, address=cluster.address, labels=cluster.labels
             ),

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from akv_exporter.config import Config
 from akv_exporter.exporter import Exporter
+from akv_exporter.shard import UNSHARDED, Shard
 from akv_exporter.web.app import serve
 
 log = logging.getLogger("akv_exporter")
@@ -26,6 +27,7 @@ async def run_exporter(
     host: str,
     port: int,
     *,
+    shard: Shard = UNSHARDED,
     on_ready: OnReady | None = None,
     follow_config: bool = False,
 ) -> None:
@@ -33,7 +35,7 @@ async def run_exporter(
 
     ``follow_config``: host and port are web.listen's (not --listen), so a reload may move them.
     """
-    exporter = Exporter(config)
+    exporter = Exporter(config, shard=shard)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

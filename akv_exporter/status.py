@@ -126,6 +126,9 @@ class ExporterInfo:
     started_at: float
     config_reload_ok: bool
     last_reload_error: str | None
+    shard_ordinal: int = 0
+    total_shards: int = 1
+    configured_clusters: int = 0  # in the whole file; this process polls its shard's share
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,8 @@ class FleetStatus:
                 "started_at": exporter.started_at,
                 "config_reload_ok": exporter.config_reload_ok,
                 "last_reload_error": exporter.last_reload_error,
+                "shard": {"ordinal": exporter.shard_ordinal, "total": exporter.total_shards},
+                "configured_clusters": exporter.configured_clusters,
             },
             "summary": dataclasses.asdict(self.summary),
             "clusters": [_cluster_json(view) for view in self.clusters],

@@ -38,6 +38,8 @@ SPEC_ALERTS = {
     # Section 7 (blast radius).
     "OntapAkvEncryptedVolumesOffline",
     "OntapAkvKeyExpired",
+    # Section 7 (sharding).
+    "AkvExporterShardingMismatch",
 }
 # Alerts about one AKV configuration (labels cluster, svm, uuid); the blast-radius alerts are
 # about an SVM's volumes or a cluster's EMS log instead.
@@ -123,6 +125,7 @@ def test_promtool_suites_exist() -> None:
         "cluster_down.yml",
         "ekmip_kek.yml",
         "exporter.yml",
+        "sharding.yml",
         "volumes_offline_imminent.yml",
     } <= names
 
@@ -281,6 +284,7 @@ def test_default_waits_are_the_documented_ones() -> None:
         "OntapAkvGetError": "5m",
         "OntapAkvEncryptedVolumesOffline": "0s",
         "OntapAkvKeyExpired": "0s",
+        "AkvExporterShardingMismatch": "10m",
     }
     # As the per-configuration alerts: 5 minutes for what pages, 15 for the KEK.
     assert waits["OntapAkvGetError", "warning"] == "15m"

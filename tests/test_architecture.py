@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "akv_exporter.secrets",
             "akv_exporter.harvest",
             "akv_exporter.inventory",
+            "akv_exporter.shard",
         ),
     ),
     ("ONTAP client and parsers", ("akv_exporter.ontap", "akv_exporter.ontap.*")),

@@ -148,8 +148,10 @@ class OntapClient:
         max_pages: int = 1000,
         max_records: int = 1000,
         requests: Counter[str] | None = None,
+        user_agent: str = USER_AGENT,
     ):
         self.cluster = cluster
+        self.user_agent = user_agent
         self.base_url = cluster.url
         # Answers by HTTP status, for akv_exporter_ontap_requests_total.
         self.requests: Counter[str] = requests if requests is not None else Counter()
@@ -192,7 +194,7 @@ class OntapClient:
                 # The poll's own deadline bounds the whole request; this bounds the handshake.
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
                 headers={
-                    "User-Agent": USER_AGENT,
+                    "User-Agent": self.user_agent,
                     "X-Dot-Client-App": USER_AGENT,
                     "Accept": "application/hal+json, application/json",
                 },

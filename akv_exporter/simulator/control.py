@@ -1,7 +1,8 @@
 """The control API (plain HTTP, loopback): list clusters, patch their state, reset them.
 
-    GET   /simulator/clusters                 every cluster: name, url, nodes, akvs
-    GET   /simulator/clusters/{name}          one cluster with every check and the faults
+    GET   /simulator/clusters                 every cluster: name, url, nodes, akvs, faults and
+                                              authenticated requests by User-Agent ("clients")
+    GET   /simulator/clusters/{name}          one cluster with every check
     PATCH /simulator/clusters/{name}          merge {"akvs": {...}, "faults": {...}}
     POST  /simulator/clusters/{name}/reset    back to the scenario's state
     POST  /simulator/reset                    every cluster back to the scenario's state
@@ -41,6 +42,7 @@ def cluster_summary(cluster: SimulatedCluster) -> dict[str, Any]:
             for akv in state.akvs
         ],
         "faults": state.faults.as_json(),
+        "clients": dict(cluster.clients),
     }
 
 

@@ -17,6 +17,7 @@ import json
 import math
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
@@ -73,6 +74,8 @@ class SimulatedCluster:
         self.url = ""
         # The EMS log is history, not state: a reset keeps it (ONTAP's indexes never go back).
         self.events = EventLog(baseline)
+        # Authenticated requests by User-Agent: shows which exporter (shard) asked.
+        self.clients: Counter[str] = Counter()
 
     @property
     def name(self) -> str:
@@ -228,6 +231,7 @@ class OntapApp:
             return web.Response(status=500)
         if faults.auth_reject or not _authorized(request, state):
             return _unauthorized()
+        cluster.clients[request.headers.get("User-Agent", "")] += 1
         if faults.http_status:
             return _fault_response(request, state)
         try:

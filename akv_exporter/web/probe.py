@@ -51,6 +51,13 @@ async def probe(request: web.Request) -> web.Response:
     key = exporter.find(target)
     if key is None:
         # Quoted as a JSON string, so a line break in the target cannot split the reason.
+        owner = exporter.owner_of(target)
+        if owner is not None:
+            # Polling it here too would double ONTAP's load and split its series across shards.
+            return _bad_request(
+                f"target {json.dumps(target)} belongs to shard {owner} of "
+                f"{exporter.shard.total}; this exporter is {exporter.shard}"
+            )
         return _bad_request(
             f"unknown target {json.dumps(target)}: not a configured cluster name or address"
         )
