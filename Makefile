@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEBS   := prometheus prometheus-alertmanager chromium
 BINS   := prometheus promtool prometheus-alertmanager amtool chromium
 
-.PHONY: demo test lint format bench dashboards rules screenshot system-deps clean
+.PHONY: demo test lint format bench dashboards kubernetes rules screenshot system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,12 +34,12 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check akv_exporter tests bench dashboards
-	$(BIN)/ruff format --check akv_exporter tests bench dashboards
+	$(BIN)/ruff check akv_exporter tests bench dashboards deploy
+	$(BIN)/ruff format --check akv_exporter tests bench dashboards deploy
 
 format: $(STAMP)
-	$(BIN)/ruff format akv_exporter tests bench dashboards
-	$(BIN)/ruff check --fix akv_exporter tests bench dashboards
+	$(BIN)/ruff format akv_exporter tests bench dashboards deploy
+	$(BIN)/ruff check --fix akv_exporter tests bench dashboards deploy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -54,6 +54,11 @@ rules:
 
 dashboards: $(STAMP)
 	$(BIN)/python -m dashboards.generate
+	$(BIN)/python deploy/kubernetes/generate.py
+
+# The manifests that copy other files: the PrometheusRule, the dashboards' ConfigMap, the HA StatefulSets.
+kubernetes: $(STAMP)
+	$(BIN)/python deploy/kubernetes/generate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -797,7 +797,7 @@ def fleet_config_file(
             "interval": interval,
             "timeout": interval,
             "max_backoff": interval,
-            "stale_after": "20s",
+            "stale_after": "300s",
         },
         "defaults": {"tls": {"ca_file": str(simulator.ca_file)}},
         "clusters": clusters,
@@ -836,10 +836,11 @@ class ExporterProcess:
 
 
 def start_exporter(
-    config: Path, log: Path, *flags: str, hash_seed: str = "random"
+    config: Path, log: Path, *flags: str, hash_seed: str = "random", port: int | None = None
 ) -> ExporterProcess:
-    """Start `akv-exporter run --config CONFIG FLAGS` on a free loopback port; wait until ready."""
-    port = free_port()
+    """Start `akv-exporter run --config CONFIG FLAGS` on loopback (any free port unless given);
+    wait until it is ready."""
+    port = port or free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
             [
