@@ -438,8 +438,9 @@ async def check(config: Config, *args: str) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-async def started(config):
-    exporter = Exporter(config)
+async def started(config, **options):
+    """Return (exporter, runner, base URL): ``Exporter(config, **options)`` started and served."""
+    exporter = Exporter(config, **options)
     await exporter.start()
     runner = await serve(exporter, "127.0.0.1", 0)
     port = runner.addresses[0][1]

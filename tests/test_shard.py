@@ -14,8 +14,7 @@ import pytest
 from akv_exporter.cli import build_parser, main, shard_of_args
 from akv_exporter.exporter import Exporter
 from akv_exporter.shard import UNSHARDED, Shard, hashmod, ordinal_from_hostname
-from akv_exporter.web.app import serve
-from tests.helpers import cluster_config, config_for, find
+from tests.helpers import cluster_config, config_for, find, started
 
 # MD5's last 8 bytes as an unsigned big-endian integer: what Prometheus' hashmod reduces.
 PINNED = {
@@ -146,12 +145,9 @@ async def test_a_shard_serves_its_metrics_status_and_refuses_another_shards_prob
     mine = {c.key for c in config.clusters if shard.owns(c)}
     theirs = {c.key: shard.of(c) for c in config.clusters if not shard.owns(c)}
     assert mine and theirs  # the 8 names c0..c7 spread over more than one shard
-    exporter = Exporter(config, process_metrics=False, shard=shard)
-    await exporter.start()
-    runner = await serve(exporter, "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    exporter, runner, base = await started(config, process_metrics=False, shard=shard)
     try:
-        await asyncio.wait_for(exporter.poller.ready.wait(), 10)
+        await asyncio.wait_for(exporter.wait_ready(), 10)
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/metrics") as response:
                 body = await response.read()
