@@ -865,3 +865,36 @@ def start_exporter(
         stop_process(process)
         raise
     return exporter
+
+
+# --- the alerting stack's configuration for end-to-end tests -------------------------------
+
+SCALE = 60  # a `for: 5m` in the shipped rules waits 5s here
+
+
+def shortened_rules() -> str:
+    """Return the shipped rules with every `for:` wait divided by SCALE.
+
+    The 30-minute escalation (`>= 30 * 60`, a streak age) is divided the same way: 30 s here.
+    """
+    text = (REPO / "config/prometheus/alerts.yml").read_text()
+
+    def shorter(match: re.Match) -> str:
+        seconds = int(match.group(2)) * {"s": 1, "m": 60, "h": 3600}[match.group(3)]
+        return f"{match.group(1)}{max(1, seconds // SCALE)}s"
+
+    shortened, count = re.subn(r"^(\s+for: )(\d+)([smh])\s*$", shorter, text, flags=re.M)
+    assert count >= 5, "the rules file changed shape: no `for:` lines found"
+    shortened, count = re.subn(r">= (\d+) \* 60\b", r">= \1", shortened)
+    assert count == 1, "the rules file changed shape: no `>= N * 60` escalation found"
+    return shortened
+
+
+def alertmanager_config(webhook_url: str) -> str:
+    """Return the shipped Alertmanager example, delivering to the test's webhook, quickly."""
+    config = yaml.safe_load((REPO / "config/alertmanager/alertmanager.yml").read_text())
+    config["route"].update(group_wait="1s", group_interval="2s")
+    for receiver in config["receivers"]:
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url"] = f"{webhook_url}/{receiver['name']}"
+    return yaml.safe_dump(config)

@@ -17,15 +17,16 @@ from akv_exporter.shard import hashmod
 from tests.helpers import (
     BackgroundLoop,
     Webhook,
+    alertmanager_config,
     fetch,
     fleet_config_file,
     http_json,
+    shortened_rules,
     start_alertmanager,
     start_exporter,
     start_prometheus,
     wait_until,
 )
-from tests.test_alerting_e2e import alertmanager_config, shortened_rules
 
 pytestmark = pytest.mark.prometheus
 SHARDS = 2
