@@ -20,7 +20,7 @@ from akv_exporter.exporter import Exporter
 from akv_exporter.simulator import SimulatorOptions, start_simulator
 from akv_exporter.simulator.fleet import RELEASES
 from akv_exporter.web.app import serve
-from tests.helpers import check
+from tests.helpers import check, find
 
 VERSIONS = [".".join(map(str, version)).removesuffix(".0") for version, _ in RELEASES]
 
@@ -180,3 +180,32 @@ async def test_documented_get_error_is_an_akv_problem_not_a_cluster_down(
     code_seen, out, _ = await check(config)
     assert code_seen == exit_code, out
     assert f"{len(VERSIONS)} clusters answered an AKV error" in out.splitlines()[0]
+
+
+async def test_the_blast_radius_reads_right_on_every_release(release_fleet):
+    """key-manager-configs from 9.10.1 (the interval), its health_monitor_policy from 9.15.1;
+    encrypted volumes and EMS events on every release; no release costs an endpoint error."""
+    _, config = release_fleet
+    exporter = Exporter(config, process_metrics=False)
+    try:
+        await asyncio.wait_for(exporter.poll_all(), 60)  # the AKV poll, then the slow polls
+        status, body = exporter.status().to_json(), exporter.scrape()
+    finally:
+        await exporter.stop()
+    assert find(body, "akv_exporter_endpoint_poll_errors_total") == []
+    for cluster in status["clusters"]:
+        name, version = cluster["name"], cluster["ontap"]["version"]
+        release = tuple(int(part) for part in version.split("."))
+        policy = find(body, "ontap_key_manager_manage_volume_offline", cluster=name)
+        interval = find(body, "ontap_key_manager_health_monitor_interval_seconds", cluster=name)
+        assert bool(policy) == (release >= (9, 15, 1)), name
+        assert bool(interval) == (release >= (9, 10, 1)), name
+        volumes = find(body, "ontap_encrypted_volumes", cluster=name, svm="svm_data")
+        assert volumes, name
+        verdict = cluster["key_manager"]
+        if release < (9, 10, 1):
+            assert verdict["policy_note"] == f"unknown on ONTAP {version}", name
+        elif release < (9, 15, 1):
+            assert verdict["policy_note"] == f"unknown: ONTAP {version} does not report the policy"
+        else:
+            assert verdict["volume_offline_policy"] == "takes_volumes_offline", name
