@@ -284,10 +284,16 @@ class Poller:
     async def _scheduled_poll(self, key: str) -> ClusterSnapshot:
         """Poll one cluster within the global concurrency cap: every round, run's and check's.
 
-        The slow polls (policy, volumes, events) follow when due, under the same cap.
+        The slow polls (policy, volumes, events) follow when due, under the same cap but queued
+        again for it: behind every cluster still waiting for its poll, so that they never hold
+        up a fleet's first full view (each is a few more answers' time).
         """
         async with self._semaphore:
-            await self.poll(key)
+            snapshot = await self.poll(key)
+        entry = self._clusters.get(key)
+        if entry is None or not entry.radius.due():
+            return snapshot
+        async with self._semaphore:
             return await self.poll_blast_radius(key)
 
     async def poll(self, key: str, timeout: float | None = None) -> ClusterSnapshot:

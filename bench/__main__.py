@@ -209,11 +209,12 @@ async def measure_cpu(config_path: Path, simulator: SimulatorProcess, rounds: in
     """Exporter and bare rounds alternate, so that the machine's other load falls on both."""
     exporter = Exporter(load_config(config_path))
     context = ssl.create_default_context(cafile=str(simulator.ca_file))
-    bare = BareLoop(simulator.clusters, context, exporter.config.poll.concurrency)
+    concurrency = exporter.config.poll.concurrency
+    bare = BareLoop(simulator.clusters, context, concurrency)
     ours_rounds, bare_rounds = [], []
     try:
         for _ in range(1 + rounds):
-            ours_rounds.append(await timed_round(lambda: exporter_round(exporter)))
+            ours_rounds.append(await timed_round(lambda: exporter_round(exporter, concurrency)))
             bare_rounds.append(await timed_round(bare.round))
     finally:
         await bare.close()

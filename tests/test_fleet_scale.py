@@ -198,3 +198,38 @@ async def test_the_incremental_exposition_is_what_a_fresh_one_renders(make_ontap
         assert body == fresh.body(openmetrics=fmt)
         assert gzip.decompress(exposition.body(openmetrics=fmt, gzipped=True)) == body
     await exporter.stop()
+
+
+async def test_slow_polls_wait_behind_every_clusters_first_poll(tmp_path):
+    """With one poll at a time, both clusters' AKV polls come before either's slow polls."""
+    asked: list[tuple[int, str]] = []
+    runners = []
+    for index in range(2):
+
+        async def answer(request: web.Request, index=index) -> web.Response:
+            asked.append((index, request.path))
+            if request.path == CLUSTER_PATH:
+                version = {"full": "NetApp Release 9.15.1", "generation": 9, "major": 15}
+                return web.json_response({"name": f"n{index}", "uuid": "u", "version": version})
+            if request.path == AKV_PATH:
+                return web.json_response({"records": [akv_record()], "num_records": 1})
+            return web.json_response({"error": {"code": "4", "message": "not here"}}, status=404)
+
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", answer)
+        runner = web.AppRunner(app, shutdown_timeout=0.2)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+    urls = [f"http://127.0.0.1:{runner.addresses[0][1]}" for runner in runners]
+    exporter = Exporter(
+        config_for(tmp_path, *urls, poll="  concurrency: 1\n"), process_metrics=False
+    )
+    await exporter.poll_all()
+    slow = [i for i, (_, path) in enumerate(asked) if path not in (CLUSTER_PATH, AKV_PATH)]
+    akv = [i for i, (_, path) in enumerate(asked) if path == AKV_PATH]
+    assert slow and len(akv) == 2, asked
+    assert max(akv) < min(slow), asked
+    await exporter.stop()
+    for runner in runners:
+        await runner.cleanup()
