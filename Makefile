@@ -48,9 +48,11 @@ screenshot: $(STAMP) system-deps
 	AKV_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_status_page_browser.py
 
 # Point every runbook_url of the shipped rule files at RUNBOOK_BASE (docs/alerting.md).
-rules:
+# The Kubernetes PrometheusRule is generated from alerts.yml, so it follows.
+rules: $(STAMP)
 	@test -n "$(RUNBOOK_BASE)" || { echo "usage: make rules RUNBOOK_BASE=https://..."; exit 2; }
-	$(PYTHON) config/prometheus/set-runbook-base '$(RUNBOOK_BASE)' config/prometheus/alerts*.yml
+	$(BIN)/python config/prometheus/set-runbook-base '$(RUNBOOK_BASE)' config/prometheus/alerts*.yml
+	$(BIN)/python deploy/kubernetes/generate.py
 
 dashboards: $(STAMP)
 	$(BIN)/python -m dashboards.generate
