@@ -63,6 +63,9 @@ def unreachable_state(endpoint: KeyManagerEndpoint) -> str:
     return f"{endpoint.service}_unreachable"
 
 
+# A cluster (never a configuration) with encrypted volumes offline in an SVM whose keys are in
+# AKV: ONTAP has acted (ekmip.akv.volOffline), whatever its configurations read now.
+VOLUMES_OFFLINE = "volumes_offline"
 DOWN = "down"
 AZURE_UNREACHABLE = unreachable_state(BY_KIND["akv"])
 UNREACHABLE_STATES = tuple(unreachable_state(endpoint) for endpoint in ENDPOINTS)
@@ -73,6 +76,7 @@ UNKNOWN = "unknown"
 INACTIVE = "inactive"
 HEALTHY = "healthy"
 STATES = (
+    VOLUMES_OFFLINE,
     DOWN,
     *UNREACHABLE_STATES,
     EKMIP_UNREACHABLE,
@@ -370,6 +374,8 @@ def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
     else:
         states = [v.state for v in views]
         states += (refused_state(kind, error) for kind, error in snapshot.refused.items())
+        if any(view.volumes_offline for view in views):
+            states.append(VOLUMES_OFFLINE)
         state = min(states, key=urgency, default=HEALTHY)
     problems = tuple(_problems(snapshot, views))
     return ClusterView(snapshot, state, problems, tuple(views), policy, note)

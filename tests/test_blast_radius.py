@@ -447,8 +447,11 @@ async def test_a_cluster_healthy_again_with_volumes_still_offline_needs_attentio
     exporter = exporter_with_clock(config_for(tmp_path, recovered.url, inactive.url), Clock(START))
     await exporter.poll_all()
     status = exporter.status(now=START)
-    assert [c.state for c in status.clusters] == ["healthy", "inactive"]
+    # The cluster says what ONTAP did, in the JSON and on its badge, not "healthy".
+    assert [c.state for c in status.clusters] == ["volumes_offline", "inactive"]
+    assert status.to_json()["clusters"][0]["state"] == "volumes_offline"
     page = render_page(status)
+    assert "VOLUMES OFFLINE" in page
     attention, healthy = page.split('<section id="healthy">')
     assert attention.index('data-name="c0"') < attention.index('data-name="c1"')
     assert "2 of 2 encrypted volumes offline in SVM vs1" in attention

@@ -32,6 +32,7 @@ from akv_exporter.status import (
     OK,
     PENDING,
     UNKNOWN,
+    VOLUMES_OFFLINE,
     WARNING,
     ClusterView,
     FleetStatus,
@@ -49,6 +50,7 @@ STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
 # State -> (words shown, colour class). Colour classes: bad (red), warn (amber), unknown (grey),
 # ok (green).
 STATE_TEXT = {
+    VOLUMES_OFFLINE: ("VOLUMES OFFLINE", "bad"),
     DOWN: ("DOWN", "bad"),
     **{
         unreachable_state(e): (f"{KEY_MANAGER_WORDS[e.kind].short.upper()} UNREACHABLE", "bad")
@@ -173,21 +175,14 @@ _PAGE = _environment().get_template("status.html")
 
 def render_page(status: FleetStatus, *, refresh: int = DEFAULT_REFRESH, query: str = "") -> str:
     """Return the whole status page for ``status``; ``query`` pre-fills the filter box."""
-    # Encrypted volumes offline are as urgent as a vault out of reach (the verdict is critical),
-    # even where every configuration reads healthy again: such a cluster leads "Needs
-    # attention" and never folds into "Healthy".
-    ordered = sorted(status.by_urgency(), key=lambda c: not _volumes_offline(c))
+    ordered = status.by_urgency()
     return _PAGE.render(
         status=status,
         refresh=refresh,
         query=query,
-        problems=[c for c in ordered if c.state != HEALTHY or _volumes_offline(c)],
-        healthy=[c for c in ordered if c.state == HEALTHY and not _volumes_offline(c)],
+        problems=[c for c in ordered if c.state != HEALTHY],
+        healthy=[c for c in ordered if c.state == HEALTHY],
     )
-
-
-def _volumes_offline(cluster: ClusterView) -> bool:
-    return any(view.volumes_offline for view in cluster.key_managers)
 
 
 # --- handlers -----------------------------------------------------------------------------------
