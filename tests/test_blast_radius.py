@@ -24,62 +24,22 @@ from akv_exporter.ontap.key_manager_configs import parse_key_manager_config, rel
 from akv_exporter.ontap.volumes import parse_volumes
 from akv_exporter.web.status import render_page
 from tests.helpers import (
+    NETAPP_POLICY,
     SCHEMA,
     Clock,
     akv_record,
     check,
     config_for,
+    event,
     exporter_with_clock,
     find,
     perfdata,
+    policy,
+    volume,
     write_config,
 )
 
-# NetApp's example answer of GET /api/security/key-manager-configs (netapp_ontap's docs).
-NETAPP_POLICY = {
-    "health_monitor_polling_interval": 15,
-    "cc_mode_enabled": False,
-    "_links": {"self": {"href": "/api/security/key-manager-configs"}},
-    "health_monitor_policy": {
-        km: {"manage_volume_offline": True, "enabled": True}
-        for km in ("okm", "akv", "aws", "gcp", "kmip", "ikp")
-    },
-    "cloud_kms_retry_count": 3,
-}
 START = 1_795_000_000.0  # the test clock's start: 2026-11-18
-
-
-def policy(*, offline: bool = True, interval: int = 15) -> dict:
-    body = {**NETAPP_POLICY, "health_monitor_polling_interval": interval}
-    body["health_monitor_policy"] = {
-        **NETAPP_POLICY["health_monitor_policy"],
-        "akv": {"enabled": True, "manage_volume_offline": offline},
-    }
-    return body
-
-
-def volume(svm: str, state: str = "online", index: int = 0) -> dict:
-    return {
-        "uuid": f"{index:08d}-1111-2222-3333-444444444444",
-        "name": f"{svm}_vol{index}",
-        "svm": {"name": svm, "uuid": "22222222-2222-2222-2222-222222222222"},
-        "state": state,
-        "encryption": {"enabled": True},
-    }
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def event(node: str, index: int, ts: float, name: str = "ekmip.akv.notAvailable") -> dict:
-    return {
-        "index": index,
-        "time": iso(ts),
-        "node": {"name": node, "uuid": "f087b8e3-99ac-11e8-b5a5-005056bb4ec7"},
-        "message": {"name": name, "severity": "error"},
-        "log_message": f"{name}: Azure Key Vault   is not available\n(node {node}).",
-    }
 
 
 def test_answers_served_here_are_valid_for_netapps_library():

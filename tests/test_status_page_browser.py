@@ -24,7 +24,10 @@ from tests.helpers import (
     REPO,
     akv_record,
     closed_port_url,
+    event,
+    policy,
     require_binary,
+    volume,
     write_config,
 )
 
@@ -68,7 +71,7 @@ async def fleet(make_ontap, tmp_path):
         ),
         "fra-prod-02": (
             "fra",
-            "9.13.1",
+            "9.15.1",
             4,
             [("vs_payments", "kv-fra-pay"), ("vs_hr", "kv-fra-hr")],
         ),
@@ -100,6 +103,23 @@ async def fleet(make_ontap, tmp_path):
         lines.append(
             f"  - name: {name}\n    address: {fake.url}\n    labels:\n      datacenter: {site}\n"
         )
+    # What is at stake (ONTAP's policy, encrypted volumes, ONTAP's own events): the incident's
+    # cluster takes volumes offline per its policy, nyc's policy keeps them online.
+    for name, fake in fakes.items():
+        fake.key_manager_config = policy(offline=name != "nyc-prod-04")
+        if plan[name][1] < "9.15.1":  # the policy is in NetApp's references from 9.15.1
+            del fake.key_manager_config["health_monitor_policy"]
+        svms = [svm or "svm0" for svm, _ in plan[name][3]]
+        fake.volumes = [
+            volume(svm, index=i) for n, svm in enumerate(svms) for i in range(6 + 9 * n)
+        ]
+        fake.events = []
+    now = time.time()
+    fakes["fra-prod-02"].events = [
+        event(node, 400 + n, now - 1140, "ekmip.akv.notAvailable")
+        for n, node in enumerate(nodes_of("fra-prod-02", 2))
+    ]
+    fakes["ams-prod-01"].events = [event("ams-prod-01-01", 91, now - 7200, "ekmip.akv.keyExpired")]
     # The incident: vs_payments cannot reach its vault; the dev cluster's old SVM is disabled.
     payments = fakes["fra-prod-02"].records[0]
     fakes["fra-prod-02"].records[0] = vault_record(
