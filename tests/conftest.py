@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import web
+from hypothesis import settings
 
 from tests.helpers import FakeOntap
+
+# Property tests check behaviour, not speed (that is `make bench`'s): no per-example deadline,
+# which a loaded 2-core CI machine would turn into flakes.
+settings.register_profile("akv", deadline=None)
+settings.load_profile("akv")
 
 
 @pytest.fixture
