@@ -13,6 +13,7 @@ import asyncio.sslproto
 import hashlib
 import json
 import logging
+import math
 import os
 import ssl
 import weakref
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
+from aiohttp.http_exceptions import ContentEncodingError
 from yarl import URL
 
 from akv_exporter import __version__
@@ -127,13 +129,60 @@ def ontap_error_detail(body: Any) -> tuple[str | None, str]:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Return Retry-After in seconds; None when absent, an HTTP date or not a finite number."""
     value = headers.get("Retry-After")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None  # an HTTP date: rare for ONTAP; treat as absent
+    # "nan" would compare false everywhere and turn the wait into a tight retry loop.
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build a JSON object, refusing a key given twice (which of the two would ONTAP mean?)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {json.dumps(key)[:80]}")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf without ever spelling "Infinity"
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def decode_json(body: bytes) -> Any:
+    """Return the value of a strict JSON document (RFC 8259: UTF-8, no NaN, unique keys).
+
+    Raises ValueError naming the first problem, also for nesting too deep to decode.
+    """
+    text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
 
 
 class OntapClient:
@@ -270,8 +319,8 @@ class OntapClient:
         *,
         close: bool = False,
         digest: hashlib.blake2b | None = None,
-    ) -> Any:
-        """Return the decoded JSON answer for a GET; OntapError when it cannot.
+    ) -> Mapping[str, Any]:
+        """Return the decoded JSON object answering a GET; OntapError when it cannot.
 
         Honours Retry-After on 429/503 while the wait fits before ``deadline`` (loop time), and
         re-reads the credentials once on a 401 when they come from a command, file or variable.
@@ -322,9 +371,22 @@ class OntapClient:
                 raise OntapError(
                     "connect", endpoint, f"cannot connect: {_one_line(error.strerror or error)}"
                 ) from None
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as error:
+            except aiohttp.ClientPayloadError as error:
+                if isinstance(error.__cause__, ContentEncodingError):
+                    raise OntapError(
+                        "invalid_response", endpoint, f"answer cannot be decompressed: {error}"
+                    ) from None
+                raise OntapError(
+                    "connect", endpoint, f"connection dropped mid-answer: {_one_line(error)}"
+                ) from None
+            except aiohttp.ServerDisconnectedError as error:
                 raise OntapError(
                     "connect", endpoint, f"connection dropped: {_one_line(error)}"
+                ) from None
+            except aiohttp.ClientResponseError as error:
+                # The status line or headers are not HTTP (aiohttp's parser refused them).
+                raise OntapError(
+                    "invalid_response", endpoint, f"malformed HTTP answer: {_one_line(error, 120)}"
                 ) from None
             except aiohttp.ClientError as error:
                 raise OntapError("connect", endpoint, _one_line(error)) from None
@@ -372,21 +434,27 @@ class OntapClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _decode(self, body: bytes, endpoint: str, content_type: str) -> Any:
+    def _decode(self, body: bytes, endpoint: str, content_type: str) -> Mapping[str, Any]:
+        """Return the answer's JSON object; every ONTAP answer is one."""
         try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
+            value = decode_json(body)
+        except ValueError as error:
             raise OntapError(
                 "invalid_response",
                 endpoint,
                 f"answer is not JSON ({content_type or 'no content type'}): {_one_line(error, 80)}",
                 200,
             ) from None
+        if not isinstance(value, dict):
+            raise OntapError(
+                "invalid_response", endpoint, f"answer is {_json_type(value)}, not an object", 200
+            )
+        return value
 
     def _http_error(self, status: int, endpoint: str, body: bytes) -> OntapError:
         try:
-            decoded = json.loads(body) if body else None
-        except (ValueError, UnicodeDecodeError):
+            decoded = decode_json(body) if body else None
+        except ValueError:
             decoded = None
         code, message = ontap_error_detail(decoded)
         reason = {403: "forbidden", 429: "rate_limited", 503: "rate_limited"}.get(status)
