@@ -124,6 +124,7 @@ def ontap_error_detail(body: Any) -> tuple[str | None, str]:
     message = _one_line(error.get("message") or "") if isinstance(error.get("message"), str) else ""
     target = error.get("target")
     if isinstance(target, str) and target:
+        target = _one_line(target, 80)
         message = f"{message} (target {target})" if message else f"target {target}"
     return code, message
 
