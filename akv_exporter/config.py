@@ -27,6 +27,7 @@ DEFAULT_LISTEN = "0.0.0.0:9877"
 DEFAULT_STATE_FILE = "~/.local/state/akv-exporter/state.json"
 # Thousands of clusters fit in well under 1 MiB; parsing a far larger file costs seconds of CPU.
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+DEFAULT_MIN_INTERVAL = 10.0  # spec section 7: poll.min_interval
 
 # A configured label must not shadow one the exporter or Prometheus sets.
 RESERVED_LABELS = EXPORTER_LABELS | TARGET_LABELS
@@ -114,6 +115,15 @@ class PollConfig:
     # key-manager policy every inventory_interval, key-manager EMS events every events_interval.
     inventory_interval: float = 300.0
     events_interval: float = 60.0
+    # No cluster is polled more often than this, by /probe or the schedule; None: the default.
+    min_interval: float | None = None
+
+    @property
+    def poll_floor(self) -> float:
+        """Return poll.min_interval: as configured, else 10s or poll.interval when shorter."""
+        if self.min_interval is not None:
+            return self.min_interval
+        return min(DEFAULT_MIN_INTERVAL, self.interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +386,7 @@ _POLL_KEYS = (
     "connections_per_cluster",
     "inventory_interval",
     "events_interval",
+    "min_interval",
 )
 _SECRET_KEYS = ("password", "password_env", "password_file", "credentials_command")
 _CLUSTER_KEYS = (
@@ -439,6 +450,11 @@ def _read_poll(section: _Section) -> PollConfig:
     stale_after = section.duration("stale_after", max(defaults.stale_after, interval * 2))
     if stale_after < interval and "stale_after" in section.data:
         section.fail("stale_after", f"must be at least poll.interval ({interval:g}s)")
+    min_interval = None
+    if "min_interval" in section.data:
+        min_interval = section.duration("min_interval", DEFAULT_MIN_INTERVAL, minimum=0.0)
+        if min_interval > interval:
+            section.fail("min_interval", f"must not exceed poll.interval ({interval:g}s)")
     return PollConfig(
         interval=interval,
         timeout=min(timeout, interval),
@@ -457,6 +473,7 @@ def _read_poll(section: _Section) -> PollConfig:
             "inventory_interval", defaults.inventory_interval, minimum=1.0
         ),
         events_interval=section.duration("events_interval", defaults.events_interval, minimum=1.0),
+        min_interval=min_interval,
     )
 
 

@@ -20,7 +20,7 @@ from akv_exporter.inventory import InventoryWatcher, load_inventory
 from akv_exporter.limits import ensure_open_files
 from akv_exporter.metrics import Exposition
 from akv_exporter.ontap.client import USER_AGENT
-from akv_exporter.poller import Poller
+from akv_exporter.poller import Poller, Refreshed
 from akv_exporter.shard import UNSHARDED, Shard
 from akv_exporter.snapshot import ClusterSnapshot
 from akv_exporter.state import UnreachableSince
@@ -135,6 +135,10 @@ class Exporter:
     async def poll(self, key: str, timeout: float | None = None) -> ClusterSnapshot:
         """Poll one cluster now (``timeout`` caps poll.timeout); publish and return its snapshot."""
         return await self.poller.poll(key, timeout)
+
+    async def refresh(self, key: str, timeout: float | None = None) -> Refreshed:
+        """Return the cluster's snapshot, polled now unless polled within poll.min_interval."""
+        return await self.poller.refresh(key, timeout)
 
     async def poll_all(self, keys: Iterable[str] | None = None) -> dict[str, ClusterSnapshot]:
         """Poll these clusters (default: all) once now, as ``run`` does; return every snapshot."""

@@ -219,6 +219,11 @@ TOTAL_SHARDS = Family(
     "gauge",
     "How many shards the clusters are split into (1 unsharded).",
 )
+PROBE_CACHED = Family(
+    "akv_exporter_probe_cached",
+    "gauge",
+    "1 if the probe returned the cluster's last poll, which ended within poll.min_interval.",
+)
 
 CLUSTER_FAMILIES = (
     *(family for families in KEY_MANAGER_FAMILIES.values() for family in families.all()),
@@ -239,7 +244,7 @@ CLUSTER_FAMILIES = (
     ENDPOINT_LAST_SUCCESS,
 )
 GLOBAL_FAMILIES = (RELOAD_OK, RELOAD_TIME, BUILD_INFO, SHARD_ORDINAL, TOTAL_SHARDS)
-PROBE_FAMILIES = (PROBE_SUCCESS, PROBE_DURATION)  # /probe's own, after the cluster's
+PROBE_FAMILIES = (PROBE_SUCCESS, PROBE_DURATION, PROBE_CACHED)  # /probe's own, after the cluster's
 
 
 def escape_label_value(value: str) -> str:
@@ -377,12 +382,17 @@ def assemble(
 
 
 def render_probe(
-    snapshot: ClusterSnapshot | None, success: bool, duration: float, openmetrics: bool
+    snapshot: ClusterSnapshot | None,
+    success: bool,
+    duration: float,
+    openmetrics: bool,
+    cached: bool = False,
 ) -> bytes:
-    """Return a /probe body: one cluster's families, then the probe's own two."""
+    """Return a /probe body: one cluster's families, then the probe's own three."""
     probe = _Samples(())
     probe.add(PROBE_SUCCESS, (), success)
     probe.add(PROBE_DURATION, (), duration)
+    probe.add(PROBE_CACHED, (), cached)
     fragments = [render_cluster(snapshot)] if snapshot is not None else []
     parts = assemble(CLUSTER_FAMILIES, fragments, openmetrics)
     parts += assemble(PROBE_FAMILIES, [probe.encoded()], openmetrics)

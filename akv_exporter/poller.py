@@ -59,6 +59,24 @@ class _Cluster:
     skipped: int = 0  # malformed records skipped, cumulative
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     task: asyncio.Task | None = None
+    # The poll that /probe and the schedule share; when the last one ended (monotonic loop time).
+    shared: asyncio.Task | None = None
+    completed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """A cluster's snapshot for /probe or the schedule, and whether it is an earlier poll's."""
+
+    snapshot: ClusterSnapshot
+    cached: bool
+
+
+def _forget(entry: _Cluster, task: asyncio.Task) -> None:
+    if entry.shared is task:
+        entry.shared = None
+    if not task.cancelled():
+        task.exception()  # retrieved, so a poll that failed unawaited is not logged as lost
 
 
 def _warn_insecure(clusters: Iterable[ClusterConfig]) -> None:
@@ -135,6 +153,9 @@ class Poller:
         self._pending_first: set[str] = set()
         self._callers: set[asyncio.Task] = set()  # tasks that called poll(), /probe's included
         self.ready = asyncio.Event()
+        # Called with how late (seconds) each scheduled round began, the concurrency cap's
+        # queue included; `make soak` watches the schedule through it.
+        self.on_lateness: Callable[[float], None] | None = None
         self._running = False
         for cluster in config.clusters:
             self._add(cluster)
@@ -180,6 +201,7 @@ class Poller:
             if previous.config.url == cluster.url:
                 entry.identity, entry.identity_at = previous.identity, previous.identity_at
                 entry.radius = previous.radius  # same cluster: its event cursor and counters
+                entry.completed_at = previous.completed_at  # a reload is no licence to poll
             entry.snapshot = replace(
                 previous.snapshot, address=cluster.address, labels=cluster.labels
             )
@@ -195,10 +217,11 @@ class Poller:
     async def _remove(self, key: str, *, retire: bool = True) -> None:
         entry = self._clusters.pop(key)
         self._names = None
-        if entry.task is not None:
-            entry.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await entry.task
+        for task in (entry.task, entry.shared):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await entry.client.close()
         self._pending_first.discard(key)
         if retire:
@@ -218,14 +241,18 @@ class Poller:
         for caller in list(self._callers):
             if caller is not asyncio.current_task():
                 caller.cancel()
-        for key in list(self._clusters):
-            entry = self._clusters[key]
-            if entry.task is not None:
-                entry.task.cancel()
+        tasks = [
+            task
+            for entry in self._clusters.values()
+            for task in (entry.task, entry.shared)
+            if task is not None
+        ]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for entry in self._clusters.values():
-            if entry.task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await entry.task
             await entry.client.close()
 
     async def reconfigure(self, config: Config) -> None:
@@ -262,13 +289,29 @@ class Poller:
     async def _run(self, entry: _Cluster) -> None:
         poll = self.config.poll
         await asyncio.sleep(self._rng.uniform(0, min(poll.interval * 0.1, 2.0)))
+        loop = asyncio.get_running_loop()
+        due: float | None = None  # when this round should begin
         while True:
+            since = 0.0  # how long ago the poll this round relied on ended
             try:
-                await self._scheduled_poll(entry.config.key)
+                async with self._semaphore:
+                    if due is not None and self.on_lateness is not None:
+                        self.on_lateness(loop.time() - due)
+                    refreshed = await self.refresh(entry.config.key)
+                    # The slow polls (policy, volumes, events) follow when due, as in check's.
+                    await self.poll_blast_radius(entry.config.key)
+                if refreshed.cached and entry.completed_at is not None:
+                    since = loop.time() - entry.completed_at
             except Exception:  # the schedule must outlive any bug; the next poll tries again
                 log.exception("cluster %s: poll round failed", entry.config.key)
             delay = backoff_delay(self.config.poll, entry.failures)
-            await self._wait(entry, delay * self._rng.uniform(0.95, 1.05))
+            delay = delay * self._rng.uniform(0.95, 1.05) - since
+            if since:
+                # A probe polled moments ago: count the interval from its poll, and never
+                # come back before min_interval has passed (no tight loop on a cached answer).
+                delay = max(delay, self.config.poll.poll_floor - since)
+            due = loop.time() + max(0.0, delay)
+            await self._wait(entry, delay)
 
     async def _wait(self, entry: _Cluster, delay: float) -> None:
         """Sleep ``delay``, waking to drop a failing cluster's series once they go stale."""
@@ -296,14 +339,38 @@ class Poller:
         async with self._semaphore:
             return await self.poll_blast_radius(key)
 
-    async def poll(self, key: str, timeout: float | None = None) -> ClusterSnapshot:
-        """Poll one cluster now, publish the snapshot and return it (one poll at a time)."""
+    async def refresh(self, key: str, timeout: float | None = None) -> Refreshed:
+        """Return a snapshot no older than poll.min_interval, polling only when there is none.
+
+        /probe and the schedule come here: concurrent callers share one in-flight poll, and a
+        poll that ended less than poll.min_interval ago is returned as it is (``cached``), so
+        ONTAP sees at most one poll per min_interval whatever the number of scrapers. The shared
+        poll outlives a caller that gives up (a probe whose scrape timed out).
+        """
         entry = self._clusters[key]
-        timeout = min(timeout or self.config.poll.timeout, self.config.poll.timeout)
+        self._track_caller()  # a /probe waiting on a shared poll is cancelled by stop() too
+        if entry.shared is None:
+            now = asyncio.get_running_loop().time()
+            if (
+                entry.completed_at is not None
+                and now - entry.completed_at < self.config.poll.poll_floor
+            ):
+                return Refreshed(entry.snapshot, cached=True)
+            entry.shared = asyncio.create_task(self.poll(key, timeout), name=f"poll {key} now")
+            entry.shared.add_done_callback(lambda task: _forget(entry, task))
+        return Refreshed(await asyncio.shield(entry.shared), cached=False)
+
+    def _track_caller(self) -> None:
         caller = asyncio.current_task()
         if caller is not None and caller not in self._callers:
             self._callers.add(caller)  # so that stop() can cancel it: a hung cluster's poll
             caller.add_done_callback(self._callers.discard)  # must not hold up a shutdown
+
+    async def poll(self, key: str, timeout: float | None = None) -> ClusterSnapshot:
+        """Poll one cluster now, publish the snapshot and return it (one poll at a time)."""
+        entry = self._clusters[key]
+        timeout = min(timeout or self.config.poll.timeout, self.config.poll.timeout)
+        self._track_caller()
         async with entry.lock:
             started = self._clock()
             loop = asyncio.get_running_loop()
@@ -336,6 +403,7 @@ class Poller:
                     started, loop.time() - began, skipped_records=len(parsed.skipped)
                 )
                 snapshot = self._succeeded(entry, parsed, outcome)
+            entry.completed_at = loop.time()
             # A poll (a /probe's, typically) can outlive a reload that retired or replaced its
             # cluster: publishing it would bring back series that no poll ever refreshes again.
             if self._current(entry):

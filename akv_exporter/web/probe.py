@@ -1,9 +1,11 @@
-"""GET /probe?target=NAME: poll one configured cluster now and return only its series.
+"""GET /probe?target=NAME: one configured cluster's series, polled now unless polled just now.
 
 The multi-target pattern of the blackbox and SNMP exporters: Prometheus sets ``target`` by
 relabelling and bounds the probe with ``X-Prometheus-Scrape-Timeout-Seconds``; the probe answers
 inside that budget even when the cluster hangs, with ``akv_exporter_probe_success 0``. A probe is
-an ordinary poll: it also refreshes the cluster on /metrics and the status page.
+an ordinary poll: it also refreshes the cluster on /metrics and the status page. Probes never
+flood ONTAP: concurrent ones share one poll, and within poll.min_interval of the last poll the
+probe returns that poll's result with ``akv_exporter_probe_cached 1``.
 """
 
 from __future__ import annotations
@@ -66,18 +68,20 @@ async def probe(request: web.Request) -> web.Response:
         exporter.config.poll.timeout,
     )
     began = time.monotonic()
-    snapshot: ClusterSnapshot | None
+    snapshot: ClusterSnapshot | None = None
+    cached = False
     try:
-        # The poll bounds itself, but it first waits for a background poll of the same
-        # cluster to finish; the outer bound covers that wait too.
+        # The poll bounds itself, but a probe may join one already in flight with a longer
+        # budget; the outer bound keeps this probe inside its own.
         async with asyncio.timeout(timeout + MIN_TIMEOUT):
-            snapshot = await exporter.poll(key, timeout)
+            refreshed = await exporter.refresh(key, timeout)
+            snapshot, cached = refreshed.snapshot, refreshed.cached
     except TimeoutError:
-        snapshot = None
+        pass
     duration = time.monotonic() - began
     success = snapshot is not None and snapshot.up
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
-    body = render_probe(snapshot, success, duration, openmetrics)
+    body = render_probe(snapshot, success, duration, openmetrics, cached)
     return exposition_response(body, openmetrics=openmetrics)
 
 
