@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEBS   := prometheus prometheus-alertmanager chromium
 BINS   := prometheus promtool prometheus-alertmanager amtool chromium
 
-.PHONY: demo test lint format bench dashboards kubernetes rules screenshot system-deps clean
+.PHONY: demo test lint format bench soak dashboards kubernetes rules screenshot system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# 1,000 simulated clusters under load for SOAK_MINUTES; fails on growth or a late poll.
+SOAK_MINUTES ?= 30
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 screenshot: $(STAMP) system-deps
 	AKV_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_status_page_browser.py

@@ -253,3 +253,16 @@ def test_the_shipped_example_configuration_is_valid(monkeypatch):
 def test_a_configured_label_may_not_shadow_one_the_exporter_or_prometheus_sets(tmp_path, label):
     problems = problems_of(tmp_path, ONE + f"    labels:\n      {label}: x\n")
     assert any(f"clusters[0].labels.{label}: is a label the exporter sets" in p for p in problems)
+
+
+def test_min_interval_defaults_to_ten_seconds_or_the_interval_when_shorter(tmp_path):
+    def floor(poll: str) -> float:
+        body = f"poll:\n{poll}clusters:\n  - address: h\n    username: u\n    password: p\n"
+        return load_config(write_config(tmp_path, body)).poll.poll_floor
+
+    assert floor("  interval: 60s\n") == 10.0
+    assert floor("  interval: 5s\n") == 5.0
+    assert floor("  interval: 60s\n  min_interval: 30s\n") == 30.0
+    assert floor("  interval: 60s\n  min_interval: 0s\n") == 0.0
+    problems = problems_of(tmp_path, "poll:\n  interval: 5s\n  min_interval: 10s\n")
+    assert any("poll.min_interval: must not exceed poll.interval (5s)" in p for p in problems)
