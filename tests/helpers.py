@@ -947,3 +947,24 @@ def event(node: str, index: int, ts: float, name: str = "ekmip.akv.notAvailable"
         "message": {"name": name, "severity": "error"},
         "log_message": f"{name}: Azure Key Vault   is not available\n(node {node}).",
     }
+
+
+async def watch_csp(page) -> list[str]:
+    """Return a list that fills with every Content-Security-Policy violation ``page`` reports.
+
+    Chromium reports a blocked script, style or load on the console; the page's own
+    `securitypolicyviolation` event is logged there too, so neither path can go unnoticed.
+    """
+    violations: list[str] = []
+
+    def seen(message) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    page.on("console", seen)
+    await page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', event => console.error("
+        "'Content Security Policy violation: ' + event.violatedDirective + ' ' +"
+        " event.blockedURI));"
+    )
+    return violations

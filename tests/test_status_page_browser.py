@@ -28,6 +28,7 @@ from tests.helpers import (
     policy,
     require_binary,
     volume,
+    watch_csp,
     write_config,
 )
 
@@ -163,6 +164,7 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = await browser.new_page(viewport={"width": 1360, "height": 900})
+            violations = await watch_csp(page)
             await page.goto(f"{base}/")
 
             names = await page.eval_on_selector_all(
@@ -240,6 +242,18 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
             # A fold-out the reader opened is still open after the next reload.
             await page.wait_for_event("load", timeout=15_000)
             assert await folded.evaluate("d => d.open")
+            # The page ran its script and styles, and the policy blocked nothing of its own.
+            assert await page.locator("#shown").inner_text()
+            assert violations == []
+            # The watch can fail: an injected inline script is refused and reported.
+            await page.goto(f"{base}/?refresh=0")
+            await page.evaluate(
+                "() => { const s = document.createElement('script');"
+                " s.textContent = 'window.injected = 1'; document.body.append(s); }"
+            )
+            await page.wait_for_timeout(500)
+            assert await page.evaluate("() => window.injected") is None
+            assert violations, "an inline script ran or its violation went unreported"
             await browser.close()
     finally:
         await runner.cleanup()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.helpers import CHROMIUM_ARGS, require_binary, start_fleet, wait_until
+from tests.helpers import CHROMIUM_ARGS, require_binary, start_fleet, wait_until, watch_csp
 
 pytestmark = pytest.mark.browser
 
@@ -39,6 +39,7 @@ async def test_injected_vault_outage_leads_the_page_and_clears_after_healing(fle
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = await browser.new_page()
+        violations = await watch_csp(page)
         await page.goto(f"{fleet.exporter_url}/?refresh=1")
         first = page.locator(".cluster").first
         assert await first.get_attribute("data-name") == victim
@@ -49,4 +50,5 @@ async def test_injected_vault_outage_leads_the_page_and_clears_after_healing(fle
         healthy = page.locator(f'tr.cluster[data-name="{victim}"]')
         await healthy.wait_for(state="attached", timeout=20_000)  # after a poll and a refresh
         assert "HEALTHY" in await healthy.inner_text()
+        assert violations == []  # the page's Content-Security-Policy blocked nothing of its own
         await browser.close()

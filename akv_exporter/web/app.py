@@ -18,6 +18,7 @@ from akv_exporter.metrics import wants_openmetrics
 from akv_exporter.web import probe, status
 from akv_exporter.web.common import EXPORTER_KEY, exporter_of, exposition_response
 from akv_exporter.web.listener import Listener
+from akv_exporter.web.security import security_headers
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -137,7 +138,8 @@ class BasicAuthGuard:
 def create_app(exporter: Exporter) -> web.Application:
     """Return the application serving every HTTP surface of ``exporter``."""
     guard = BasicAuthGuard(exporter)
-    app = web.Application(middlewares=[guard.middleware])
+    # Outermost, so that a 401 from the guard carries the headers too.
+    app = web.Application(middlewares=[security_headers, guard.middleware])
     app[EXPORTER_KEY] = exporter
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthy", healthy)

@@ -42,6 +42,7 @@ from akv_exporter.status import (
     words,
 )
 from akv_exporter.web.common import exporter_of
+from akv_exporter.web.security import PAGE_POLICY
 
 DEFAULT_REFRESH = 15  # seconds; ?refresh=N overrides it, 0 turns it off
 _WEB = resources.files("akv_exporter.web")
@@ -206,6 +207,7 @@ async def status_page(request: web.Request) -> web.Response:
     )
     response = web.Response(text=body, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
     response.enable_compression()
     return response
 
