@@ -52,7 +52,9 @@ class Exporter:
         self.last_reload_error: str | None = None
         self._reloading = asyncio.Lock()  # SIGHUP twice in a row: the second waits its turn
         mine = shard.select(config)
-        self.state = UnreachableSince(mine.state_file)
+        self.state = UnreachableSince(
+            mine.state_file, on_write_error=self.exposition.set_state_write_errors
+        )
         self.state.load()
         self.listener: WebListener | None = None  # set by web.app.serve; a reload applies web.*
         self.poller = Poller(

@@ -224,6 +224,11 @@ PROBE_CACHED = Family(
     "gauge",
     "1 if the probe returned the cluster's last poll, which ended within poll.min_interval.",
 )
+STATE_WRITE_ERRORS = Family(
+    "akv_exporter_state_write_errors_total",
+    "counter",
+    "Failed writes of the state file (unreachable streaks); polling and serving go on.",
+)
 
 CLUSTER_FAMILIES = (
     *(family for families in KEY_MANAGER_FAMILIES.values() for family in families.all()),
@@ -243,7 +248,14 @@ CLUSTER_FAMILIES = (
     ENDPOINT_ERRORS,
     ENDPOINT_LAST_SUCCESS,
 )
-GLOBAL_FAMILIES = (RELOAD_OK, RELOAD_TIME, BUILD_INFO, SHARD_ORDINAL, TOTAL_SHARDS)
+GLOBAL_FAMILIES = (
+    RELOAD_OK,
+    RELOAD_TIME,
+    BUILD_INFO,
+    SHARD_ORDINAL,
+    TOTAL_SHARDS,
+    STATE_WRITE_ERRORS,
+)
 PROBE_FAMILIES = (PROBE_SUCCESS, PROBE_DURATION, PROBE_CACHED)  # /probe's own, after the cluster's
 
 
@@ -461,6 +473,7 @@ class Exposition:
         self._global_lines: dict[str, bytes] = {}
         self._last_reload_success: float | None = None
         self._shard = (0, 1)
+        self._state_write_errors = 0
         self.set_reload(successful=True, timestamp=None)
 
     def update(self, key: str, snapshot: ClusterSnapshot) -> None:
@@ -508,8 +521,16 @@ class Exposition:
         if timestamp is not None:
             self._last_reload_success = timestamp
         self._reload_ok = successful
+        self._render_globals()
+
+    def set_state_write_errors(self, count: int) -> None:
+        """Record how many writes of the state file have failed since start."""
+        self._state_write_errors = count
+        self._render_globals()
+
+    def _render_globals(self) -> None:
         samples = _Samples(())
-        samples.add(RELOAD_OK, (), successful)
+        samples.add(RELOAD_OK, (), self._reload_ok)
         if self._last_reload_success is not None:
             samples.add(RELOAD_TIME, (), self._last_reload_success)
         samples.add(
@@ -519,6 +540,7 @@ class Exposition:
         )
         samples.add(SHARD_ORDINAL, (), self._shard[0])
         samples.add(TOTAL_SHARDS, (), self._shard[1])
+        samples.add(STATE_WRITE_ERRORS, (), self._state_write_errors)
         self._global_lines = samples.encoded()
         self._generation += 1
 

@@ -7,11 +7,12 @@ is small JSON, written atomically (temporary file + rename) only when a streak s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -21,10 +22,12 @@ FORMAT_VERSION = 1
 class UnreachableSince:
     """Streak start times by cluster and configuration uuid, mirrored to a file."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, on_write_error: Callable[[int], None] | None = None):
         self.path = path
         self._since: dict[str, dict[str, float]] = {}
         self._write_failed = False
+        self.write_errors = 0  # failed writes since start
+        self._on_write_error = on_write_error
 
     def load(self) -> None:
         """Read the file; a missing one is empty, a corrupt one is ignored with a warning."""
@@ -37,7 +40,7 @@ class UnreachableSince:
                 str(cluster): {str(uuid): float(ts) for uuid, ts in entries.items()}
                 for cluster, entries in table.items()
             }
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
             log.warning("state file %s is unreadable (%s); starting afresh", self.path, error)
             self._since = {}
 
@@ -75,6 +78,7 @@ class UnreachableSince:
             sort_keys=True,
             indent=1,
         )
+        temporary = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
@@ -85,6 +89,16 @@ class UnreachableSince:
             os.replace(temporary, self.path)
             self._write_failed = False
         except OSError as error:
+            if temporary is not None:  # a half-written temporary file must not pile up
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
             if not self._write_failed:  # once per failure streak, not once per poll
-                log.warning("cannot write state file %s: %s", self.path, error)
+                log.warning(
+                    "cannot write state file %s: %s; polling goes on, streaks are kept in memory",
+                    self.path,
+                    error,
+                )
             self._write_failed = True
+            self.write_errors += 1
+            if self._on_write_error is not None:
+                self._on_write_error(self.write_errors)
