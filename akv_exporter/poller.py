@@ -62,6 +62,7 @@ class _Cluster:
     # The poll that /probe and the schedule share; when the last one ended (monotonic loop time).
     shared: asyncio.Task | None = None
     completed_at: float | None = None
+    not_before: float = 0.0  # loop time before which ONTAP asked not to be asked (Retry-After)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +311,8 @@ class Poller:
                 # A probe polled moments ago: count the interval from its poll, and never
                 # come back before min_interval has passed (no tight loop on a cached answer).
                 delay = max(delay, self.config.poll.poll_floor - since)
+            # ONTAP's Retry-After outlasted the poll: honour it, even past the interval.
+            delay = max(delay, entry.not_before - loop.time())
             due = loop.time() + max(0.0, delay)
             await self._wait(entry, delay)
 
@@ -351,10 +354,11 @@ class Poller:
         self._track_caller()  # a /probe waiting on a shared poll is cancelled by stop() too
         if entry.shared is None:
             now = asyncio.get_running_loop().time()
-            if (
+            recent = (
                 entry.completed_at is not None
                 and now - entry.completed_at < self.config.poll.poll_floor
-            ):
+            )
+            if recent or now < entry.not_before:
                 return Refreshed(entry.snapshot, cached=True)
             entry.shared = asyncio.create_task(self.poll(key, timeout), name=f"poll {key} now")
             entry.shared.add_done_callback(lambda task: _forget(entry, task))
@@ -392,6 +396,10 @@ class Poller:
             except OntapError as error:
                 outcome = PollOutcome(started, loop.time() - began, error.reason, str(error))
                 snapshot = self._failed(entry, outcome)
+                if error.retry_after is not None:
+                    # Capped: a hostile header must not silence a cluster for days.
+                    wait = min(error.retry_after, self.config.poll.max_backoff)
+                    entry.not_before = loop.time() + wait
             except Exception as error:  # a bug must cost one cluster one poll, never the exporter
                 log.exception("cluster %s: unexpected error while polling", entry.config.key)
                 outcome = PollOutcome(

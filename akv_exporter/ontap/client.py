@@ -107,6 +107,7 @@ class OntapError(Exception):
         self.status = status
         self.ontap_code: str | None = None
         self.ontap_message = ""  # ONTAP's own message, with the code; "" without an error body
+        self.retry_after: float | None = None  # seconds ONTAP asked us to wait (429/503)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -399,14 +400,15 @@ class OntapClient:
                     await self._auth(refresh=True, deadline=deadline)
                     continue
                 raise OntapError("auth", endpoint, "HTTP 401: credentials rejected", status)
-            if status in (429, 503):
-                wait = _retry_after(answer_headers)
+            wait = _retry_after(answer_headers) if status in (429, 503) else None
+            if wait is not None:
                 remaining = deadline - asyncio.get_running_loop().time()
-                if wait is not None and wait <= min(remaining - 0.5, _MAX_RETRY_AFTER):
+                if wait <= min(remaining - 0.5, _MAX_RETRY_AFTER):
                     await asyncio.sleep(wait)
                     continue
             if status >= 400:
-                raise self._http_error(status, endpoint, body)
+                # A Retry-After longer than this poll may wait: the schedule honours it.
+                raise self._http_error(status, endpoint, body, wait)
             if digest is not None:
                 digest.update(body)
             return self._decode(body, endpoint, response.content_type)
@@ -452,7 +454,9 @@ class OntapClient:
             )
         return value
 
-    def _http_error(self, status: int, endpoint: str, body: bytes) -> OntapError:
+    def _http_error(
+        self, status: int, endpoint: str, body: bytes, retry_after: float | None = None
+    ) -> OntapError:
         try:
             decoded = decode_json(body) if body else None
         except ValueError:
@@ -466,9 +470,12 @@ class OntapClient:
             detail += f", ONTAP error {code}"
         if message:
             detail += f": {message}"
+        if retry_after is not None:
+            detail += f" (Retry-After {retry_after:g}s)"
         error = OntapError(reason, endpoint, detail, status)
         error.ontap_code = code
         error.ontap_message = message or ""
+        error.retry_after = retry_after
         return error
 
     async def get_collection(
