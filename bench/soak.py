@@ -87,8 +87,9 @@ async def _simulator(args: argparse.Namespace) -> None:
 
 def _exporter(args: argparse.Namespace) -> None:
     """Child: `akv-exporter run` as the CLI wires it, plus a probe writing tasks and lateness."""
-    from akv_exporter.cli import _load_or_exit, run_exporter
+    from akv_exporter.cli import _load_or_exit
     from akv_exporter.logs import setup_logging
+    from akv_exporter.service import run_exporter
 
     setup_logging("warning", "text")
     config = _load_or_exit(args.config)

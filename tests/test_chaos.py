@@ -26,13 +26,21 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from akv_exporter.cli import run_exporter
 from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
-from tests.conftest import akv_record, write_config
-from tests.live import fetch, free_port, http_json, stop_process, wait_until
-from tests.test_metrics import find
-from tests.test_poller import Clock, config_for, exporter_with_clock
+from akv_exporter.service import run_exporter
+from tests.helpers import (
+    akv_record,
+    config_for,
+    fetch,
+    find,
+    free_port,
+    http_json,
+    stop_process,
+    wait_until,
+    write_config,
+)
+from tests.test_poller import Clock, exporter_with_clock
 
 AKV_EXPORTER = str(Path(sys.executable).with_name("akv-exporter"))
 HANG_GUARD = 60.0
@@ -185,7 +193,7 @@ async def test_an_unwritable_state_directory_warns_once_counts_and_polling_goes_
     with unwritable(state_dir), caplog.at_level(logging.WARNING):
         for reachable in (False, True, False, True, False):  # every change is a write
             fake_ontap.records = [akv_record(reachable=reachable)]
-            await exporter.poller.poll("c0")
+            await exporter.poll("c0")
         body = exporter.exposition.scrape()
     await exporter.stop()
     warnings = [r.getMessage() for r in caplog.records if "cannot write state file" in r.message]
@@ -217,7 +225,7 @@ async def test_a_corrupt_state_file_starts_clean_with_a_one_line_warning(
     with caplog.at_level(logging.WARNING):
         exporter = Exporter(config, process_metrics=False)
     fake_ontap.records = [akv_record(reachable=False)]
-    await exporter.poller.poll("c0")
+    await exporter.poll("c0")
     body = exporter.exposition.scrape()
     await exporter.stop()
     (warning,) = [r.getMessage() for r in caplog.records if "state file" in r.message]
@@ -258,8 +266,8 @@ async def test_fifty_reloads_by_sighup_and_http_during_polls_lose_nothing(make_o
     )
     exporter = await asyncio.wait_for(ready, HANG_GUARD)
     try:
-        await asyncio.wait_for(exporter.poller.ready.wait(), HANG_GUARD)
-        before = exporter.poller.snapshots()
+        await asyncio.wait_for(exporter.wait_ready(), HANG_GUARD)
+        before = exporter.snapshots()
         async with aiohttp.ClientSession() as http:
             for reload in range(50):
                 live.write_text(variants[reload % 2])
@@ -269,7 +277,7 @@ async def test_fifty_reloads_by_sighup_and_http_during_polls_lose_nothing(make_o
                     async with http.post(f"http://127.0.0.1:{port}/-/reload") as response:
                         assert response.status == 200, await response.text()
                 await asyncio.sleep(0.04)
-        after = exporter.poller.snapshots()
+        after = exporter.snapshots()
         schedules = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
     finally:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -310,14 +318,14 @@ async def test_a_retry_after_longer_than_the_interval_is_honoured_without_a_tigh
             async with asyncio.timeout(HANG_GUARD):
                 await asyncio.sleep(0.1)
         # A probe inside the Retry-After window gets the last answer, not a new request.
-        refreshed = await exporter.poller.refresh("c0")
+        refreshed = await exporter.refresh("c0")
         requests = len(asked)
     finally:
         await exporter.stop()
     assert refreshed.cached and requests == 3
     gaps = [later - earlier for earlier, later in pairwise(asked)]
     assert min(gaps) >= 2.9, gaps  # Retry-After 3s honoured though the interval is 1s
-    (snapshot,) = exporter.poller.snapshots().values()
+    (snapshot,) = exporter.snapshots().values()
     assert snapshot.last.reason == "rate_limited" and "Retry-After 3s" in snapshot.last.error
 
 
@@ -347,7 +355,7 @@ async def test_a_wall_clock_step_of_an_hour_either_way_leaves_the_schedule_and_s
             async with asyncio.timeout(HANG_GUARD):
                 while len(asked) < count + 2:  # the schedule goes on at its pace
                     await asyncio.sleep(0.05)
-            (snapshot,) = exporter.poller.snapshots().values()
+            (snapshot,) = exporter.snapshots().values()
             (since,) = snapshot.unreachable_since.values()
             streak_start = streak_start or since
             assert since == streak_start  # the streak neither restarts nor moves

@@ -24,7 +24,7 @@ from akv_exporter.ontap.client import AKV_PATH, OntapClient, OntapError
 from akv_exporter.poller import Poller
 from akv_exporter.snapshot import REASONS
 from akv_exporter.state import UnreachableSince
-from tests.conftest import akv_record, cluster_config
+from tests.helpers import akv_record, cluster_config
 
 IDENTITY = json.dumps({"name": "c1", "uuid": "u", "version": {"generation": 9, "major": 14}})
 LIMIT = 64 * 1024

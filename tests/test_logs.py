@@ -11,7 +11,7 @@ from aiohttp import web
 
 from akv_exporter.exporter import Exporter
 from akv_exporter.logs import escape_controls, setup_logging
-from tests.test_poller import config_for
+from tests.helpers import config_for
 
 HOSTILE_NAME = "evil\n2026-01-01T00:00:00 ERROR akv_exporter: forged\x1b[2J\u2028\x85"
 HOSTILE_MESSAGE = "denied\r\x1b[31mroot password is hunter2\x1b[0m\x00\u202e"
@@ -62,7 +62,7 @@ async def test_an_ontap_name_and_message_cannot_forge_or_colour_a_text_log_line(
     refusing.handler = refuse
     config = config_for(tmp_path, renamed.url, refusing.url, names=False)
     exporter = Exporter(config, process_metrics=False)
-    await exporter.poller.poll_all()
+    await exporter.poll_all()
     await exporter.stop()
     logging.getLogger("akv_exporter.test").warning("cluster %s said hello", HOSTILE_NAME)
 

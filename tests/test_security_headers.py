@@ -11,8 +11,7 @@ import bcrypt
 
 from akv_exporter.config import load_config
 from akv_exporter.web.security import NOTHING
-from tests.test_poller import config_for
-from tests.test_web import started
+from tests.helpers import config_for, started
 
 SAME_EVERYWHERE = {
     "X-Content-Type-Options": "nosniff",
@@ -33,7 +32,7 @@ async def test_every_answer_carries_the_headers_errors_and_401_included(fake_ont
         config.path.read_text() + f"web:\n  basic_auth_users:\n    prometheus: '{digest}'\n"
     )
     exporter, runner, base = await started(load_config(config.path))
-    await asyncio.wait_for(exporter.poller.ready.wait(), 10)
+    await asyncio.wait_for(exporter.wait_ready(), 10)
     auth = {"Authorization": "Basic " + base64.b64encode(b"prometheus:pass").decode()}
     answers = {}
     try:
