@@ -218,11 +218,14 @@ class Poller:
     async def _remove(self, key: str, *, retire: bool = True) -> None:
         entry = self._clusters.pop(key)
         self._names = None
-        for task in (entry.task, entry.shared):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        # Cancel both before awaiting either: a shared poll not yet started must never start
+        # on a cluster that is gone.
+        tasks = [task for task in (entry.task, entry.shared) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await entry.client.close()
         self._pending_first.discard(key)
         if retire:
@@ -362,7 +365,15 @@ class Poller:
                 return Refreshed(entry.snapshot, cached=True)
             entry.shared = asyncio.create_task(self.poll(key, timeout), name=f"poll {key} now")
             entry.shared.add_done_callback(lambda task: _forget(entry, task))
-        return Refreshed(await asyncio.shield(entry.shared), cached=False)
+        shared = entry.shared
+        try:
+            return Refreshed(await asyncio.shield(shared), cached=False)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not shared.cancelled() or (current is not None and current.cancelling()):
+                raise  # this caller was cancelled, not the poll it waited for
+            # A reload restarted the cluster under this caller: what was known stays valid.
+            return Refreshed(entry.snapshot, cached=True)
 
     def _track_caller(self) -> None:
         caller = asyncio.current_task()

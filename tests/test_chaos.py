@@ -310,7 +310,7 @@ async def test_a_retry_after_longer_than_the_interval_is_honoured_without_a_tigh
 
     fake_ontap.handler = busy
     config = config_for(tmp_path, fake_ontap.url, poll="  min_interval: 0s\n")
-    config = replace(config, poll=replace(config.poll, interval=1.0, timeout=1.0, max_backoff=1.0))
+    config = replace(config, poll=replace(config.poll, interval=1.0, timeout=1.0, max_backoff=10.0))
     exporter = Exporter(config, process_metrics=False)
     await exporter.start()
     try:
