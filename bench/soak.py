@@ -367,8 +367,9 @@ def drive(args: argparse.Namespace) -> int:
         _stop(simulator)
     verdict = judge(soak, args, warmup=min(300.0, args.minutes * 60 / 3))
     print(verdict.report)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "soak.md").write_text(verdict.report)
+    report = Path(args.report) if args.report else RESULTS / "soak.md"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(verdict.report)
     return 1 if verdict.failures else 0
 
 
@@ -393,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=60.0, help="poll interval, seconds")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--directory", default=None, help="scratch directory (default: a temp one)")
+    parser.add_argument("--report", default=None, help="default: bench/results/soak.md")
     args = parser.parse_args(argv)
     if args.role == "simulator":
         asyncio.run(_simulator(args))
