@@ -30,8 +30,10 @@ from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.service import run_exporter
 from tests.helpers import (
+    Clock,
     akv_record,
     config_for,
+    exporter_with_clock,
     fetch,
     find,
     free_port,
@@ -40,7 +42,6 @@ from tests.helpers import (
     wait_until,
     write_config,
 )
-from tests.test_poller import Clock, exporter_with_clock
 
 AKV_EXPORTER = str(Path(sys.executable).with_name("akv-exporter"))
 HANG_GUARD = 60.0
