@@ -360,7 +360,7 @@ async def test_a_wall_clock_step_of_an_hour_either_way_leaves_the_schedule_and_s
             (since,) = snapshot.unreachable_since.values()
             streak_start = streak_start or since
             assert since == streak_start  # the streak neither restarts nor moves
-            assert snapshot.up and snapshot.akvs  # no step made live series stale
+            assert snapshot.up and snapshot.key_managers  # no step made live series stale
     finally:
         await exporter.stop()
     gaps = [later - earlier for earlier, later in pairwise(asked)]

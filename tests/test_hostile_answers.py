@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from akv_exporter.config import Config, PollConfig, WebConfig
-from akv_exporter.ontap.client import AKV_PATH, OntapClient, OntapError
+from akv_exporter.ontap import akv
+from akv_exporter.ontap.akv import AKV_PATH
+from akv_exporter.ontap.client import OntapClient, OntapError
 from akv_exporter.poller import Poller
 from akv_exporter.snapshot import REASONS
 from akv_exporter.state import UnreachableSince
@@ -83,7 +85,9 @@ async def client_error(answer: bytes) -> OntapError:
         client = OntapClient(cluster_config(server.url), max_response_bytes=LIMIT)
         try:
             with pytest.raises(OntapError) as caught:
-                await client.azure_key_vaults(asyncio.get_running_loop().time() + 10)
+                await client.key_manager_records(
+                    akv.ENDPOINT, asyncio.get_running_loop().time() + 10
+                )
             return caught.value
         finally:
             await client.close()
