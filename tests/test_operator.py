@@ -36,12 +36,17 @@ from tests.helpers import (
 )
 
 
-def named_config(tmp_path: Path, clusters: dict[str, str], extra: str = "") -> Config:
-    """Write (or rewrite) akv.yml with ``clusters`` (name -> address); return it loaded."""
+def named_config(
+    tmp_path: Path, clusters: dict[str, str], extra: str = "", poll: str = ""
+) -> Config:
+    """Write (or rewrite) akv.yml with ``clusters`` (name -> address); return it loaded.
+
+    ``extra`` is added to ``defaults``, ``poll`` to ``poll`` (indented lines).
+    """
     listed = "".join(f"  - name: {name}\n    address: {url}\n" for name, url in clusters.items())
     body = (
         f"state_file: {tmp_path / 'state.json'}\n"
-        "poll:\n  interval: 60s\n  timeout: 3s\n"
+        f"poll:\n  interval: 60s\n  timeout: 3s\n{poll}"
         f"defaults:\n  username: admin\n  password: {CANARY}\n{extra}"
         f"clusters:\n{listed}"
     )
@@ -52,7 +57,9 @@ async def test_a_probe_in_flight_when_its_cluster_is_removed_does_not_bring_it_b
     make_ontap, tmp_path
 ):
     a, b = await make_ontap(), await make_ontap()
-    exporter, runner, base = await started(named_config(tmp_path, {"a": a.url, "b": b.url}))
+    # min_interval 0s: the probe polls now rather than returning the first round's poll.
+    config = named_config(tmp_path, {"a": a.url, "b": b.url}, poll="  min_interval: 0s\n")
+    exporter, runner, base = await started(config)
     asked = asyncio.Event()
 
     async def answer_late(request: web.Request) -> web.Response:
