@@ -968,20 +968,3 @@ async def watch_csp(page) -> list[str]:
         " event.blockedURI));"
     )
     return violations
-
-
-class Clock:
-    """A wall clock the test sets (``now``), for the poller's timestamps."""
-
-    def __init__(self, now: float = 1_700_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def exporter_with_clock(config: Config, clock: Clock) -> Exporter:
-    """Return an Exporter whose poller reads ``clock`` as the wall clock."""
-    exporter = Exporter(config, process_metrics=False)
-    exporter.poller._clock = clock
-    return exporter
