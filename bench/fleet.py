@@ -90,8 +90,9 @@ class _Lines:
                 self._changed.wait(remaining)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
+def stop(process: subprocess.Popen | None) -> None:
+    """End a process started here: SIGTERM, then SIGKILL after 30 s; None or ended is fine."""
+    if process is not None and process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(30)
@@ -159,7 +160,7 @@ class SimulatorProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop(self.process)
 
 
 def write_config(
@@ -236,4 +237,4 @@ async def first_view(config: Path, clusters: int) -> FirstView:
         return FirstView(polling - began, ready - polling, up, rss, peak, settled, cpu)
     finally:
         with contextlib.suppress(Exception):
-            _stop(process)
+            stop(process)

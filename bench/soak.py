@@ -35,6 +35,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from bench.fleet import stop
+
 RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLE_EVERY = 10.0  # seconds between resource samples
 PATHS = ("/metrics", "/probe", "/", "/api/v1/status")  # each hit back to back by one client
@@ -240,17 +242,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @dataclass(frozen=True)
 class Verdict:
     report: str
@@ -369,8 +360,8 @@ def drive(args: argparse.Namespace) -> int:
         if exporter.poll() is not None:
             raise SystemExit(f"soak: the exporter exited:\n{log.read_text()[-2000:]}")
     finally:
-        _stop(exporter)
-        _stop(simulator)
+        stop(exporter)
+        stop(simulator)
     verdict = judge(soak, args, warmup=min(300.0, args.minutes * 60 / 3))
     print(verdict.report)
     report = Path(args.report) if args.report else RESULTS / "soak.md"

@@ -5,6 +5,9 @@ Plain helpers (records, configurations, processes, FakeOntap itself) live in tes
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import settings
@@ -41,3 +44,10 @@ async def make_ontap():
 async def fake_ontap(make_ontap):
     """One FakeOntap on loopback."""
     return await make_ontap()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp client session for talking to loopback servers, closed after the test."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -78,12 +78,6 @@ async def sim(tmp_path: Any) -> AsyncIterator[RunningSimulator]:
     await running.stop()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def url(sim: RunningSimulator, release: str) -> str:
     name = "c" + release.replace(".", "-")
     return next(c.url for c in sim.clusters if c.name == name)

@@ -26,12 +26,6 @@ async def sim() -> AsyncIterator[RunningSimulator]:
     await running.stop()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def url(sim: RunningSimulator, name: str) -> str:
     return next(c.url for c in sim.clusters if c.name == name)
 
