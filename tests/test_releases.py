@@ -19,8 +19,7 @@ from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.simulator import SimulatorOptions, start_simulator
 from akv_exporter.simulator.fleet import RELEASES
-from akv_exporter.web.app import serve
-from tests.helpers import check, find
+from tests.helpers import check, find, started
 
 VERSIONS = [".".join(map(str, version)).removesuffix(".0") for version, _ in RELEASES]
 
@@ -75,12 +74,9 @@ async def release_fleet(tmp_path: Path):
 
 async def _surfaces(config) -> tuple[dict, str, str]:
     """Return (/api/v1/status, the status page, /metrics) after one poll round."""
-    exporter = Exporter(config, process_metrics=False)
-    await exporter.start()
-    runner = await serve(exporter, "127.0.0.1", 0)
+    exporter, runner, base = await started(config, process_metrics=False)
     try:
         await asyncio.wait_for(exporter.wait_ready(), 60)
-        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/api/v1/status") as response:
                 status = await response.json()
