@@ -114,7 +114,7 @@ POLICY_UNKNOWN = "unknown"  # a release without the policy, or not polled (yet)
 
 
 @dataclass(frozen=True, slots=True)
-class SvmAtStake:
+class SvmVolumes:
     """The encrypted volumes of one SVM whose keys an AKV configuration holds."""
 
     svm: str
@@ -145,16 +145,33 @@ class KeyManagerView:
     unreachable_since: float | None
     # Streak start + 60 minutes; None where ONTAP's policy says it will not take volumes offline.
     volumes_offline_deadline: float | None
-    at_stake: tuple[SvmAtStake, ...] | None = None  # None: the volumes are not known
+    svms: tuple[SvmVolumes, ...] | None = None  # None: the volumes are not known
     policy: str = POLICY_UNKNOWN
 
     @property
+    def service_unreachable(self) -> bool:
+        """Return whether ONTAP said this configuration cannot reach its key service.
+
+        The one rule for "at stake" on every surface: the summary's count, the page's rows, the
+        JSON and check all read it, so a healthy configuration's volumes are never "at stake".
+        """
+        return self.status.service is not None and not self.status.service.ok
+
+    @property
+    def encrypted_volumes(self) -> int | None:
+        """Return the encrypted volumes of the SVMs whose keys this holds; None: not known."""
+        return None if self.svms is None else sum(s.encrypted for s in self.svms)
+
+    @property
     def volumes_at_stake(self) -> int | None:
-        return None if self.at_stake is None else sum(s.encrypted for s in self.at_stake)
+        """Return the encrypted volumes while the key service is unreachable, else 0."""
+        if self.svms is None or not self.service_unreachable:
+            return None if self.svms is None else 0
+        return self.encrypted_volumes
 
     @property
     def volumes_offline(self) -> int | None:
-        return None if self.at_stake is None else sum(s.offline for s in self.at_stake)
+        return None if self.svms is None else sum(s.offline for s in self.svms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +299,7 @@ def _problems(snapshot: ClusterSnapshot, views: Iterable[KeyManagerView]) -> lis
         stale = " (last known)"
     for view in views:
         status, where = view.status, configuration_label(view.status)
-        for svm in view.at_stake or ():
+        for svm in view.svms or ():
             if svm.offline:
                 problems.append(
                     f"{where}: {svm.offline} of {svm.encrypted} encrypted volumes offline "
@@ -328,7 +345,7 @@ def policy_of(snapshot: ClusterSnapshot) -> tuple[str, str]:
     return (TAKES_VOLUMES_OFFLINE if takes else KEEPS_VOLUMES_ONLINE), ""
 
 
-def _at_stake(status: KeyManagerStatus, snapshot: ClusterSnapshot) -> tuple[SvmAtStake, ...] | None:
+def _svms(status: KeyManagerStatus, snapshot: ClusterSnapshot) -> tuple[SvmVolumes, ...] | None:
     """Return the SVMs whose keys ``status`` holds, with their encrypted volumes.
 
     An SVM configuration holds its own SVM's keys; a cluster-scoped one those of every SVM
@@ -344,7 +361,7 @@ def _at_stake(status: KeyManagerStatus, snapshot: ClusterSnapshot) -> tuple[SvmA
         own = {k.svm for k in snapshot.key_managers if k.svm and k.enabled is not False}
         svms = tuple(svm for svm in volumes.svms() if svm not in own)
     return tuple(
-        SvmAtStake(svm, volumes.total(svm), volumes.total(svm, "offline"))
+        SvmVolumes(svm, volumes.total(svm), volumes.total(svm, "offline"))
         for svm in svms
         if volumes.total(svm)
     )
@@ -363,7 +380,7 @@ def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
                 state=key_manager_state(status),
                 unreachable_since=since,
                 volumes_offline_deadline=None if policy == KEEPS_VOLUMES_ONLINE else deadline,
-                at_stake=_at_stake(status, snapshot),
+                svms=_svms(status, snapshot),
                 policy=policy,
             )
         )
@@ -414,7 +431,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         return sum(1 for view in views if view.state == state)
 
     # A configuration can fail several checks at once; each count asks one question.
-    unreachable = sum(1 for v in views if v.status.service is not None and not v.status.service.ok)
+    unreachable = sum(1 for v in views if v.service_unreachable)
     ekmip_unreachable = sum(1 for v in views if v.status.ekmip_unreachable)
     kek = sum(1 for v in views if v.status.kek is not None and not v.status.kek.ok)
     down = sum(1 for c in clusters if c.state == DOWN)
@@ -447,11 +464,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         ekmip_nodes_down=sum(len(c.ekmip_nodes_down) for c in clusters),
         clusters_akv_error=len(answered),
         volumes_offline=offline,
-        volumes_at_stake=sum(
-            v.volumes_at_stake or 0
-            for v in views
-            if v.status.service is not None and not v.status.service.ok
-        ),
+        volumes_at_stake=sum(v.volumes_at_stake or 0 for v in views),
     )
 
 
@@ -485,6 +498,14 @@ def _key_manager_json(view: KeyManagerView) -> dict[str, Any]:
     """Return one configuration: ONTAP's fields and details, the check results, the state."""
     status = view.status
     service = BY_KIND[status.kind].service
+    svms = (
+        None
+        if view.svms is None
+        else [
+            {"svm": svm.svm, "encrypted_volumes": svm.encrypted, "offline_volumes": svm.offline}
+            for svm in view.svms
+        ]
+    )
     return {
         "uuid": status.uuid,
         "svm": status.svm,
@@ -507,14 +528,12 @@ def _key_manager_json(view: KeyManagerView) -> dict[str, Any]:
         f"{service}_unreachable_since": view.unreachable_since,
         "volumes_offline_deadline": view.volumes_offline_deadline,
         "volume_offline_policy": view.policy,
+        "encrypted_volumes": view.encrypted_volumes,
         "volumes_at_stake": view.volumes_at_stake,
         "volumes_offline": view.volumes_offline,
-        "svms_at_stake": None
-        if view.at_stake is None
-        else [
-            {"svm": svm.svm, "encrypted_volumes": svm.encrypted, "offline_volumes": svm.offline}
-            for svm in view.at_stake
-        ],
+        "svms": svms,
+        # The same SVMs only while the key service is unreachable: what the summary counts.
+        "svms_at_stake": svms if svms is None or view.service_unreachable else [],
     }
 
 

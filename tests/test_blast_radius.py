@@ -314,9 +314,10 @@ async def test_status_document_carries_policy_volumes_and_events_and_fits_its_sc
     assert first["key_manager"]["volume_offline_policy"] == "takes_volumes_offline"
     assert first["key_manager"]["health_monitor_interval_minutes"] == 20
     assert [e["name"] for e in first["key_manager"]["recent_events"]] == ["ekmip.akv.volOffline"]
-    assert first["akvs"][0]["svms_at_stake"] == [
+    assert first["akvs"][0]["svms"] == [
         {"svm": "vs1", "encrypted_volumes": 2, "offline_volumes": 1}
     ]
+    assert first["akvs"][0]["svms_at_stake"] == []  # Azure reachable: nothing at stake
     assert "svm vs1: 1 of 2 encrypted volumes offline in SVM vs1" in first["problems"]
     assert document["summary"]["status"] == "critical"
     assert second["key_manager"]["volume_offline_policy"] == "unknown"

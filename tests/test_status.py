@@ -12,7 +12,8 @@ import pytest
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.keymanager import parse_records
-from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
+from akv_exporter.ontap.volumes import parse_volumes
+from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, PollOutcome
 from akv_exporter.status import (
     VOLUMES_OFFLINE_AFTER,
     ExporterInfo,
@@ -20,7 +21,15 @@ from akv_exporter.status import (
     assess_cluster,
 )
 from akv_exporter.web.status import render_page
-from tests.helpers import CANARY, akv_record, closed_port_url, config_for, started, validate
+from tests.helpers import (
+    CANARY,
+    akv_record,
+    closed_port_url,
+    config_for,
+    started,
+    validate,
+    volume,
+)
 
 INFO = ExporterInfo("0.0.0", 1_700_000_000.0, True, None)
 NOW = 1_700_000_100.0
@@ -130,6 +139,27 @@ def test_problem_clusters_sort_first_by_severity():
     page = Elements(render_page(fleet))
     assert [name for _, name in page.clusters()] == order
     assert page.clusters()[-1][0] == "tr"  # the healthy cluster is a compact row
+
+
+def test_volumes_are_at_stake_only_where_the_summary_counts_them():
+    # vs1's configuration cannot reach Azure: its 3 volumes are at stake. vs2's reads healthy:
+    # its 2 volumes are counted, never called "at stake", on the page, in the JSON or the summary.
+    volumes = [volume("vs1", index=i) for i in range(3)] + [volume("vs2", index=i) for i in (3, 4)]
+    records = [akv_record("u1", "vs1", reachable=False), akv_record("u2", "vs2")]
+    blast = BlastRadius(volumes=parse_volumes(volumes), volumes_as_of=NOW - 1)
+    fleet = assess([snapshot("c1", records, blast=blast)], INFO, NOW)
+    assert fleet.summary.volumes_at_stake == 3
+    broken, healthy = fleet.to_json()["clusters"][0]["akvs"]
+    assert (broken["volumes_at_stake"], broken["encrypted_volumes"]) == (3, 3)
+    assert (healthy["volumes_at_stake"], healthy["encrypted_volumes"]) == (0, 2)
+    assert healthy["svms"] == [{"svm": "vs2", "encrypted_volumes": 2, "offline_volumes": 0}]
+    assert healthy["svms_at_stake"] == [] and broken["svms_at_stake"] == broken["svms"]
+    per_configuration = sum(akv["volumes_at_stake"] for akv in (broken, healthy))
+    assert per_configuration == fleet.to_json()["summary"]["volumes_at_stake"]
+    page = " ".join(render_page(fleet).split())
+    assert '<span class="bad">3 encrypted volumes at stake in SVM vs1</span>' in page
+    assert "2 encrypted volumes in SVM vs2" in page
+    assert page.count(" at stake in SVM ") == 1
 
 
 # --- the page ------------------------------------------------------------------------------------
