@@ -10,8 +10,8 @@ document as ``GET /api/v1/status``. Exit codes, first match wins (docs/check.md)
     3 UNKNOWN   a cluster gave no valid answer, an enabled configuration's state was not
                 reported, or a --cluster name is not configured
     1 WARNING   a KEK is unavailable
-    0 OK        everything ONTAP reported is healthy (inactive configurations are listed, and
-                change nothing)
+    0 OK        everything ONTAP reported is healthy (inactive configurations are listed under
+                "Notes:", and change nothing)
 
 Critical beats unknown: one broken vault must page even while another cluster is unreachable.
 """
@@ -83,9 +83,10 @@ def status_line(summary: Summary) -> str:
     if s.configurations_kek_unavailable:
         parts.append(f"{s.configurations_kek_unavailable} of {s.configurations} KEKs unavailable")
     if not parts:
+        # Inactive configurations are not "healthy": ONTAP reports no state for them.
+        healthy = s.configurations - s.configurations_inactive
         parts.append(
-            f"{_plural(s.configurations, 'configuration')} healthy on "
-            f"{_plural(s.clusters, 'cluster')}"
+            f"{_plural(healthy, 'configuration')} healthy on {_plural(s.clusters, 'cluster')}"
         )
     if s.configurations_inactive:
         parts.append(f"{s.configurations_inactive} inactive")
@@ -170,6 +171,10 @@ def table(fleet: FleetStatus) -> list[str]:
             )
     if problems:
         lines += ["", "Problems:", *problems]
+    # Inactive configurations: listed, never problems (they change no verdict).
+    notes = [f"{c.snapshot.name}: {note}" for c in ordered for note in c.notes]
+    if notes:
+        lines += ["", "Notes:", *notes]
     # Nagios reads everything after a '|' as performance data, even in the long text.
     return [line.replace("|", "/") for line in lines]
 

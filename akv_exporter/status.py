@@ -18,6 +18,12 @@ and in the JSON. States, most urgent first::
 
 Unknown is never healthy: a configuration is healthy only when ONTAP said so for its key
 service, the KEK and at least one node's EKMIP reachability.
+
+An inactive configuration (ONTAP's ``enabled`` false, 9.14 and later) is informational: NetApp's
+REST reference says inactive configurations have no advanced properties (state, reachability),
+so there is nothing of it to watch. It never makes its cluster need attention; a cluster is
+``inactive`` only when every one of its configurations is, and the page lists it with the
+healthy ones. It is a note, never a problem.
 """
 
 from __future__ import annotations
@@ -184,6 +190,16 @@ class ClusterView:
     key_managers: tuple[KeyManagerView, ...]
     policy: str = POLICY_UNKNOWN  # ONTAP's AKV policy, as KeyManagerView.policy
     policy_note: str = ""  # why the policy is unknown, in words ("unknown on ONTAP 9.9.1")
+    notes: tuple[str, ...] = ()  # informational lines (inactive configurations): no problem
+
+    @property
+    def needs_attention(self) -> bool:
+        """Return whether the page lists this cluster under "Needs attention"."""
+        return self.state not in (HEALTHY, INACTIVE)
+
+    @property
+    def inactive_configurations(self) -> int:
+        return sum(1 for view in self.key_managers if view.state == INACTIVE)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -314,9 +330,7 @@ def _problems(snapshot: ClusterSnapshot, views: Iterable[KeyManagerView]) -> lis
             problems.append(f"{where}: {what}{stale}")
         if status.kek is not None and not status.kek.ok:
             problems.append(f"{where}: {_coded(status.kek, 'KEK unavailable')}{stale}")
-        if view.state == INACTIVE:
-            problems.append(f"{where}: inactive (not enabled; ONTAP reports no state)")
-        elif view.state == UNKNOWN:
+        if view.state == UNKNOWN:
             missing = [
                 name
                 for name, known in (
@@ -329,6 +343,18 @@ def _problems(snapshot: ClusterSnapshot, views: Iterable[KeyManagerView]) -> lis
             ]
             problems.append(f"{where}: state unknown (ONTAP did not report {', '.join(missing)})")
     return [" ".join(problem.split()) for problem in problems]
+
+
+def _notes(views: Iterable[KeyManagerView]) -> list[str]:
+    """Return one informational line per inactive configuration."""
+    return [
+        f"{configuration_label(view.status)}: inactive configuration"
+        + (f" {name!r}" if (name := view.status.detail("configuration")) else "")
+        + " (enabled false; NetApp's REST reference: an inactive AKV configuration has no"
+        + " state or reachability)"
+        for view in views
+        if view.state == INACTIVE
+    ]
 
 
 def policy_of(snapshot: ClusterSnapshot) -> tuple[str, str]:
@@ -389,13 +415,15 @@ def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
     elif not snapshot.up:
         state = DOWN
     else:
-        states = [v.state for v in views]
+        # Inactive configurations do not count: the cluster is inactive only when all are.
+        states = [v.state for v in views if v.state != INACTIVE]
         states += (refused_state(kind, error) for kind, error in snapshot.refused.items())
         if any(view.volumes_offline for view in views):
             states.append(VOLUMES_OFFLINE)
-        state = min(states, key=urgency, default=HEALTHY)
+        state = min(states, key=urgency, default=INACTIVE if views else HEALTHY)
     problems = tuple(_problems(snapshot, views))
-    return ClusterView(snapshot, state, problems, tuple(views), policy, note)
+    notes = tuple(_notes(views))
+    return ClusterView(snapshot, state, problems, tuple(views), policy, note, notes)
 
 
 def verdict(
@@ -582,6 +610,7 @@ def _cluster_json(view: ClusterView) -> dict[str, Any]:
         "labels": dict(snapshot.labels),
         "state": view.state,
         "problems": list(view.problems),
+        "notes": list(view.notes),
         "up": snapshot.up,
         "ontap": None
         if identity is None

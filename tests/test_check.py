@@ -27,7 +27,7 @@ async def test_healthy_fleet_exits_0(make_ontap, tmp_path):
     code, out, _ = await check(config_for(tmp_path, a.url, b.url))
     first, *rest = out.splitlines()
     assert code == 0
-    assert first.startswith("AKV OK - 3 configurations healthy on 2 clusters, 1 inactive | ")
+    assert first.startswith("AKV OK - 2 configurations healthy on 2 clusters, 1 inactive | ")
     assert perfdata(first) == {
         "configurations": "3",
         "unreachable": "0",

@@ -28,10 +28,30 @@ def _name(version: str) -> str:
     return "rel-" + version.replace(".", "-")
 
 
+HEALTHY = {"azure_reachability": {"reachable": True}, "state": {"available": True}}
+# ONTAP 9.14+ allows a second, inactive configuration per SVM (key migration; `enabled` false).
+INACTIVE = {"svm": "svm_data", "enabled": False, "configuration": "migration"}
+
+
+def _has_enabled(version: str) -> bool:
+    return tuple(int(part) for part in version.split(".")[:2]) >= (9, 14)
+
+
 @pytest.fixture
 async def release_fleet(tmp_path: Path):
     """One healthy cluster per release (an SVM-scoped and a cluster-scoped configuration)."""
-    healthy = {"azure_reachability": {"reachable": True}, "state": {"available": True}}
+    async for fleet in _fleet(tmp_path, lambda version: []):
+        yield fleet
+
+
+@pytest.fixture
+async def migrating_fleet(tmp_path: Path):
+    """As release_fleet, plus on 9.14 and later an inactive second configuration for svm_data."""
+    async for fleet in _fleet(tmp_path, lambda v: [INACTIVE] if _has_enabled(v) else []):
+        yield fleet
+
+
+async def _fleet(tmp_path: Path, extra):
     scenario = {
         "defaults": {"username": "admin", "password": "netapp1!"},
         "clusters": [
@@ -39,7 +59,11 @@ async def release_fleet(tmp_path: Path):
                 "name": _name(version),
                 "version": version,
                 "nodes": 2,
-                "akvs": [{"svm": "svm_data", **healthy}, {"scope": "cluster", **healthy}],
+                "akvs": [
+                    {"svm": "svm_data", **HEALTHY},
+                    {"scope": "cluster", **HEALTHY},
+                    *extra(version),
+                ],
             }
             for version in VERSIONS
         ],
@@ -107,6 +131,36 @@ async def test_healthy_configuration_is_healthy_on_every_release(release_fleet):
     code, out, _ = await check(config)
     assert code == 0, out
     assert out.startswith(f"AKV OK - {2 * len(VERSIONS)} configurations healthy on ")
+
+
+async def test_an_inactive_second_configuration_needs_no_attention_on_any_release(
+    migrating_fleet,
+):
+    # Activity: `enabled` from 9.14 (false here for the second one); before 9.14 inferred
+    # active (one configuration per scope). Every cluster is healthy on every surface.
+    _, config = migrating_fleet
+    status, page, metrics = await _surfaces(config)
+    for cluster in status["clusters"]:
+        version = cluster["ontap"]["version"]
+        enabled = sorted((akv["enabled"] for akv in cluster["akvs"]), reverse=True)
+        assert enabled == ([True, True, False] if _has_enabled(version) else [True, True])
+        assert cluster["state"] == "healthy" and cluster["problems"] == [], cluster["name"]
+        assert len(cluster["notes"]) == enabled.count(False), cluster["name"]
+    inactive = [v for v in VERSIONS if _has_enabled(v)]
+    assert inactive and len(inactive) < len(VERSIONS)  # both sides of 9.14 are tested
+    assert status["summary"]["status"] == "ok"
+    assert status["summary"]["configurations_inactive"] == len(inactive)
+    assert "Needs attention (0)" in page
+    assert page.count("(1 inactive)") == len(inactive)
+    disabled = [line for line in metrics.splitlines() if line.startswith("ontap_akv_enabled{")]
+    assert sum(line.endswith(" 0") for line in disabled) == len(inactive)
+    code, out, _ = await check(config)
+    assert code == 0, out
+    assert out.startswith(f"AKV OK - {2 * len(VERSIONS)} configurations healthy on ")
+    assert f", {len(inactive)} inactive | " in out.splitlines()[0]
+    assert "Problems:" not in out and out.count("inactive configuration 'migration'") == len(
+        inactive
+    )
 
 
 async def test_outage_is_critical_on_every_release(release_fleet):

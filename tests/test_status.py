@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import aiohttp
 import pytest
 
+from akv_exporter.check import table
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.keymanager import parse_records
@@ -80,7 +81,42 @@ def test_inactive_configuration_is_inactive_never_healthy():
     view = assess_cluster(snapshot("c1", [akv_record(enabled=False)]))
     assert view.state == "inactive"
     assert view.key_managers[0].status.service is None
-    assert any("inactive" in problem for problem in view.problems)
+    assert view.problems == ()  # informational: a note, not a problem
+    assert view.notes == (
+        "svm vs1: inactive configuration 'default' (enabled false; NetApp's REST reference: "
+        "an inactive AKV configuration has no state or reachability)",
+    )
+
+
+def test_an_inactive_second_configuration_never_makes_its_cluster_need_attention():
+    # ONTAP 9.14+: an SVM's active configuration beside an inactive one (key migration).
+    records = [akv_record("u1"), akv_record("u2", enabled=False)]
+    fleet = assess([snapshot("c1", records), snapshot("c2", [akv_record("u3")])], INFO, NOW)
+    (c1, c2) = fleet.clusters
+    assert (c1.state, c1.problems, len(c1.notes)) == ("healthy", (), 1)
+    assert [view.state for view in c1.key_managers] == ["healthy", "inactive"]
+    assert fleet.summary.status == "ok" and fleet.summary.configurations_inactive == 1
+    document = fleet.to_json()
+    assert document["clusters"][0]["state"] == "healthy"
+    assert document["clusters"][0]["problems"] == []
+    assert document["clusters"][0]["notes"] == list(c1.notes)
+    page = render_page(fleet)
+    attention, healthy = page.split('<section id="healthy">')
+    assert "Needs attention (0)" in attention and 'data-name="c1"' not in attention
+    assert 'data-name="c1"' in healthy and "2 configurations (1 inactive)" in healthy
+    assert "<h2>Healthy (2)</h2>" in healthy
+    lines = table(fleet)
+    assert "Problems:" not in lines
+    assert lines[-2:] == ["Notes:", f"c1: {c1.notes[0]}"]
+
+
+def test_a_cluster_whose_only_configuration_is_inactive_is_listed_as_inactive_not_a_problem():
+    fleet = assess([snapshot("c1", [akv_record(enabled=False)])], INFO, NOW)
+    page = render_page(fleet)
+    attention, healthy = page.split('<section id="healthy">')
+    assert 'data-name="c1"' not in attention
+    assert "<h2>Healthy or inactive (1)</h2>" in healthy
+    assert '<span class="state unknown">INACTIVE</span>' in healthy
 
 
 def test_configuration_without_advanced_fields_is_unknown():

@@ -181,8 +181,8 @@ def render_page(status: FleetStatus, *, refresh: int = DEFAULT_REFRESH, query: s
         status=status,
         refresh=refresh,
         query=query,
-        problems=[c for c in ordered if c.state != HEALTHY],
-        healthy=[c for c in ordered if c.state == HEALTHY],
+        problems=[c for c in ordered if c.needs_attention],
+        healthy=[c for c in ordered if not c.needs_attention],
     )
 
 
