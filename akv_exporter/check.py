@@ -9,7 +9,7 @@ document as ``GET /api/v1/status``. Exit codes, first match wins (docs/check.md)
                 node cannot reach the cluster's EKMIP servers
     3 UNKNOWN   a cluster gave no valid answer, an enabled configuration's state was not
                 reported, or a --cluster name is not configured
-    1 WARNING   a KEK is unavailable
+    1 WARNING   a KEK is unavailable, or ONTAP logged ekmip.akv.keyExpired in the last 24 hours
     0 OK        everything ONTAP reported is healthy (inactive configurations are listed under
                 "Notes:", and change nothing)
 
@@ -82,6 +82,9 @@ def status_line(summary: Summary) -> str:
         parts.append(f"{_plural(s.clusters_akv_error, 'cluster')} answered an AKV error")
     if s.configurations_kek_unavailable:
         parts.append(f"{s.configurations_kek_unavailable} of {s.configurations} KEKs unavailable")
+    if s.clusters_key_expired:
+        count = _plural(s.clusters_key_expired, "cluster")
+        parts.append(f"{count} logged ekmip.akv.keyExpired in the last 24 h")
     if not parts:
         # Inactive configurations are not "healthy": ONTAP reports no state for them.
         healthy = s.configurations - s.configurations_inactive
@@ -102,7 +105,8 @@ def status_line(summary: Summary) -> str:
         f"inactive={s.configurations_inactive};;;0 "
         f"akv_errors={s.clusters_akv_error};;0;0 "
         f"volumes_at_stake={s.volumes_at_stake};;;0 "
-        f"volumes_offline={s.volumes_offline};;0;0"
+        f"volumes_offline={s.volumes_offline};;0;0 "
+        f"key_expired={s.clusters_key_expired};0;;0"
     )
     return f"AKV {s.status.upper()} - {', '.join(parts)} | {perfdata}"
 

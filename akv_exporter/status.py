@@ -11,6 +11,7 @@ and in the JSON. States, most urgent first::
                        for each kind
     ekmip_unreachable  a node cannot reach its embedded KMIP server
     kek_unavailable    the vault-wrapped KEK is not available on every node
+    key_expired        (a cluster) ONTAP logged ekmip.akv.keyExpired in the last 24 hours
     pending            not polled yet
     unknown            ONTAP did not report a state (a field missing or null)
     inactive           a configuration that is not enabled: ONTAP reports no state for it
@@ -31,18 +32,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from akv_exporter.ontap.ems import EmsEvent
 from akv_exporter.ontap.keymanager import Check, KeyManagerEndpoint, KeyManagerStatus
 from akv_exporter.ontap.keymanagers import BY_KIND, ENDPOINTS
-from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
+from akv_exporter.snapshot import ClusterSnapshot, EventCount, PollOutcome
 
 # NetApp's EMS text for ekmip.akv.volOffline: after 60 minutes of ONTAP's polls without a
 # successful answer from the key, the SVM's encrypted volumes go offline, where the key-manager
 # health policy has manage_volume_offline true (the exporter's estimate counts from its own
 # first failed poll).
 VOLUMES_OFFLINE_AFTER = 3600.0
+# NetApp's EMS reference (9.10.1 on): ekmip.akv.keyExpired (ERROR), the current version of the
+# AKV key has expired; ONTAP still unwraps the KEK with it and there is no interruption to data
+# availability. A warning, not an outage. "Recent" is the alert OntapAkvKeyExpired's window
+# (config/prometheus/alerts.yml): ONTAP's time of the event within the last 24 hours, on a
+# cluster that answers.
+KEY_EXPIRED_EVENT = "ekmip.akv.keyExpired"
+KEY_EXPIRED_WINDOW = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,8 @@ AZURE_UNREACHABLE = unreachable_state(BY_KIND["akv"])
 UNREACHABLE_STATES = tuple(unreachable_state(endpoint) for endpoint in ENDPOINTS)
 EKMIP_UNREACHABLE = "ekmip_unreachable"
 KEK_UNAVAILABLE = "kek_unavailable"
+# A cluster (never a configuration) whose ONTAP logged ekmip.akv.keyExpired recently.
+KEY_EXPIRED = "key_expired"
 PENDING = "pending"
 UNKNOWN = "unknown"
 INACTIVE = "inactive"
@@ -87,6 +98,7 @@ STATES = (
     *UNREACHABLE_STATES,
     EKMIP_UNREACHABLE,
     KEK_UNAVAILABLE,
+    KEY_EXPIRED,
     PENDING,
     UNKNOWN,
     INACTIVE,
@@ -191,6 +203,8 @@ class ClusterView:
     policy: str = POLICY_UNKNOWN  # ONTAP's AKV policy, as KeyManagerView.policy
     policy_note: str = ""  # why the policy is unknown, in words ("unknown on ONTAP 9.9.1")
     notes: tuple[str, ...] = ()  # informational lines (inactive configurations): no problem
+    # The latest ekmip.akv.keyExpired within KEY_EXPIRED_WINDOW (node, ONTAP's time); None: none.
+    key_expired: EventCount | None = None
 
     @property
     def needs_attention(self) -> bool:
@@ -238,6 +252,7 @@ class Summary:
     # Clusters that answered a key manager's GET with an error code NetApp documents for it
     # (KeyManagerEndpoint.get_errors): AKV's now, hence the name.
     clusters_akv_error: int
+    clusters_key_expired: int = 0  # clusters whose ONTAP logged ekmip.akv.keyExpired in 24 h
     volumes_offline: int = 0  # encrypted volumes offline in SVMs whose keys are in AKV
     volumes_at_stake: int = 0  # encrypted volumes of configurations that cannot reach Azure
 
@@ -300,7 +315,9 @@ def _coded(check: Check | None, what: str) -> str:
     return f"{detail}: {check.message}" if check.message else detail
 
 
-def _problems(snapshot: ClusterSnapshot, views: Iterable[KeyManagerView]) -> list[str]:
+def _problems(
+    snapshot: ClusterSnapshot, views: Iterable[KeyManagerView], key_expired: EventCount | None
+) -> list[str]:
     problems = []
     last = snapshot.last
     if last is not None and not snapshot.up:
@@ -342,6 +359,14 @@ def _problems(snapshot: ClusterSnapshot, views: Iterable[KeyManagerView]) -> lis
                 if not known
             ]
             problems.append(f"{where}: state unknown (ONTAP did not report {', '.join(missing)})")
+    if key_expired is not None:
+        at = datetime.fromtimestamp(key_expired.last_time, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        problems.append(
+            f"ONTAP logged {KEY_EXPIRED_EVENT} at {at} (node {key_expired.node}): the current "
+            "version of the Azure Key Vault key has expired; NetApp's EMS reference: ONTAP "
+            "still unwraps the KEK with it, no interruption to data availability; update the "
+            "key to an active, non-expired version in Azure Key Vault"
+        )
     return [" ".join(problem.split()) for problem in problems]
 
 
@@ -393,9 +418,25 @@ def _svms(status: KeyManagerStatus, snapshot: ClusterSnapshot) -> tuple[SvmVolum
     )
 
 
-def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
-    """Return the state and problems of one cluster from its latest snapshot."""
+def recent_key_expired(snapshot: ClusterSnapshot, now: float) -> EventCount | None:
+    """Return the latest ekmip.akv.keyExpired of the last 24 hours (ONTAP's time), if any.
+
+    As the alert OntapAkvKeyExpired: only while the cluster answers.
+    """
+    if not snapshot.up:
+        return None
+    events = [
+        e
+        for e in snapshot.blast.events
+        if e.name == KEY_EXPIRED_EVENT and e.last_time > now - KEY_EXPIRED_WINDOW
+    ]
+    return max(events, key=lambda e: e.last_time, default=None)
+
+
+def assess_cluster(snapshot: ClusterSnapshot, now: float) -> ClusterView:
+    """Return the state and problems of one cluster from its latest snapshot, at ``now``."""
     policy, note = policy_of(snapshot)
+    key_expired = recent_key_expired(snapshot, now)
     views = []
     for status in snapshot.key_managers:
         since = snapshot.unreachable_since.get(status.uuid)
@@ -420,10 +461,12 @@ def assess_cluster(snapshot: ClusterSnapshot) -> ClusterView:
         states += (refused_state(kind, error) for kind, error in snapshot.refused.items())
         if any(view.volumes_offline for view in views):
             states.append(VOLUMES_OFFLINE)
+        if key_expired is not None:
+            states.append(KEY_EXPIRED)
         state = min(states, key=urgency, default=INACTIVE if views else HEALTHY)
-    problems = tuple(_problems(snapshot, views))
+    problems = tuple(_problems(snapshot, views, key_expired))
     notes = tuple(_notes(views))
-    return ClusterView(snapshot, state, problems, tuple(views), policy, note, notes)
+    return ClusterView(snapshot, state, problems, tuple(views), policy, note, notes, key_expired)
 
 
 def verdict(
@@ -434,18 +477,19 @@ def verdict(
     unknown: int,
     kek: int,
     volumes_offline: int = 0,
+    key_expired: int = 0,
 ) -> str:
     """Return the fleet's verdict; first match wins: critical, unknown, warning, ok.
 
     Critical beats unknown: one vault that cannot be reached, or encrypted volumes offline in an
     SVM whose keys are in AKV, must page even while another cluster does not answer. Inactive
-    configurations change nothing.
+    configurations change nothing. A recent ekmip.akv.keyExpired is a warning, as its alert.
     """
     if unreachable or ekmip_unreachable or volumes_offline:
         return CRITICAL
     if unanswered or unknown:
         return UNKNOWN
-    if kek:
+    if kek or key_expired:
         return WARNING
     return OK
 
@@ -470,6 +514,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         refused_state(kind, error) for c in answered for kind, error in c.snapshot.refused.items()
     ]
     offline = sum(v.volumes_offline or 0 for v in views)
+    key_expired = sum(1 for c in clusters if c.key_expired is not None)
     return Summary(
         status=verdict(
             unreachable=unreachable + sum(state in UNREACHABLE_STATES for state in refused),
@@ -478,6 +523,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
             unknown=count(UNKNOWN),
             kek=kek + refused.count(KEK_UNAVAILABLE),
             volumes_offline=offline,
+            key_expired=key_expired,
         ),
         clusters=len(clusters),
         clusters_up=sum(1 for c in clusters if c.snapshot.up),
@@ -491,6 +537,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         configurations_inactive=count(INACTIVE),
         ekmip_nodes_down=sum(len(c.ekmip_nodes_down) for c in clusters),
         clusters_akv_error=len(answered),
+        clusters_key_expired=key_expired,
         volumes_offline=offline,
         volumes_at_stake=sum(v.volumes_at_stake or 0 for v in views),
     )
@@ -498,7 +545,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
 
 def assess(snapshots: Iterable[ClusterSnapshot], exporter: ExporterInfo, now: float) -> FleetStatus:
     """Return the fleet's status from the latest snapshots, in the order given."""
-    clusters = tuple(assess_cluster(snapshot) for snapshot in snapshots)
+    clusters = tuple(assess_cluster(snapshot, now) for snapshot in snapshots)
     return FleetStatus(now, exporter, summarize(clusters), clusters)
 
 
@@ -638,4 +685,7 @@ def _cluster_json(view: ClusterView) -> dict[str, Any]:
             for kind, kind_words in KEY_MANAGER_WORDS.items()
         },
         "key_manager": _blast_radius_json(view),
+        "key_expired": None
+        if (expired := view.key_expired) is None
+        else {"event": expired.name, "node": expired.node, "time": expired.last_time},
     }

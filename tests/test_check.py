@@ -17,6 +17,7 @@ from tests.helpers import (
     check,
     closed_port_url,
     config_for,
+    event,
     perfdata,
 )
 
@@ -40,6 +41,7 @@ async def test_healthy_fleet_exits_0(make_ontap, tmp_path):
         "akv_errors": "0",
         "volumes_at_stake": "0",
         "volumes_offline": "0",
+        "key_expired": "0",
     }
     assert rest[0].split() == ["CLUSTER", "CONFIGURATION", "STATE", "AZURE", "KEK", "EKMIP"]
     assert "c1 svm vs2 INACTIVE unknown unknown unknown" in [" ".join(r.split()) for r in rest]
@@ -51,6 +53,22 @@ async def test_kek_unavailable_is_a_warning(fake_ontap, tmp_path):
     assert code == 1
     assert out.startswith("AKV WARNING - 1 of 1 KEKs unavailable | ")
     assert "c0: svm vs1: KEK unavailable (code 65537551): Top-level" in out
+
+
+async def test_a_key_expired_event_of_the_last_24_hours_is_a_warning(make_ontap, tmp_path):
+    # As the alert OntapAkvKeyExpired: ONTAP's event time within 24 hours; an older one is history.
+    recent, old = await make_ontap(), await make_ontap()
+    recent.events = [event("n1", 5, time.time() - 3600, "ekmip.akv.keyExpired")]
+    old.events = [event("n1", 5, time.time() - 25 * 3600, "ekmip.akv.keyExpired")]
+    code, out, _ = await check(config_for(tmp_path, recent.url, old.url))
+    first, *rest = out.splitlines()
+    assert code == 1, out
+    assert first.startswith(
+        "AKV WARNING - 1 cluster logged ekmip.akv.keyExpired in the last 24 h | "
+    )
+    assert perfdata(first)["key_expired"] == "1"
+    assert any(line.startswith("c0: ONTAP logged ekmip.akv.keyExpired at ") for line in rest)
+    assert not any(line.startswith("c1: ") and "keyExpired" in line for line in rest)
 
 
 async def test_unreachable_vault_is_critical_even_while_another_cluster_is_down(

@@ -19,6 +19,7 @@ from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.simulator import SimulatorOptions, start_simulator
 from akv_exporter.simulator.fleet import RELEASES
+from akv_exporter.web.status import render_page
 from tests.helpers import check, find, started
 
 VERSIONS = [".".join(map(str, version)).removesuffix(".0") for version, _ in RELEASES]
@@ -161,6 +162,40 @@ async def test_an_inactive_second_configuration_needs_no_attention_on_any_releas
     assert "Problems:" not in out and out.count("inactive configuration 'migration'") == len(
         inactive
     )
+
+
+async def test_key_expired_is_a_warning_on_every_release_that_logs_it(release_fleet):
+    """NetApp's EMS reference lists ekmip.akv.keyExpired from 9.10.1; the simulator, as ONTAP,
+    refuses it before. Where it is logged the cluster reads key_expired, never healthy."""
+    simulator, config = release_fleet
+    logged = []
+    async with aiohttp.ClientSession() as http:
+        for version in VERSIONS:
+            url = f"{simulator.control_url}/simulator/clusters/{_name(version)}/events"
+            body = json.dumps({"name": "ekmip.akv.keyExpired"})
+            async with http.post(url, data=body) as response:
+                assert response.status in (200, 201, 400), await response.text()
+                if response.status != 400:
+                    logged.append(_name(version))
+    assert logged and len(logged) < len(VERSIONS)  # both sides of 9.10.1
+    # The events are a slow poll, after the AKV poll that makes the exporter ready: poll both.
+    exporter = Exporter(config, process_metrics=False)
+    try:
+        await asyncio.wait_for(exporter.poll_all(), 60)
+        fleet = exporter.status()
+    finally:
+        await exporter.stop()
+    status, page = fleet.to_json(), render_page(fleet)
+    states = {cluster["name"]: cluster["state"] for cluster in status["clusters"]}
+    assert states == {
+        _name(v): "key_expired" if _name(v) in logged else "healthy" for v in VERSIONS
+    }
+    assert status["summary"]["clusters_key_expired"] == len(logged)
+    assert status["summary"]["status"] == "warning"
+    assert page.count("KEY VERSION EXPIRED</span>") == len(logged)
+    code, out, _ = await check(config)
+    assert code == 1, out
+    assert f"{len(logged)} clusters logged ekmip.akv.keyExpired" in out.splitlines()[0]
 
 
 async def test_outage_is_critical_on_every_release(release_fleet):

@@ -9,12 +9,12 @@ from html.parser import HTMLParser
 import aiohttp
 import pytest
 
-from akv_exporter.check import table
+from akv_exporter.check import exit_code, status_line, table
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.keymanager import parse_records
 from akv_exporter.ontap.volumes import parse_volumes
-from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, PollOutcome
+from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, EventCount, PollOutcome
 from akv_exporter.status import (
     VOLUMES_OFFLINE_AFTER,
     ExporterInfo,
@@ -78,7 +78,7 @@ class Elements(HTMLParser):
 
 
 def test_inactive_configuration_is_inactive_never_healthy():
-    view = assess_cluster(snapshot("c1", [akv_record(enabled=False)]))
+    view = assess_cluster(snapshot("c1", [akv_record(enabled=False)]), NOW)
     assert view.state == "inactive"
     assert view.key_managers[0].status.service is None
     assert view.problems == ()  # informational: a note, not a problem
@@ -122,7 +122,7 @@ def test_a_cluster_whose_only_configuration_is_inactive_is_listed_as_inactive_no
 def test_configuration_without_advanced_fields_is_unknown():
     record = akv_record()
     del record["azure_reachability"], record["ekmip_reachability"]
-    view = assess_cluster(snapshot("c1", [record]))
+    view = assess_cluster(snapshot("c1", [record]), NOW)
     assert view.state == "unknown"
     assert view.problems == (
         "svm vs1: state unknown (ONTAP did not report azure_reachability, ekmip_reachability)",
@@ -130,14 +130,14 @@ def test_configuration_without_advanced_fields_is_unknown():
 
 
 def test_a_down_cluster_is_down_whatever_its_last_known_configurations_say():
-    view = assess_cluster(snapshot("c1", [akv_record()], up=False))
+    view = assess_cluster(snapshot("c1", [akv_record()], up=False), NOW)
     assert view.state == "down"
     assert view.problems[0] == "cluster not answering (timeout): x: no"
 
 
 def test_unreachable_configuration_carries_its_volumes_offline_deadline():
     records = [akv_record("u1", reachable=False)]
-    view = assess_cluster(snapshot("c1", records, unreachable_since={"u1": NOW - 600}))
+    view = assess_cluster(snapshot("c1", records, unreachable_since={"u1": NOW - 600}), NOW)
     assert view.state == "azure_unreachable"
     assert view.key_managers[0].volumes_offline_deadline == NOW - 600 + VOLUMES_OFFLINE_AFTER
 
@@ -196,6 +196,61 @@ def test_volumes_are_at_stake_only_where_the_summary_counts_them():
     assert '<span class="bad">3 encrypted volumes at stake in SVM vs1</span>' in page
     assert "2 encrypted volumes in SVM vs2" in page
     assert page.count(" at stake in SVM ") == 1
+
+
+def key_expired(ago: float) -> BlastRadius:
+    """ONTAP's log with one ekmip.akv.keyExpired ``ago`` seconds before NOW (ONTAP's time)."""
+    return BlastRadius(events=(EventCount("n1", "ekmip.akv.keyExpired", 0, NOW - ago),))
+
+
+def test_a_recent_key_expired_event_is_a_warning_on_every_surface():
+    # NetApp's EMS reference: keyExpired (ERROR), no interruption to data availability. Recent
+    # is the alert OntapAkvKeyExpired's window: ONTAP's event time within 24 hours.
+    fleet = assess(
+        [
+            snapshot("c1", [akv_record()], blast=key_expired(2 * 3600)),
+            snapshot("c2", [akv_record()], blast=key_expired(25 * 3600)),  # too old
+        ],
+        INFO,
+        NOW,
+    )
+    c1, c2 = fleet.clusters
+    # As the alert, only while the cluster answers: a down cluster is down, no more.
+    c3 = assess_cluster(snapshot("c3", [akv_record()], blast=key_expired(60), up=False), NOW)
+    assert (c1.state, c2.state, c3.state) == ("key_expired", "healthy", "down")
+    assert c1.problems == (
+        "ONTAP logged ekmip.akv.keyExpired at 2023-11-14 20:15:00 UTC (node n1): the current "
+        "version of the Azure Key Vault key has expired; NetApp's EMS reference: ONTAP still "
+        "unwraps the KEK with it, no interruption to data availability; update the key to an "
+        "active, non-expired version in Azure Key Vault",
+    )
+    assert not any("keyExpired" in problem for problem in c3.problems)
+    summary = fleet.summary
+    assert (summary.status, summary.clusters_key_expired) == ("warning", 1)
+    document = fleet.to_json()
+    validate(document)
+    assert document["clusters"][0]["key_expired"] == {
+        "event": "ekmip.akv.keyExpired",
+        "node": "n1",
+        "time": NOW - 7200,
+    }
+    assert document["clusters"][1]["key_expired"] is None
+    attention, healthy = render_page(fleet).split('<section id="healthy">')
+    assert 'data-name="c1"' in attention and 'data-name="c1"' not in healthy
+    assert '<span class="state warn">KEY VERSION EXPIRED</span> c1' in attention
+    assert "ONTAP logged ekmip.akv.keyExpired at 2023-11-14 20:15:00 UTC" in attention
+    assert 'data-name="c2"' in healthy
+    assert exit_code(summary) == 1
+    assert "1 cluster logged ekmip.akv.keyExpired in the last 24 h" in status_line(summary)
+    assert "c1: ONTAP logged ekmip.akv.keyExpired" in "\n".join(table(fleet))
+
+
+def test_key_expired_never_hides_a_worse_state_or_the_verdict_precedence():
+    unreachable = snapshot("c1", [akv_record(reachable=False)], blast=key_expired(60))
+    fleet = assess([unreachable], INFO, NOW)
+    assert fleet.clusters[0].state == "azure_unreachable"
+    assert fleet.summary.status == "critical"
+    assert any("keyExpired" in problem for problem in fleet.clusters[0].problems)
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -318,6 +373,7 @@ async def test_status_api_matches_its_schema_and_never_shows_secrets(make_ontap,
         "configurations_inactive": 1,
         "ekmip_nodes_down": 0,
         "clusters_akv_error": 0,
+        "clusters_key_expired": 0,
         "volumes_offline": 0,
         "volumes_at_stake": 0,
     }

@@ -120,7 +120,7 @@ async def fleet(make_ontap, tmp_path):
         event(node, 400 + n, now - 1140, "ekmip.akv.notAvailable")
         for n, node in enumerate(nodes_of("fra-prod-02", 2))
     ]
-    fakes["ams-prod-01"].events = [event("ams-prod-01-01", 91, now - 7200, "ekmip.akv.keyExpired")]
+    fakes["dub-dr-01"].events = [event("dub-dr-01-01", 91, now - 7200, "ekmip.akv.keyExpired")]
     # The incident: vs_payments cannot reach its vault; the dev cluster's old SVM is disabled.
     payments = fakes["fra-prod-02"].records[0]
     fakes["fra-prod-02"].records[0] = vault_record(
@@ -173,8 +173,8 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
             assert names == [
                 "lon-prod-03",
                 "fra-prod-02",
-                "ams-prod-01",
                 "dub-dr-01",
+                "ams-prod-01",
                 "nyc-prod-04",
                 "par-dev-01",
             ]
@@ -183,6 +183,10 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
             incident = page.locator('article[data-name="fra-prod-02"]')
             assert await incident.locator("h3 .state").inner_text() == "AZURE UNREACHABLE"
             assert "min left" in await incident.inner_text()
+            # ONTAP logged ekmip.akv.keyExpired two hours ago: a warning, never "healthy".
+            expired = page.locator('article[data-name="dub-dr-01"]')
+            assert await expired.locator("h3 .state").inner_text() == "KEY VERSION EXPIRED"
+            assert "ONTAP logged ekmip.akv.keyExpired at" in await expired.inner_text()
             # An inactive configuration is a note: its cluster is a healthy row, not a problem.
             inactive = page.locator('tr[data-name="par-dev-01"]')
             assert await inactive.locator("td .state").first.inner_text() == "HEALTHY"

@@ -28,6 +28,8 @@ from akv_exporter.status import (
     HEALTHY,
     INACTIVE,
     KEK_UNAVAILABLE,
+    KEY_EXPIRED,
+    KEY_EXPIRED_EVENT,
     KEY_MANAGER_WORDS,
     OK,
     PENDING,
@@ -59,13 +61,17 @@ STATE_TEXT = {
     },
     EKMIP_UNREACHABLE: ("EKMIP UNREACHABLE", "bad"),
     KEK_UNAVAILABLE: ("KEK UNAVAILABLE", "warn"),
+    KEY_EXPIRED: ("KEY VERSION EXPIRED", "warn"),  # EMS ekmip.akv.keyExpired in the last 24 h
     PENDING: ("NOT POLLED YET", "unknown"),
     UNKNOWN: ("UNKNOWN", "unknown"),
     INACTIVE: ("INACTIVE", "unknown"),
     HEALTHY: ("HEALTHY", "ok"),
 }
 # ONTAP's AKV events shown in red: it acted (volumes offline), or the vault went away.
-BAD_EVENTS = ("ekmip.akv.volOffline", "ekmip.akv.notAvailable", "ekmip.akv.keyExpired")
+BAD_EVENTS = ("ekmip.akv.volOffline", "ekmip.akv.notAvailable")
+# In amber, as the cluster's KEY VERSION EXPIRED: NetApp's EMS text for ekmip.akv.keyExpired says
+# there is no interruption to data availability.
+WARN_EVENTS = (KEY_EXPIRED_EVENT,)
 VERDICT_TEXT = {
     CRITICAL: ("CRITICAL", "bad"),
     UNKNOWN: ("UNKNOWN", "unknown"),
@@ -164,6 +170,7 @@ def _environment() -> jinja2.Environment:
         state_text=STATE_TEXT,
         verdict_text=VERDICT_TEXT,
         bad_events=BAD_EVENTS,
+        warn_events=WARN_EVENTS,
         # Column headers over every kind of key manager: "Azure" and "vault" for AKV.
         service_header="/".join(w.short for w in KEY_MANAGER_WORDS.values()),
         target_header="/".join(w.target for w in KEY_MANAGER_WORDS.values()),
