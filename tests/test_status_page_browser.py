@@ -1,7 +1,8 @@
 """The status page in a real browser (Debian's headless Chromium via Playwright).
 
 A realistic fleet of FakeOntap clusters with an incident: one SVM's vault unreachable for 20
-minutes, one cluster not answering, one configuration inactive. The page must put the problems
+minutes, one cluster not answering, one cluster whose ONTAP logged ekmip.akv.keyExpired two
+hours ago, one configuration inactive (a note, not a problem). The page must put the problems
 first, filter rows as the reader types, keep the filter across its auto-refresh, and show a change
 after the next refresh. It takes a screenshot (`make screenshot` puts it in docs/images/).
 """
@@ -120,7 +121,12 @@ async def fleet(make_ontap, tmp_path):
         event(node, 400 + n, now - 1140, "ekmip.akv.notAvailable")
         for n, node in enumerate(nodes_of("fra-prod-02", 2))
     ]
-    fakes["dub-dr-01"].events = [event("dub-dr-01-01", 91, now - 7200, "ekmip.akv.keyExpired")]
+    expired = event("dub-dr-01-01", 91, now - 7200, "ekmip.akv.keyExpired")
+    expired["log_message"] = (
+        "ekmip.akv.keyExpired: The current version of the key of the Azure Key Vault "
+        '"https://kv-dub-dr.vault.azure.net/" (default) has expired.'
+    )
+    fakes["dub-dr-01"].events = [expired]
     # The incident: vs_payments cannot reach its vault; the dev cluster's old SVM is disabled.
     payments = fakes["fra-prod-02"].records[0]
     fakes["fra-prod-02"].records[0] = vault_record(
