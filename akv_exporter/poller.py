@@ -302,8 +302,14 @@ class Poller:
                     if due is not None and self.on_lateness is not None:
                         self.on_lateness(loop.time() - due)
                     refreshed = await self.refresh(entry.config.key)
-                    # The slow polls (policy, volumes, events) follow when due, as in check's.
-                    await self.poll_blast_radius(entry.config.key)
+                # The slow polls (policy, volumes, events) follow when due, queued again for
+                # the cap, and the first ones only once the fleet's first round is over: held
+                # across both, the cap let each cluster's first slow polls (three more answers)
+                # delay the fleet's first full view four times over.
+                if entry.radius.due():
+                    await self.ready.wait()
+                    async with self._semaphore:
+                        await self.poll_blast_radius(entry.config.key)
                 if refreshed.cached and entry.completed_at is not None:
                     since = loop.time() - entry.completed_at
             except Exception:  # the schedule must outlive any bug; the next poll tries again

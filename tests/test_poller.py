@@ -290,6 +290,42 @@ async def test_the_global_concurrency_cap_holds(make_ontap, tmp_path):
     await exporter.stop()
 
 
+async def test_slow_polls_never_hold_up_the_fleets_first_view(make_ontap, tmp_path):
+    """The first slow polls (policy, volumes, events) wait for every cluster's first AKV poll.
+
+    With the cap at one, the first cluster's slow polls used to keep the only slot while the
+    second cluster waited for its AKV poll: at 1,000 clusters, a first view four times later.
+    """
+    asked: list[str] = []
+    never = asyncio.Event()
+
+    async def akv(_request):
+        asked.append("akv")
+        return web.json_response({"records": [akv_record()], "num_records": 1})
+
+    async def hang(request):
+        asked.append(request.path)
+        await never.wait()
+
+    fakes = [await make_ontap() for _ in range(2)]
+    for fake in fakes:
+        fake.handler = akv
+        fake.key_manager_config = fake.volumes = fake.events = hang
+    poll = "  concurrency: 1\n"
+    exporter = Exporter(config_for(tmp_path, *(f.url for f in fakes), poll=poll))
+    await exporter.start()
+    try:
+        await asyncio.wait_for(exporter.wait_ready(), 60)  # hang guard, not a timing
+        assert all(s.up for s in exporter.snapshots().values())
+        # ... and then the slow polls follow, within the cap: one cluster's at a time.
+        while "/api/security/key-manager-configs" not in asked:
+            await asyncio.sleep(0.02)
+        assert asked[:3] == ["akv", "akv", "/api/security/key-manager-configs"]
+    finally:
+        never.set()
+        await exporter.stop()
+
+
 async def test_a_failed_poll_logs_one_line_naming_cluster_endpoint_and_reason(
     fake_ontap, tmp_path, caplog
 ):
