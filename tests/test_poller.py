@@ -277,6 +277,36 @@ async def test_reload_keeps_an_unchanged_clusters_connection(make_ontap, tmp_pat
     await exporter.stop()
 
 
+async def test_an_answer_byte_for_byte_the_last_is_not_decoded_again(
+    fake_ontap, tmp_path, monkeypatch
+):
+    """Most polls bring the same bytes: neither decoded nor parsed again, yet a change shows."""
+    import akv_exporter.ontap.client as client_module
+
+    decoded: list[bytes] = []
+    real = client_module.decode_json
+
+    def counting(body: bytes):
+        decoded.append(body)
+        return real(body)
+
+    monkeypatch.setattr(client_module, "decode_json", counting)
+    exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
+    await exporter.poll_all()  # identity and AKVs (fields=**), both decoded
+    await exporter.poll_all()  # AKVs with the release's fields: a new query, decoded
+    asked = len(decoded)
+    await exporter.poll_all()
+    await exporter.poll_all()
+    assert len(decoded) == asked  # the same bytes twice: not decoded again
+    assert find(exporter.scrape(), "ontap_akv_azure_reachable", cluster="c0") == [1.0]
+
+    fake_ontap.records = [akv_record(reachable=False)]
+    await exporter.poll_all()
+    assert len(decoded) == asked + 1
+    assert find(exporter.scrape(), "ontap_akv_azure_reachable", cluster="c0") == [0.0]
+    await exporter.stop()
+
+
 async def test_the_global_concurrency_cap_holds(make_ontap, tmp_path):
     fakes = [await make_ontap() for _ in range(4)]
     slow = InFlight()

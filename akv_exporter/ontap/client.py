@@ -42,6 +42,16 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"akv-exporter/{__version__}"
 _INVALID_FIELD = "262197"
+
+
+class _Unchanged:
+    """What get() and key_manager_records() return for an answer byte for byte the caller's last."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Any = _Unchanged()
 # NetApp's REST reference: `fields=**` is "all fields including those requiring additional
 # server processing" (the advanced ones), whatever the release has: no field can be refused.
 EVERY_FIELD = "**"
@@ -145,11 +155,13 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Build a JSON object, refusing a key given twice (which of the two would ONTAP mean?)."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {json.dumps(key)[:80]}")
-        result[key] = value
+    result = dict(pairs)  # in C; only an object with a repeated key comes out shorter
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {json.dumps(key)[:80]}")
+            seen.add(key)
     return result
 
 
@@ -223,6 +235,7 @@ class OntapClient:
         # Per endpoint path, a digest of its last answer (every page): the poller parses the
         # records again only when it changed, which in steady state it rarely does.
         self.digests: dict[str, bytes] = {}
+        self._links: dict[tuple, str] = {}  # a collection's parameters -> its first link
         self._origin = urlsplit(self.base_url)
 
     def _ssl(self) -> ssl.SSLContext | bool:
@@ -321,18 +334,22 @@ class OntapClient:
         *,
         close: bool = False,
         digest: hashlib.blake2b | None = None,
-    ) -> Mapping[str, Any]:
+        unchanged_if: bytes | None = None,
+    ) -> Any:
         """Return the decoded JSON object answering a GET; OntapError when it cannot.
 
         Honours Retry-After on 429/503 while the wait fits before ``deadline`` (loop time), and
         re-reads the credentials once on a 401 when they come from a command, file or variable.
         ``close`` asks for the connection to be closed after the answer instead of kept alive;
-        ``digest`` is updated with the answer's body.
+        ``digest`` is updated with the answer's body. When the digest then equals
+        ``unchanged_if``, the body is not decoded and ``UNCHANGED`` is returned.
         """
         endpoint = path_and_query.split("?", 1)[0]
         self._asking.append(endpoint)
         try:
-            answer = await self._get(path_and_query, endpoint, deadline, close, digest)
+            answer = await self._get(
+                path_and_query, endpoint, deadline, close, digest, unchanged_if
+            )
         except asyncio.CancelledError:
             raise  # left in _asking: the poll's timeout message names it
         except BaseException:
@@ -348,6 +365,7 @@ class OntapClient:
         deadline: float,
         close: bool,
         digest: hashlib.blake2b | None,
+        unchanged_if: bytes | None,
     ) -> Any:
         refreshed = False
         while True:
@@ -411,6 +429,8 @@ class OntapClient:
                 raise self._http_error(status, endpoint, body, wait)
             if digest is not None:
                 digest.update(body)
+                if unchanged_if is not None and digest.digest() == unchanged_if:
+                    return UNCHANGED  # the very bytes already decoded and parsed: not again
             return self._decode(body, endpoint, response.content_type)
 
     async def _read(self, response: aiohttp.ClientResponse, endpoint: str) -> bytes:
@@ -484,16 +504,30 @@ class OntapClient:
         params: Mapping[str, str],
         deadline: float,
         digest: hashlib.blake2b | None = None,
-    ) -> list[Any]:
-        """Return every record of a collection, following ``_links.next`` exactly as given."""
-        link: str | None = f"{path}?{urlencode(params, safe=',*')}"
+        unchanged_if: bytes | None = None,
+    ) -> Any:
+        """Return every record of a collection, following ``_links.next`` exactly as given.
+
+        ``UNCHANGED`` instead when the first page's digest equals ``unchanged_if``: the digest
+        of an earlier answer of one page, byte for byte this one (so no next page either).
+        """
+        key = (path, *params.items())
+        link: str | None = self._links.get(key)
+        if link is None:
+            if len(self._links) >= 8:  # the same few collections every poll
+                self._links.clear()
+            link = self._links[key] = f"{path}?{urlencode(params, safe=',*')}"
         seen: set[str] = set()
         records: list[Any] = []
-        for _page in range(self._max_pages):
+        for page in range(self._max_pages):
             if link is None:
                 return records
             seen.add(link)
-            body = await self.get(link, deadline, digest=digest)
+            body = await self.get(
+                link, deadline, digest=digest, unchanged_if=None if page else unchanged_if
+            )
+            if body is UNCHANGED:
+                return UNCHANGED
             if not isinstance(body, Mapping) or not isinstance(body.get("records", []), list):
                 raise OntapError("invalid_response", path, "answer has no records list", 200)
             records.extend(body.get("records", []))
@@ -523,14 +557,17 @@ class OntapClient:
         release: Release | None = None,
         *,
         every_field: bool = False,
-    ) -> list[Any]:
+        unchanged_if: bytes | None = None,
+    ) -> Any:
         """Return every record of a key-manager endpoint, with the fields the release has.
 
         The fields asked for are those the cluster's release has (from GET /api/cluster). Should
         the cluster refuse one anyway (error 262197), the endpoint's fallback set is asked
         instead, and again for as long as the cluster stays on that release. ``every_field``
         asks ``fields=**`` (every field the release has, advanced ones included), for when the
-        release is not known yet. ``digests[endpoint.path]`` identifies the answer.
+        release is not known yet. ``digests[endpoint.path]`` identifies the answer; when it
+        equals ``unchanged_if`` (the digest of an answer the caller still holds parsed), the
+        answer is not decoded and ``UNCHANGED`` is returned instead of records.
         """
         remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
         fields = EVERY_FIELD if every_field else endpoint.fields(release)
@@ -544,7 +581,9 @@ class OntapClient:
         self.digests.pop(endpoint.path, None)
         digest = hashlib.blake2b(digest_size=16)
         try:
-            records = await self.get_collection(endpoint.path, params, deadline, digest)
+            records = await self.get_collection(
+                endpoint.path, params, deadline, digest, unchanged_if
+            )
         except OntapError as error:
             if error.ontap_code != _INVALID_FIELD or fields == endpoint.fallback_fields:
                 raise
