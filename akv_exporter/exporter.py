@@ -150,6 +150,10 @@ class Exporter:
         """Return the whole /metrics body."""
         return self.exposition.scrape(openmetrics=openmetrics, gzipped=gzipped)
 
+    def scrape_parts(self, *, openmetrics: bool = False, gzipped: bool = False) -> list[bytes]:
+        """Return the whole /metrics body as the parts it is made of, to be sent in turn."""
+        return self.exposition.parts(openmetrics=openmetrics, gzipped=gzipped)
+
     def info(self) -> ExporterInfo:
         """Return the exporter's own health, as the status surfaces show it."""
         return ExporterInfo(

@@ -18,8 +18,9 @@ The output for one healthy SVM configuration on a two-node cluster looks like::
 
 from __future__ import annotations
 
-import gzip
+import functools
 import platform
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -283,18 +284,38 @@ def labels_text(pairs: Iterable[tuple[str, str]]) -> str:
     return ",".join(f'{name}="{escape_label_value(value)}"' for name, value in pairs)
 
 
-class _Samples:
-    """Collects sample lines per family for one cluster, all sharing the cluster's labels."""
+Labels = tuple[tuple[str, str], ...]
+_PREFIXES_KEPT = 512  # series names remembered per cluster; more (a flood of messages) start over
 
-    def __init__(self, base: Sequence[tuple[str, str]]):
+
+class _Samples:
+    """Collects sample lines per family for one cluster, all sharing the cluster's labels.
+
+    ``prefixes`` remembers each series' rendered name and labels between polls of the cluster
+    (the caller keeps it while the cluster's own labels stay): a poll changes values, rarely
+    series, and escaping and joining labels was most of rendering a poll.
+    """
+
+    def __init__(self, base: Labels, prefixes: dict[tuple[str, Labels], str] | None = None):
         self.base = labels_text(base)
         self.lines: dict[str, list[str]] = {}
+        self._prefixes = {} if prefixes is None else prefixes
 
-    def add(self, family: Family, labels: Sequence[tuple[str, str]], value: float) -> None:
-        extra = labels_text(labels)
-        inner = ",".join(part for part in (self.base, extra) if part)
-        series = f"{family.name}{{{inner}}}" if inner else family.name
-        self.lines.setdefault(family.name, []).append(f"{series} {format_value(value)}\n")
+    def add(self, family: Family, labels: Labels, value: float) -> None:
+        prefix = self._prefixes.get((family.name, labels))
+        if prefix is None:
+            extra = labels_text(labels)
+            inner = ",".join(part for part in (self.base, extra) if part)
+            prefix = f"{family.name}{{{inner}}} " if inner else f"{family.name} "
+            if len(self._prefixes) >= _PREFIXES_KEPT:
+                self._prefixes.clear()
+            self._prefixes[(family.name, labels)] = prefix
+        line = prefix + format_value(value) + "\n"
+        lines = self.lines.get(family.name)
+        if lines is None:
+            self.lines[family.name] = [line]
+        else:
+            lines.append(line)
 
     def encoded(self) -> dict[str, bytes]:
         return {name: "".join(lines).encode() for name, lines in self.lines.items()}
@@ -312,7 +333,7 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
 
 def render_key_managers(snapshot: ClusterSnapshot) -> dict[str, bytes]:
     """Return the samples of a cluster's key-manager configurations (most of its samples)."""
-    out = _Samples((("cluster", snapshot.name), *snapshot.labels))
+    out = _Samples(cluster_labels(snapshot))
     for status in snapshot.key_managers:
         families = KEY_MANAGER_FAMILIES[status.kind]
         ident = (("svm", status.svm), ("uuid", status.uuid))
@@ -349,9 +370,40 @@ def render_key_managers(snapshot: ClusterSnapshot) -> dict[str, bytes]:
     return out.encoded()
 
 
-def render_state(snapshot: ClusterSnapshot) -> dict[str, bytes]:
-    """Return the samples of the cluster itself: its poll, identity and requests."""
-    out = _Samples((("cluster", snapshot.name), *snapshot.labels))
+def cluster_labels(snapshot: ClusterSnapshot) -> Labels:
+    """Return the labels every series of a cluster carries: its name, then configured ones."""
+    return (("cluster", snapshot.name), *snapshot.labels)
+
+
+def render_state(
+    snapshot: ClusterSnapshot, prefixes: dict[tuple[str, Labels], str] | None = None
+) -> dict[str, bytes]:
+    """Return the samples of the cluster itself: its poll, identity and requests.
+
+    ``prefixes``: the cluster's series names remembered from its earlier polls (_Samples).
+    """
+    return {**render_settled(snapshot, prefixes), **render_poll(snapshot, prefixes)}
+
+
+def settled_source(snapshot: ClusterSnapshot) -> tuple:
+    """Return what ``render_settled`` renders from: equal sources render the same samples."""
+    return (
+        snapshot.refused,
+        snapshot.identity,
+        snapshot.up,
+        snapshot.poll_errors,
+        snapshot.skipped_records,
+        snapshot.blast,
+        snapshot.key_managers,
+    )
+
+
+def render_settled(
+    snapshot: ClusterSnapshot, prefixes: dict[tuple[str, Labels], str] | None = None
+) -> dict[str, bytes]:
+    """Return the cluster's samples that most polls leave as they were: identity, up, errors,
+    skipped records and the slow polls' (blast radius) series."""
+    out = _Samples(cluster_labels(snapshot), prefixes)
     for kind, error in snapshot.refused.items():
         message = label_message(error.message)
         family = KEY_MANAGER_FAMILIES[kind].get_error
@@ -360,19 +412,27 @@ def render_state(snapshot: ClusterSnapshot) -> dict[str, bytes]:
         identity = snapshot.identity
         out.add(CLUSTER_INFO, (("cluster_uuid", identity.uuid), ("version", identity.version)), 1)
     out.add(CLUSTER_UP, (), snapshot.up)
-    if snapshot.last_success is not None:
-        out.add(CLUSTER_LAST_SUCCESS, (), snapshot.last_success)
-    if snapshot.last is not None:
-        out.add(CLUSTER_POLL_DURATION, (), snapshot.last.duration)
     for reason in REASONS:
         out.add(CLUSTER_POLL_ERRORS, (("reason", reason),), snapshot.poll_errors.get(reason, 0))
-    for status, count in sorted(snapshot.requests.items()):
-        out.add(CLUSTER_REQUESTS, (("status", status),), count)
     out.add(CLUSTER_SKIPPED, (), snapshot.skipped_records)
     # An SVM with its own AKV configuration and no encrypted volume shows 0, not nothing, so
     # OntapAkvKekUnavailable can stay quiet for it (NetApp: no KEK to wrap before a volume).
     svms = {km.svm for km in snapshot.key_managers if km.svm}
     _render_blast_radius(out, snapshot.blast, svms)
+    return out.encoded()
+
+
+def render_poll(
+    snapshot: ClusterSnapshot, prefixes: dict[tuple[str, Labels], str] | None = None
+) -> dict[str, bytes]:
+    """Return the cluster's samples every poll changes: its time, duration and requests."""
+    out = _Samples(cluster_labels(snapshot), prefixes)
+    if snapshot.last_success is not None:
+        out.add(CLUSTER_LAST_SUCCESS, (), snapshot.last_success)
+    if snapshot.last is not None:
+        out.add(CLUSTER_POLL_DURATION, (), snapshot.last.duration)
+    for status, count in sorted(snapshot.requests.items()):
+        out.add(CLUSTER_REQUESTS, (("status", status),), count)
     return out.encoded()
 
 
@@ -450,27 +510,55 @@ def _process_registry() -> CollectorRegistry:
     return registry
 
 
+@functools.cache
+def _header(family: Family, openmetrics: bool) -> bytes:
+    return family.header(openmetrics)
+
+
+def _gzip_member(*chunks: bytes) -> bytes:
+    """Return ``chunks`` as one gzip member (header and trailer included), compressed quickly.
+
+    Fed to zlib in turn, not joined first: a family's samples run to megabytes at 5,000
+    clusters.
+    """
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: gzip framing, mtime 0
+    return b"".join([*(compressor.compress(chunk) for chunk in chunks), compressor.flush()])
+
+
 class Exposition:
     """The pre-rendered /metrics body, updated one cluster at a time.
 
-    At fleet scale a scrape must not cost what the fleet's size costs: each family's samples
-    from every cluster are joined (and gzip-compressed, as a gzip member of their own) once, and
-    again only after a cluster's samples of that family changed. Between two polls of a cluster
-    only its poll time, duration and request counters change, so a scrape re-joins and
-    re-compresses those few small families and reuses the key-manager ones, most of the bytes.
+    At fleet scale a scrape must not cost what the fleet's size costs. Each family keeps every
+    cluster's samples of it (in the order clusters were first published) and their join, made
+    again only after a cluster's samples of that family changed; gzip-compressed, each family is
+    a gzip member of its own, compressed again on the same condition. Between two polls of a
+    cluster only its poll time, duration and request counters change, so a scrape re-joins and
+    re-compresses those few families and reuses the rest, most of the bytes. The body goes out
+    as those parts (``parts``), never copied into one string first.
     """
 
     def __init__(self, *, process_metrics: bool = True):
+        # cluster key -> family -> its samples; in the order clusters were first published.
         self._fragments: dict[str, dict[str, bytes]] = {}
+        # family -> cluster key -> samples: what a family's join is made of.
+        self._families: dict[str, dict[str, bytes]] = {f.name: {} for f in CLUSTER_FAMILIES}
+        self._position: dict[str, int] = {}  # cluster key -> its place in _fragments
+        self._published = 0
+        self._unordered: set[str] = set()  # families whose clusters are out of that order
+        self._joined: dict[str, bytes] = {}  # family -> every cluster's samples, in order
+        self._members: dict[tuple[str, bool], tuple[bytes, bytes]] = {}  # -> (join, member)
         # A cluster's rendered key-manager samples and what they were rendered from: polls that
         # bring the same records (most polls) do not render them again.
         self._key_manager_samples: dict[str, tuple[tuple, dict[str, bytes]]] = {}
-        self._joined: dict[str, bytes] = {}  # family -> every cluster's samples, in order
-        self._members: dict[int, tuple[bytes, bytes]] = {}  # id(part) -> (part, gzip member)
+        self._settled_samples: dict[str, tuple[tuple, dict[str, bytes]]] = {}  # the same for
+        # the cluster's own samples that most polls leave as they were (render_settled)
+        # A cluster's series names from earlier polls, while its own labels stay the same.
+        self._prefixes: dict[str, tuple[Labels, dict[tuple[str, Labels], str]]] = {}
         self._generation = 0
-        self._cache: dict[tuple[bool, bool], tuple[int, bytes]] = {}
+        self._cache: dict[bool, tuple[int, bytes]] = {}
         self._process = _process_registry() if process_metrics else None
         self._global_lines: dict[str, bytes] = {}
+        self._global_members: dict[bool, tuple[bytes, bytes]] = {}
         self._last_reload_success: float | None = None
         self._shard = (0, 1)
         self._state_write_errors = 0
@@ -480,34 +568,73 @@ class Exposition:
         """Re-render one cluster's samples from its new snapshot."""
         fragment = self._render(key, snapshot)
         previous = self._fragments.get(key)
-        self._fragments[key] = fragment
         if previous is None:
-            self._joined.clear()  # a new cluster: its place in every family is new
-        else:
-            for name in fragment.keys() | previous.keys():
-                if fragment.get(name) != previous.get(name):
-                    self._joined.pop(name, None)
-        self._generation += 1
+            previous = {}
+            self._position[key] = self._published
+            self._published += 1
+        self._fragments[key] = fragment
+        changed = False
+        for name, samples in fragment.items():
+            old = previous.get(name)
+            if old is not None and old == samples:
+                continue
+            family = self._families.setdefault(name, {})
+            if old is None and family:
+                last = next(reversed(family))
+                if self._position[last] > self._position[key]:
+                    self._unordered.add(name)  # joined in publishing order again when next asked
+            family[key] = samples
+            self._joined.pop(name, None)
+            changed = True
+        for name in previous.keys() - fragment.keys():
+            del self._families[name][key]
+            self._joined.pop(name, None)
+            changed = True
+        if changed:
+            self._generation += 1
 
     def _render(self, key: str, snapshot: ClusterSnapshot) -> dict[str, bytes]:
         if snapshot.last is None:
-            self._key_manager_samples.pop(key, None)
+            self._forget(key)
             return {}
-        source = (snapshot.key_managers, snapshot.name, snapshot.labels, snapshot.unreachable_since)
-        cached = self._key_manager_samples.get(key)
+        base = cluster_labels(snapshot)
+        known = self._prefixes.get(key)
+        if known is None or known[0] != base:
+            known = self._prefixes[key] = (base, {})
+            self._key_manager_samples.pop(key, None)  # rendered with other cluster labels
+            self._settled_samples.pop(key, None)
+        prefixes = known[1]
+        source = (snapshot.key_managers, snapshot.unreachable_since)
+        settled = settled_source(snapshot)
         # Tuples compare their items by identity first: the same records cost next to nothing.
-        if cached is not None and cached[0] == source:
-            return {**cached[1], **render_state(snapshot)}
-        samples = render_key_managers(snapshot)
+        # Equal records parsed anew (a first poll's fields=**, then the release's) are kept as
+        # the source, so that from the next poll on they compare by identity too.
+        cached = self._key_manager_samples.get(key)
+        samples = cached[1] if cached is not None and cached[0] == source else None
+        if samples is None:
+            samples = render_key_managers(snapshot)
         self._key_manager_samples[key] = (source, samples)
-        return {**samples, **render_state(snapshot)}
+        cached = self._settled_samples.get(key)
+        state = cached[1] if cached is not None and cached[0] == settled else None
+        if state is None:
+            state = render_settled(snapshot, prefixes)
+        self._settled_samples[key] = (settled, state)
+        return {**samples, **state, **render_poll(snapshot, prefixes)}
+
+    def _forget(self, key: str) -> None:
+        """Forget what a cluster's samples were rendered from."""
+        self._key_manager_samples.pop(key, None)
+        self._settled_samples.pop(key, None)
+        self._prefixes.pop(key, None)
 
     def remove(self, key: str) -> None:
         """Drop a cluster that is no longer configured."""
-        self._key_manager_samples.pop(key, None)
+        self._forget(key)
+        self._position.pop(key, None)
         previous = self._fragments.pop(key, None)
         if previous is not None:
             for name in previous:
+                del self._families[name][key]
                 self._joined.pop(name, None)
             self._generation += 1
 
@@ -542,48 +669,71 @@ class Exposition:
         samples.add(TOTAL_SHARDS, (), self._shard[1])
         samples.add(STATE_WRITE_ERRORS, (), self._state_write_errors)
         self._global_lines = samples.encoded()
+        self._global_members.clear()
         self._generation += 1
 
-    def _fleet_samples(self) -> dict[str, bytes]:
-        """Return every cluster's samples per family, joining again only changed families."""
-        for family in CLUSTER_FAMILIES:
-            if family.name not in self._joined:
-                self._joined[family.name] = b"".join(
-                    f[family.name] for f in self._fragments.values() if family.name in f
-                )
-        return {name: samples for name, samples in self._joined.items() if samples}
+    def _samples_of(self, name: str) -> bytes:
+        """Return every cluster's samples of one family, joined again only after a change."""
+        joined = self._joined.get(name)
+        if joined is None:
+            family = self._families[name]
+            if name in self._unordered:
+                self._unordered.discard(name)
+                family = self._families[name] = {
+                    k: family[k] for k in self._fragments if k in family
+                }
+            joined = self._joined[name] = b"".join(family.values())
+        return joined
 
-    def _gzip_members(self, parts: list[bytes]) -> list[bytes]:
-        """Return each part as a gzip member, compressing only parts not compressed before."""
-        members, compressed = [], {}
-        for part in parts:
-            known = self._members.get(id(part))
-            if known is None or known[0] is not part:
-                known = (part, gzip.compress(part, compresslevel=1, mtime=0))
-            compressed[id(part)] = known
-            members.append(known[1])
-        self._members = compressed  # keeps each compressed part alive, so its id stays its own
-        return members
+    def _member(self, family: Family, samples: bytes, openmetrics: bool) -> bytes:
+        """Return the family's header and samples as a gzip member, compressed once per join."""
+        known = self._members.get((family.name, openmetrics))
+        if known is None or known[0] is not samples:
+            member = _gzip_member(_header(family, openmetrics), samples)
+            known = self._members[(family.name, openmetrics)] = (samples, member)
+        return known[1]
+
+    def _parts(self, openmetrics: bool, gzipped: bool) -> list[bytes]:
+        """Return the cluster and exporter samples as parts of a body (gzip members if asked)."""
+        parts: list[bytes] = []
+        for family in CLUSTER_FAMILIES:
+            samples = self._samples_of(family.name)
+            if not samples:
+                continue
+            if gzipped:
+                parts.append(self._member(family, samples, openmetrics))
+            else:
+                parts += (_header(family, openmetrics), samples)
+        exporter = b"".join(assemble(GLOBAL_FAMILIES, [self._global_lines], openmetrics))
+        if gzipped:
+            known = self._global_members.get(openmetrics)
+            if known is None:
+                known = self._global_members[openmetrics] = (exporter, _gzip_member(exporter))
+            exporter = known[1]
+        parts.append(exporter)
+        return parts
 
     def body(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:
-        """Return the pre-rendered cluster and exporter samples (cached until a change).
+        """Return the pre-rendered cluster and exporter samples as one string (until a change).
 
-        Gzipped, it is a concatenation of gzip members (one valid gzip stream), one per part.
+        Gzipped, it is a concatenation of gzip members (one valid gzip stream), one per family.
         """
-        cached = self._cache.get((openmetrics, gzipped))
+        if gzipped:
+            return b"".join(self._parts(openmetrics, gzipped=True))
+        cached = self._cache.get(openmetrics)
         if cached is None or cached[0] != self._generation:
-            parts = assemble(CLUSTER_FAMILIES, [self._fleet_samples()], openmetrics)
-            parts += assemble(GLOBAL_FAMILIES, [self._global_lines], openmetrics)
-            body = b"".join(self._gzip_members(parts) if gzipped else parts)
-            cached = (self._generation, body)
-            self._cache[(openmetrics, gzipped)] = cached
+            cached = self._cache[openmetrics] = (
+                self._generation,
+                b"".join(self._parts(openmetrics, gzipped=False)),
+            )
         return cached[1]
 
-    def scrape(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:
-        """Return a whole /metrics body: the cached samples plus the live process metrics.
+    def parts(self, *, openmetrics: bool = False, gzipped: bool = False) -> list[bytes]:
+        """Return a whole /metrics body in parts: the cached samples, then the live process
+        metrics. Sent one after the other, they are the body; nothing is copied to join them.
 
-        Gzipped, the cached part stays compressed and the small live tail is compressed as a
-        second gzip member: a concatenation of members is one valid gzip stream.
+        Gzipped, every part is a gzip member: a concatenation of members is one valid gzip
+        stream (RFC 1952), which Prometheus, curl and browsers read whole.
         """
         if self._process is None:
             tail = b"# EOF\n" if openmetrics else b""
@@ -591,8 +741,14 @@ class Exposition:
             tail = generate_openmetrics(self._process)
         else:
             tail = generate_text(self._process)
-        body = self.body(openmetrics=openmetrics, gzipped=gzipped)
-        return body + (gzip.compress(tail, compresslevel=3) if gzipped else tail)
+        parts = self._parts(openmetrics, gzipped)
+        if tail:
+            parts.append(_gzip_member(tail) if gzipped else tail)
+        return parts
+
+    def scrape(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:
+        """Return a whole /metrics body as one string (``parts`` joined)."""
+        return b"".join(self.parts(openmetrics=openmetrics, gzipped=gzipped))
 
 
 def wants_openmetrics(accept: str) -> bool:

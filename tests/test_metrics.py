@@ -156,3 +156,24 @@ def test_a_failed_reload_keeps_the_last_success_time():
     body = out.scrape()
     assert find(body, "akv_exporter_config_last_reload_successful") == [0.0]
     assert find(body, "akv_exporter_config_last_reload_success_timestamp_seconds") == [5.0]
+
+
+def test_clusters_keep_their_publishing_order_whatever_order_their_polls_land_in():
+    """Families list clusters in the order they were published, as a fresh render does."""
+    names = ["a", "b", "c", "d"]
+    landed = Exposition(process_metrics=False)
+    for index, name in enumerate(names):  # published at start, not polled yet
+        landed.update(str(index), snapshot(name=name, last=None))
+    for index in (2, 0, 3, 1):
+        landed.update(str(index), snapshot(name=names[index]))
+        landed.body()  # joined in between, as scrapes do
+    # A message appears for one cluster only after the others had theirs.
+    landed.update("0", snapshot(name="a", requests={"200": 11, "401": 1}))
+    fresh = Exposition(process_metrics=False)
+    for index, name in enumerate(names):
+        requests = {"200": 11, "401": 1} if name == "a" else None
+        fresh.update(str(index), snapshot(name=name, **({"requests": requests} if requests else {})))
+    assert landed.body() == fresh.body()
+    assert [labels for (name, labels) in samples(landed.body()) if name.endswith("_up")] == [
+        (("cluster", name), ("datacenter", "dc1")) for name in names
+    ]

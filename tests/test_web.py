@@ -14,6 +14,7 @@ import aiohttp
 import bcrypt
 
 from akv_exporter.exporter import Exporter
+from akv_exporter.web.app import serve
 from tests.helpers import CANARY, config_for, fetch, find, free_port, started, wait_until
 
 
@@ -44,6 +45,33 @@ async def test_metrics_health_and_reload_endpoints(fake_ontap, tmp_path):
         async with http.post(f"{base}/-/reload") as response:
             assert response.status == 500
             assert "clusters: must be a non-empty list" in await response.text()
+    await runner.cleanup()
+    await exporter.stop()
+
+
+async def test_metrics_sent_in_parts_is_the_whole_body_byte_for_byte(make_ontap, tmp_path):
+    """/metrics goes out as its parts (one per family); what arrives is the one body."""
+    ontaps = [await make_ontap() for _ in range(3)]
+    exporter = Exporter(config_for(tmp_path, *(o.url for o in ontaps)), process_metrics=False)
+    await exporter.poll_all()  # and no schedule: the body stays what it is
+    runner = await serve(exporter, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async with aiohttp.ClientSession() as http:
+        for accept in ("text/plain", "application/openmetrics-text; version=1.0.0"):
+            openmetrics = accept != "text/plain"
+            for gzipped in (False, True):
+                headers = {"Accept": accept, "Accept-Encoding": "gzip" if gzipped else "identity"}
+                url = f"{base}/metrics"
+                async with http.get(url, headers=headers, auto_decompress=False) as response:
+                    body = await response.read()
+                    assert response.content_length == len(body)
+                    async with http.head(url, headers=headers) as head:
+                        assert head.status == 200
+                if gzipped:
+                    assert response.headers["Content-Encoding"] == "gzip"
+                    body = gzip.decompress(body)  # every family a member: one valid stream
+                assert body == exporter.scrape(openmetrics=openmetrics)
+                assert len(find(body, "akv_exporter_cluster_up")) == 3
     await runner.cleanup()
     await exporter.stop()
 

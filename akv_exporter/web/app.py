@@ -31,8 +31,8 @@ async def metrics(request: web.Request) -> web.Response:
     exporter = exporter_of(request)
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
     gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    body = exporter.scrape(openmetrics=openmetrics, gzipped=gzipped)
-    return exposition_response(body, openmetrics=openmetrics, gzipped=gzipped)
+    parts = exporter.scrape_parts(openmetrics=openmetrics, gzipped=gzipped)
+    return exposition_response(parts, openmetrics=openmetrics, gzipped=gzipped)
 
 
 async def healthy(_: web.Request) -> web.Response:
