@@ -8,13 +8,14 @@ reaches into the parts behind it, so each part can change without touching the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from akv_exporter import __version__
+from akv_exporter import __version__, heap
 from akv_exporter.config import Config, ConfigError, WebConfig
 from akv_exporter.inventory import InventoryWatcher, load_inventory
 from akv_exporter.limits import ensure_open_files
@@ -66,6 +67,7 @@ class Exporter:
             user_agent=f"{USER_AGENT} ({shard})" if shard.sharded else USER_AGENT,
         )
         self.watcher = InventoryWatcher(lambda: self.config, self.reload)
+        self._heap: asyncio.Task | None = None
 
     async def start(self) -> None:
         clusters = len(self.config.clusters)
@@ -73,6 +75,7 @@ class Exporter:
         ensure_open_files(connections + 256, f"{clusters} clusters' connections")
         await self.poller.start()
         await self.watcher.start()
+        self._heap = asyncio.create_task(self._keep_heap(), name="heap")
         log.info(
             "polling %d cluster(s) every %gs%s",
             len(self.poller.keys()),
@@ -97,7 +100,21 @@ class Exporter:
                 return self.shard.of(cluster)
         return None
 
+    async def _keep_heap(self) -> None:
+        """Freeze the long-lived objects at the first full view, then refresh hourly."""
+        await self.poller.ready.wait()
+        heap.freeze()
+        while True:
+            await asyncio.sleep(heap.REFRESH)
+            heap.refresh()
+
     async def stop(self) -> None:
+        if self._heap is not None:
+            self._heap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heap
+            self._heap = None
+            heap.thaw()
         await self.watcher.stop()
         await self.poller.stop()
 
@@ -197,7 +214,8 @@ class Exporter:
         mine = self.shard.select(config)
         if config.state_file != self.config.state_file:
             self.state.move(mine.state_file)
-        await self.poller.reconfigure(mine)
+        if await self.poller.reconfigure(mine) and self._heap is not None:
+            heap.refresh()  # the clients it closed may be frozen cycles: collect them now
         self.config = config
         self.last_reload_error = None
         self.exposition.set_reload(successful=True, timestamp=time.time())

@@ -259,15 +259,20 @@ class Poller:
         for entry in self._clusters.values():
             await entry.client.close()
 
-    async def reconfigure(self, config: Config) -> None:
-        """Apply a new configuration: unchanged clusters keep polling, others restart or go."""
+    async def reconfigure(self, config: Config) -> int:
+        """Apply a new configuration: unchanged clusters keep polling, others restart or go.
+
+        Return how many clusters were dropped or restarted (their clients closed).
+        """
         wanted = {cluster.key: cluster for cluster in config.clusters}
         old_poll = self.config.poll
         self.config = config
         if config.poll.concurrency != old_poll.concurrency:
             self._semaphore = asyncio.Semaphore(config.poll.concurrency)
-        for key in [k for k in self._clusters if k not in wanted]:
+        gone = [k for k in self._clusters if k not in wanted]
+        for key in gone:
             await self._remove(key)
+        closed = len(gone)
         fresh: list[ClusterConfig] = []  # new or changed: warned about (again) if insecure
         for key, cluster in wanted.items():
             current = self._clusters.get(key)
@@ -278,11 +283,13 @@ class Poller:
                 continue  # interval, timeout and the rest are read afresh by the running task
             if current is not None:
                 await self._remove(key, retire=False)
+                closed += 1
             self._add(cluster, current)
         # Keep the configuration's order for every output.
         self._clusters = {key: self._clusters[key] for key in wanted}
         self._state.keep_only(self._clusters)
         _warn_insecure(fresh)
+        return closed
 
     def _check_ready(self) -> None:
         if self._running and not self._pending_first:

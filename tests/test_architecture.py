@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "akv_exporter.listen",
             "akv_exporter.certificates",
             "akv_exporter.limits",
+            "akv_exporter.heap",
         ),
     ),
     (

@@ -172,7 +172,9 @@ def test_clusters_keep_their_publishing_order_whatever_order_their_polls_land_in
     fresh = Exposition(process_metrics=False)
     for index, name in enumerate(names):
         requests = {"200": 11, "401": 1} if name == "a" else None
-        fresh.update(str(index), snapshot(name=name, **({"requests": requests} if requests else {})))
+        fresh.update(
+            str(index), snapshot(name=name, **({"requests": requests} if requests else {}))
+        )
     assert landed.body() == fresh.body()
     assert [labels for (name, labels) in samples(landed.body()) if name.endswith("_up")] == [
         (("cluster", name), ("datacenter", "dc1")) for name in names

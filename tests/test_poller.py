@@ -424,3 +424,33 @@ async def test_akv_error_answer_keeps_the_last_known_configurations(fake_ontap, 
     assert find(body, "ontap_akv_get_error_info", cluster="c0", code="65537549") == [1.0]
     assert find(body, "akv_exporter_cluster_poll_errors_total", reason="ontap_error") == [0.0]
     await exporter.stop()
+
+
+async def test_the_first_full_view_freezes_the_heap_and_a_reload_that_drops_refreshes_it(
+    make_ontap, tmp_path, monkeypatch
+):
+    """What lives at the first full view is out of the collector's sight until the exporter
+    stops; a reload that closed clients collects (and freezes) again."""
+    import gc
+
+    import akv_exporter.heap as heap
+
+    refreshed = []
+    real_refresh = heap.refresh
+    monkeypatch.setattr(heap, "refresh", lambda: (refreshed.append(1), real_refresh()))
+    a, b = await make_ontap(), await make_ontap()
+    exporter = Exporter(config_for(tmp_path, a.url, b.url), process_metrics=False)
+    await exporter.start()
+    try:
+        await asyncio.wait_for(exporter.wait_ready(), 30)  # hang guard
+        while gc.get_freeze_count() == 0:
+            await asyncio.sleep(0.01)
+        config_for(tmp_path, a.url, b.url)  # the same clusters: nothing closed, no collection
+        assert await exporter.reload() is None
+        assert refreshed == []
+        config_for(tmp_path, a.url)
+        assert await exporter.reload() is None
+        assert refreshed == [1] and gc.get_freeze_count() > 0
+    finally:
+        await exporter.stop()
+    assert gc.get_freeze_count() == 0
