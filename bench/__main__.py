@@ -130,23 +130,54 @@ async def scrape_from_outside(url: str, count: int, gzipped: bool) -> Scrapes:
     return Scrapes(result["durations"], result["bytes"])
 
 
+def land_poll(exporter: Exporter, snapshots: dict[str, ClusterSnapshot], key: str, n: int) -> None:
+    """Publish a poll of ``key`` as a real one lands: new time, duration and request count."""
+    snapshot = snapshots[key]
+    requests = {status: count + 1 for status, count in snapshot.requests.items()}
+    last = replace(snapshot.last, duration=snapshot.last.duration + 0.001 * (n % 7))
+    snapshot = replace(snapshot, last_success=time.time(), last=last, requests=requests)
+    snapshots[key] = snapshot
+    exporter.exposition.update(key, snapshot)
+
+
 async def landing_polls(exporter: Exporter, snapshots: dict[str, ClusterSnapshot]) -> None:
     """Publish polls as they land at steady state: one cluster every interval / clusters seconds
-    (at least every 10 ms, so that every scrape finds the exposition changed since the last),
-    each with a new timestamp, duration and request count, as a real poll brings."""
+    (at least every 10 ms, so that every scrape finds the exposition changed since the last)."""
     keys = list(snapshots)
     pause = min(INTERVAL / len(keys), 0.01)
     index = 0
     while True:
-        key = keys[index % len(keys)]
-        snapshot = snapshots[key]
-        requests = {status: count + 1 for status, count in snapshot.requests.items()}
-        last = replace(snapshot.last, duration=snapshot.last.duration + 0.001 * (index % 7))
-        snapshot = replace(snapshot, last_success=time.time(), last=last, requests=requests)
-        snapshots[key] = snapshot
-        exporter.exposition.update(key, snapshot)
+        land_poll(exporter, snapshots, keys[index % len(keys)], index)
         index += 1
         await asyncio.sleep(pause)
+
+
+async def scrape_after_every_poll(exporter: Exporter, url: str, count: int, gzipped: bool):
+    """Time ``count`` GETs from another process, every cluster's poll landing before each:
+    Prometheus scraping every 15 s or more, while the whole fleet is polled every interval."""
+    argv = [sys.executable, "-m", "bench.scrape", url, str(count), "step"]
+    process = await asyncio.create_subprocess_exec(
+        *(argv + (["gzip"] if gzipped else [])),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert process.stdin is not None and process.stderr is not None
+    snapshots = dict(exporter.snapshots())
+    for round_ in range(count):
+        for key in snapshots:
+            land_poll(exporter, snapshots, key, round_)
+        process.stdin.write(b"\n")
+        await process.stdin.drain()
+        if not await process.stderr.readline():  # the GET is over (or the scraper failed)
+            break
+    process.stdin.close()
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"bench: scraping {url} failed: {err.decode().strip()}")
+    result = json.loads(out)
+    return Scrapes(result["durations"], result["bytes"])
 
 
 @dataclass(frozen=True)
@@ -154,6 +185,8 @@ class ScrapeResults:
     ours_plain: Scrapes
     ours_gzip: Scrapes
     ours_unchanged: Scrapes
+    repolled_plain: Scrapes  # every cluster's poll landed since the previous scrape
+    repolled_gzip: Scrapes
     baseline: Scrapes
     series: int
 
@@ -181,6 +214,10 @@ async def measure_scrapes(exporter: Exporter, scrapes: int) -> ScrapeResults:
             gzipped = await scrape_from_outside(ours, scrapes, gzipped=True)
         finally:
             landing.cancel()
+        repolled = [
+            await scrape_after_every_poll(exporter, ours, max(5, scrapes // 4), gzipped)
+            for gzipped in (False, True)
+        ]
         baseline_url = f"http://127.0.0.1:{baseline_runner.addresses[0][1]}/metrics"
         baseline = await scrape_from_outside(baseline_url, max(3, scrapes // 3), gzipped=False)
     finally:
@@ -188,7 +225,7 @@ async def measure_scrapes(exporter: Exporter, scrapes: int) -> ScrapeResults:
         await baseline_runner.cleanup()
     body = exporter.scrape()
     series = body.count(b"\n") - body.count(b"\n#") - (0 if body.startswith(b"#") else 1)
-    return ScrapeResults(plain, gzipped, unchanged, baseline, series)
+    return ScrapeResults(plain, gzipped, unchanged, *repolled, baseline, series)
 
 
 @dataclass(frozen=True)
@@ -329,12 +366,20 @@ def goal_rows(result: SizeResults) -> list[str]:
     )
     scrapes = result.scrapes
     if n >= SCRAPE_GOAL_CLUSTERS:
-        worst = max(scrapes.ours_gzip.p50_ms, scrapes.ours_plain.p50_ms)
-        rows.append(
-            f"| {n:,} | GET /metrics p50 while polls land (gzip / plain) | "
-            f"{scrapes.ours_gzip.p50_ms:.1f} ms / {scrapes.ours_plain.p50_ms:.1f} ms | "
-            f"≤ {SCRAPE_GOAL_MS:g} ms | {_met(worst <= SCRAPE_GOAL_MS)} |"
-        )
+        for what, gzipped, plain in (
+            ("while polls land", scrapes.ours_gzip, scrapes.ours_plain),
+            (
+                "every cluster re-polled since the last",
+                scrapes.repolled_gzip,
+                scrapes.repolled_plain,
+            ),
+        ):
+            worst = max(gzipped.p50_ms, plain.p50_ms)
+            rows.append(
+                f"| {n:,} | GET /metrics p50 {what} (gzip / plain) | "
+                f"{gzipped.p50_ms:.1f} ms / {plain.p50_ms:.1f} ms | "
+                f"≤ {SCRAPE_GOAL_MS:g} ms | {_met(worst <= SCRAPE_GOAL_MS)} |"
+            )
     return rows
 
 
@@ -366,7 +411,11 @@ def detail(result: SizeResults) -> list[str]:
         f"{scrapes.ours_gzip.p90_ms:.1f} ms ({scrapes.ours_gzip.size / 1024:.0f} KiB); plain "
         f"p50 {scrapes.ours_plain.p50_ms:.1f} ms, p90 {scrapes.ours_plain.p90_ms:.1f} ms "
         f"({scrapes.ours_plain.size / 1024:.0f} KiB); unchanged since the last scrape (gzip) "
-        f"p50 {scrapes.ours_unchanged.p50_ms:.1f} ms. Baseline prometheus-client collector "
+        f"p50 {scrapes.ours_unchanged.p50_ms:.1f} ms; every cluster re-polled since the last "
+        f"scrape ({len(scrapes.repolled_gzip.durations)} each) gzip p50 "
+        f"{scrapes.repolled_gzip.p50_ms:.1f} ms, p90 {scrapes.repolled_gzip.p90_ms:.1f} ms, "
+        f"plain p50 {scrapes.repolled_plain.p50_ms:.1f} ms, p90 "
+        f"{scrapes.repolled_plain.p90_ms:.1f} ms. Baseline prometheus-client collector "
         f"(six families only, plain): p50 {scrapes.baseline.p50_ms:.1f} ms, "
         f"{scrapes.baseline.p50_ms / scrapes.ours_plain.p50_ms:.1f}x ours.",
         f"- Simulator process: {result.simulator_cpu:.0f} s of CPU over the whole size.",
