@@ -215,7 +215,7 @@ async def measure_scrapes(exporter: Exporter, scrapes: int) -> ScrapeResults:
         finally:
             landing.cancel()
         repolled = [
-            await scrape_after_every_poll(exporter, ours, max(5, scrapes // 4), gzipped)
+            await scrape_after_every_poll(exporter, ours, max(5, scrapes // 2), gzipped)
             for gzipped in (False, True)
         ]
         baseline_url = f"http://127.0.0.1:{baseline_runner.addresses[0][1]}/metrics"
@@ -246,7 +246,8 @@ async def measure_cpu(config_path: Path, simulator: SimulatorProcess, rounds: in
     """Exporter and bare rounds alternate, so that the machine's other load falls on both.
 
     After the first (cold) rounds the heap is frozen, as `run` does at its first full view
-    (akv_exporter/heap.py): both loops' later rounds share that process's collector.
+    (akv_exporter/heap.py): both loops' later rounds share that process's collector. It stays
+    frozen for the scrapes; the caller thaws it.
     """
     exporter = Exporter(load_config(config_path))
     context = ssl.create_default_context(cafile=str(simulator.ca_file))
@@ -260,7 +261,6 @@ async def measure_cpu(config_path: Path, simulator: SimulatorProcess, rounds: in
             if index == 0:
                 heap.freeze()
     finally:
-        heap.thaw()
         await bare.close()
     # The exporter stays up for the scrape measurement; the caller stops it.
     return CpuResults(ours_rounds[0], bare_rounds[0], ours_rounds[1:], bare_rounds[1:]), exporter
@@ -307,6 +307,7 @@ async def measure_size(args: argparse.Namespace, clusters: int, with_netapp: boo
                 akvs = sum(len(s.key_managers) for s in exporter.snapshots().values())
             finally:
                 await exporter.stop()
+                heap.thaw()
         netapp = None
         if with_netapp:
             print(f"bench: {clusters} clusters: netapp-ontap", file=sys.stderr, flush=True)
