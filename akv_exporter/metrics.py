@@ -1,9 +1,10 @@
 """Snapshots -> metric families -> pre-rendered exposition bytes.
 
 Each cluster's samples are rendered once, when its snapshot changes, into one byte string per
-metric family. A scrape joins those fragments under each family's HELP/TYPE lines (cached until
-the next change), so serving ``/metrics`` never waits on ONTAP and costs little more than
-copying bytes. A cluster that leaves the configuration leaves the output with it.
+metric family. A scrape sends every cluster's samples of a family, joined (cached until one of
+them changes), under the family's HELP/TYPE lines, family after family, so serving ``/metrics``
+never waits on ONTAP and costs little more than sending bytes. A cluster that leaves the
+configuration leaves the output with it.
 
 The output for one healthy SVM configuration on a two-node cluster looks like::
 
@@ -550,12 +551,12 @@ class Exposition:
         # A cluster's rendered key-manager samples and what they were rendered from: polls that
         # bring the same records (most polls) do not render them again.
         self._key_manager_samples: dict[str, tuple[tuple, dict[str, bytes]]] = {}
-        self._settled_samples: dict[str, tuple[tuple, dict[str, bytes]]] = {}  # the same for
-        # the cluster's own samples that most polls leave as they were (render_settled)
+        # The same for the cluster's own samples most polls leave as they were (render_settled).
+        self._settled_samples: dict[str, tuple[tuple, dict[str, bytes]]] = {}
         # A cluster's series names from earlier polls, while its own labels stay the same.
         self._prefixes: dict[str, tuple[Labels, dict[tuple[str, Labels], str]]] = {}
         self._generation = 0
-        self._cache: dict[bool, tuple[int, bytes]] = {}
+        self._cache: dict[bool, tuple[int, bytes]] = {}  # openmetrics -> (generation, body())
         self._process = _process_registry() if process_metrics else None
         self._global_lines: dict[str, bytes] = {}
         self._global_members: dict[bool, tuple[bytes, bytes]] = {}
