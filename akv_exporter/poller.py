@@ -309,14 +309,11 @@ class Poller:
                     if due is not None and self.on_lateness is not None:
                         self.on_lateness(loop.time() - due)
                     refreshed = await self.refresh(entry.config.key)
-                # The slow polls (policy, volumes, events) follow when due, queued again for
-                # the cap, and the first ones only once the fleet's first round is over: held
-                # across both, the cap let each cluster's first slow polls (three more answers)
-                # delay the fleet's first full view four times over.
+                # The first slow polls wait for the fleet's first round to be over: a cluster
+                # whose jittered start came late would otherwise queue behind them.
                 if entry.radius.due():
                     await self.ready.wait()
-                    async with self._semaphore:
-                        await self.poll_blast_radius(entry.config.key)
+                await self._slow_polls(entry.config.key, entry.snapshot)
                 if refreshed.cached and entry.completed_at is not None:
                     since = loop.time() - entry.completed_at
             except Exception:  # the schedule must outlive any bug; the next poll tries again
@@ -344,14 +341,18 @@ class Poller:
         await asyncio.sleep(max(0.0, delay))
 
     async def _scheduled_poll(self, key: str) -> ClusterSnapshot:
-        """Poll one cluster within the global concurrency cap: every round, run's and check's.
-
-        The slow polls (policy, volumes, events) follow when due, under the same cap but queued
-        again for it: behind every cluster still waiting for its poll, so that they never hold
-        up a fleet's first full view (each is a few more answers' time).
-        """
+        """Poll one cluster within the global concurrency cap, then its due slow polls."""
         async with self._semaphore:
             snapshot = await self.poll(key)
+        return await self._slow_polls(key, snapshot)
+
+    async def _slow_polls(self, key: str, snapshot: ClusterSnapshot) -> ClusterSnapshot:
+        """Run the cluster's due slow polls (policy, volumes, events) within the cap, queued
+        again for it after the AKV poll: behind every cluster still waiting for its poll.
+
+        Held across both, the cap let each cluster's first slow polls (three more answers)
+        delay a fleet's first full view four times over.
+        """
         entry = self._clusters.get(key)
         if entry is None or not entry.radius.due():
             return snapshot
@@ -506,32 +507,6 @@ class Poller:
         for reason in skipped:
             log.warning("cluster %s: skipped a malformed record: %s", entry.config.key, reason)
         return ParsedRecords(tuple(key_managers), tuple(skipped), refused)
-
-    async def _identity_and_records(self, entry: _Cluster, deadline: float, now: float) -> list:
-        """Ask GET /api/cluster and the AKVs at once; store the identity, return the records.
-
-        Asking one after the other doubled a first poll's time (the fleet's first view). Until
-        the release is known, the AKVs are asked with ``fields=**``: every field the release
-        has, so none is refused for being newer than the release. Both must answer for the poll
-        to count; the identity's error wins, as it would if asked first. The identity's
-        connection is not kept: one idle connection per cluster, not two, is what memory at
-        fleet scale allows (each TLS connection costs tens of KiB).
-        """
-        client = entry.client
-        known = entry.identity
-        identity, records = await asyncio.gather(
-            client.cluster_identity(deadline, close=True),
-            client.azure_key_vaults(
-                deadline, release_of(known.version) if known else None, every_field=known is None
-            ),
-            return_exceptions=True,
-        )
-        if isinstance(identity, BaseException):
-            raise identity
-        entry.identity, entry.identity_at = identity, now
-        if isinstance(records, BaseException):
-            raise records
-        return records
 
     async def _identity_and_first(
         self, entry: _Cluster, deadline: float, now: float
