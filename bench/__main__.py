@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -114,15 +115,30 @@ class Scrapes:
         return ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)] * 1000
 
 
-async def scrape_from_outside(url: str, count: int, gzipped: bool) -> Scrapes:
-    """Time ``count`` sequential GETs made by another process (bench/scrape.py)."""
-    argv = [sys.executable, "-m", "bench.scrape", url, str(count)] + (["gzip"] if gzipped else [])
+async def scrape_from_outside(
+    url: str, count: int, gzipped: bool, before_each: Callable[[int], None] | None = None
+) -> Scrapes:
+    """Time ``count`` sequential GETs made by another process (bench/scrape.py).
+
+    ``before_each(index)`` runs here, untimed, before each GET (the scraper waits for it).
+    """
+    modes = (["gzip"] if gzipped else []) + (["step"] if before_each else [])
     process = await asyncio.create_subprocess_exec(
-        *argv,
+        *[sys.executable, "-m", "bench.scrape", url, str(count), *modes],
+        stdin=subprocess.PIPE if before_each else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=Path(__file__).resolve().parent.parent,
     )
+    if before_each is not None:
+        assert process.stdin is not None and process.stderr is not None
+        for index in range(count):
+            before_each(index)
+            process.stdin.write(b"\n")
+            await process.stdin.drain()
+            if not await process.stderr.readline():  # the GET is over (or the scraper failed)
+                break
+        process.stdin.close()
     out, err = await process.communicate()
     if process.returncode != 0:
         raise SystemExit(f"bench: scraping {url} failed: {err.decode().strip()}")
@@ -155,29 +171,13 @@ async def landing_polls(exporter: Exporter, snapshots: dict[str, ClusterSnapshot
 async def scrape_after_every_poll(exporter: Exporter, url: str, count: int, gzipped: bool):
     """Time ``count`` GETs from another process, every cluster's poll landing before each:
     Prometheus scraping every 15 s or more, while the whole fleet is polled every interval."""
-    argv = [sys.executable, "-m", "bench.scrape", url, str(count), "step"]
-    process = await asyncio.create_subprocess_exec(
-        *(argv + (["gzip"] if gzipped else [])),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert process.stdin is not None and process.stderr is not None
     snapshots = dict(exporter.snapshots())
-    for round_ in range(count):
+
+    def every_poll(index: int) -> None:
         for key in snapshots:
-            land_poll(exporter, snapshots, key, round_)
-        process.stdin.write(b"\n")
-        await process.stdin.drain()
-        if not await process.stderr.readline():  # the GET is over (or the scraper failed)
-            break
-    process.stdin.close()
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise SystemExit(f"bench: scraping {url} failed: {err.decode().strip()}")
-    result = json.loads(out)
-    return Scrapes(result["durations"], result["bytes"])
+            land_poll(exporter, snapshots, key, index)
+
+    return await scrape_from_outside(url, count, gzipped, before_each=every_poll)
 
 
 @dataclass(frozen=True)
