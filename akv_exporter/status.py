@@ -116,6 +116,11 @@ def urgency(state: str) -> int:
     return _RANK[state]
 
 
+def utc_time(ts: float) -> str:
+    """Return ``ts`` as people read it on every surface: "2026-11-29 07:07:00 UTC"."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def configuration_label(status: KeyManagerStatus) -> str:
     """Return how a configuration is named to people: its SVM, or "cluster" for the admin SVM."""
     return f"svm {status.svm}" if status.svm else "cluster"
@@ -360,7 +365,7 @@ def _problems(
             ]
             problems.append(f"{where}: state unknown (ONTAP did not report {', '.join(missing)})")
     if key_expired is not None:
-        at = datetime.fromtimestamp(key_expired.last_time, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        at = utc_time(key_expired.last_time)
         problems.append(
             f"ONTAP logged {KEY_EXPIRED_EVENT} at {at} (node {key_expired.node}): the current "
             "version of the Azure Key Vault key has expired; NetApp's EMS reference: ONTAP "

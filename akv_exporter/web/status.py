@@ -41,6 +41,7 @@ from akv_exporter.status import (
     KeyManagerView,
     configuration_label,
     unreachable_state,
+    utc_time,
     words,
 )
 from akv_exporter.web.common import exporter_of
@@ -86,10 +87,6 @@ VERDICT_TEXT = {
 def anchor(name: str) -> str:
     """Return a short id derived from a cluster name, stable across reloads and re-sorting."""
     return hashlib.blake2s(name.encode(), digest_size=6).hexdigest()
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def clock(ts: float) -> str:
@@ -155,7 +152,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.filters.update(
-        iso=iso,
+        iso=utc_time,
         clock=clock,
         span=span,
         duration=duration,
