@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from akv_exporter.ontap.ems import EmsEvent
-from akv_exporter.ontap.keymanager import Check, KeyManagerEndpoint, KeyManagerStatus
+from akv_exporter.ontap.keymanager import Check, KeyManagerEndpoint, KeyManagerStatus, NodeCheck
 from akv_exporter.ontap.keymanagers import BY_KIND, ENDPOINTS
 from akv_exporter.snapshot import ClusterSnapshot, EventCount, PollOutcome
 
@@ -313,7 +313,7 @@ def refused_state(kind: str, error: Check) -> str:
     return BY_KIND[kind].get_errors[error.code]
 
 
-def _coded(check: Check | None, what: str) -> str:
+def _coded(check: Check | NodeCheck | None, what: str) -> str:
     if check is None:
         return what
     detail = f"{what} (code {check.code})" if check.code not in ("", "0") else what
@@ -343,12 +343,11 @@ def _problems(
                     f"{where}: {svm.offline} of {svm.encrypted} encrypted volumes offline "
                     f"in SVM {svm.svm}{stale}"
                 )
-        if status.service is not None and not status.service.ok:
+        if view.service_unreachable:
             what = _coded(status.service, f"{words(status).title} unreachable")
             problems.append(f"{where}: {what}{stale}")
         for node in status.ekmip_unreachable:
-            check = Check(node.ok, node.code, node.message)
-            what = _coded(check, f"EKMIP unreachable from node {node.node}")
+            what = _coded(node, f"EKMIP unreachable from node {node.node}")
             problems.append(f"{where}: {what}{stale}")
         if status.kek is not None and not status.kek.ok:
             problems.append(f"{where}: {_coded(status.kek, 'KEK unavailable')}{stale}")
