@@ -188,9 +188,9 @@ class KeyManagerView:
     @property
     def volumes_at_stake(self) -> int | None:
         """Return the encrypted volumes while the key service is unreachable, else 0."""
-        if self.svms is None or not self.service_unreachable:
-            return None if self.svms is None else 0
-        return self.encrypted_volumes
+        if self.svms is None:
+            return None
+        return self.encrypted_volumes if self.service_unreachable else 0
 
     @property
     def volumes_offline(self) -> int | None:
