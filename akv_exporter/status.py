@@ -416,9 +416,9 @@ def _svms(status: KeyManagerStatus, snapshot: ClusterSnapshot) -> tuple[SvmVolum
         own = {k.svm for k in snapshot.key_managers if k.svm and k.enabled is not False}
         svms = tuple(svm for svm in volumes.svms() if svm not in own)
     return tuple(
-        SvmVolumes(svm, volumes.total(svm), volumes.total(svm, "offline"))
+        SvmVolumes(svm, encrypted, volumes.total(svm, "offline"))
         for svm in svms
-        if volumes.total(svm)
+        if (encrypted := volumes.total(svm))
     )
 
 
