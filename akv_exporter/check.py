@@ -46,7 +46,7 @@ from akv_exporter.status import (
 EXIT_CODES = {status.OK: 0, status.WARNING: 1, status.CRITICAL: 2, status.UNKNOWN: 3}
 UNKNOWN_EXIT = EXIT_CODES[status.UNKNOWN]
 # The key-service column: "AZURE" (one word per kind of key manager).
-SERVICE_HEADER = "/".join(w.short.upper() for w in status.KEY_MANAGER_WORDS.values())
+SERVICE_HEADER = status.SERVICE_HEADER.upper()
 
 
 def exit_code(summary: Summary) -> int:

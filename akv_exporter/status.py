@@ -71,6 +71,8 @@ KEY_MANAGER_WORDS = {
         name="AKV", title="Azure Key Vault", short="Azure", json_key="akvs", target="vault"
     ),
 }
+# The key-service column's header over every kind: "Azure" (the page; check writes "AZURE").
+SERVICE_HEADER = "/".join(w.short for w in KEY_MANAGER_WORDS.values())
 
 
 def unreachable_state(endpoint: KeyManagerEndpoint) -> str:

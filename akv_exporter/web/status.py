@@ -33,6 +33,7 @@ from akv_exporter.status import (
     KEY_MANAGER_WORDS,
     OK,
     PENDING,
+    SERVICE_HEADER,
     UNKNOWN,
     VOLUMES_OFFLINE,
     WARNING,
@@ -169,7 +170,7 @@ def _environment() -> jinja2.Environment:
         bad_events=BAD_EVENTS,
         warn_events=WARN_EVENTS,
         # Column headers over every kind of key manager: "Azure" and "vault" for AKV.
-        service_header="/".join(w.short for w in KEY_MANAGER_WORDS.values()),
+        service_header=SERVICE_HEADER,
         target_header="/".join(w.target for w in KEY_MANAGER_WORDS.values()),
     )
     return environment
