@@ -24,7 +24,6 @@ import json
 import shutil
 import signal
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 from akv_exporter import status
@@ -39,6 +38,7 @@ from akv_exporter.status import (
     Summary,
     configuration_label,
     urgency,
+    utc_time,
     words,
 )
 
@@ -46,7 +46,7 @@ from akv_exporter.status import (
 EXIT_CODES = {status.OK: 0, status.WARNING: 1, status.CRITICAL: 2, status.UNKNOWN: 3}
 UNKNOWN_EXIT = EXIT_CODES[status.UNKNOWN]
 # The key-service column: "AZURE" (one word per kind of key manager).
-SERVICE_HEADER = "/".join(w.short.upper() for w in status.KEY_MANAGER_WORDS.values())
+SERVICE_HEADER = status.SERVICE_HEADER.upper()
 
 
 def exit_code(summary: Summary) -> int:
@@ -143,10 +143,6 @@ def _rows(cluster: ClusterView) -> list[tuple[str, ...]]:
     return rows
 
 
-def _clock(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def table(fleet: FleetStatus) -> list[str]:
     """Return the lines after the first: one row per configuration, then one per problem."""
     ordered = fleet.by_urgency()
@@ -171,7 +167,7 @@ def table(fleet: FleetStatus) -> list[str]:
             policy = "" if view.policy == status.TAKES_VOLUMES_OFFLINE else " (policy unknown)"
             problems.append(
                 f"{where}: ONTAP takes the encrypted volumes{stake} offline at about "
-                f"{_clock(deadline)} ({when}) unless {words(view.status).title} answers{policy}"
+                f"{utc_time(deadline)} ({when}) unless {words(view.status).title} answers{policy}"
             )
     if problems:
         lines += ["", "Problems:", *problems]

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from akv_exporter.ontap.ems import EmsEvent
-from akv_exporter.ontap.keymanager import Check, KeyManagerEndpoint, KeyManagerStatus
+from akv_exporter.ontap.keymanager import Check, KeyManagerEndpoint, KeyManagerStatus, NodeCheck
 from akv_exporter.ontap.keymanagers import BY_KIND, ENDPOINTS
 from akv_exporter.snapshot import ClusterSnapshot, EventCount, PollOutcome
 
@@ -71,6 +71,8 @@ KEY_MANAGER_WORDS = {
         name="AKV", title="Azure Key Vault", short="Azure", json_key="akvs", target="vault"
     ),
 }
+# The key-service column's header over every kind: "Azure" (the page; check writes "AZURE").
+SERVICE_HEADER = "/".join(w.short for w in KEY_MANAGER_WORDS.values())
 
 
 def unreachable_state(endpoint: KeyManagerEndpoint) -> str:
@@ -114,6 +116,11 @@ _RANK = {
 def urgency(state: str) -> int:
     """Return the sort rank of ``state``: 0 is the most urgent."""
     return _RANK[state]
+
+
+def utc_time(ts: float) -> str:
+    """Return ``ts`` as people read it on every surface: "2026-11-29 07:07:00 UTC"."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def configuration_label(status: KeyManagerStatus) -> str:
@@ -183,9 +190,9 @@ class KeyManagerView:
     @property
     def volumes_at_stake(self) -> int | None:
         """Return the encrypted volumes while the key service is unreachable, else 0."""
-        if self.svms is None or not self.service_unreachable:
-            return None if self.svms is None else 0
-        return self.encrypted_volumes
+        if self.svms is None:
+            return None
+        return self.encrypted_volumes if self.service_unreachable else 0
 
     @property
     def volumes_offline(self) -> int | None:
@@ -308,7 +315,7 @@ def refused_state(kind: str, error: Check) -> str:
     return BY_KIND[kind].get_errors[error.code]
 
 
-def _coded(check: Check | None, what: str) -> str:
+def _coded(check: Check | NodeCheck | None, what: str) -> str:
     if check is None:
         return what
     detail = f"{what} (code {check.code})" if check.code not in ("", "0") else what
@@ -338,12 +345,11 @@ def _problems(
                     f"{where}: {svm.offline} of {svm.encrypted} encrypted volumes offline "
                     f"in SVM {svm.svm}{stale}"
                 )
-        if status.service is not None and not status.service.ok:
+        if view.service_unreachable:
             what = _coded(status.service, f"{words(status).title} unreachable")
             problems.append(f"{where}: {what}{stale}")
         for node in status.ekmip_unreachable:
-            check = Check(node.ok, node.code, node.message)
-            what = _coded(check, f"EKMIP unreachable from node {node.node}")
+            what = _coded(node, f"EKMIP unreachable from node {node.node}")
             problems.append(f"{where}: {what}{stale}")
         if status.kek is not None and not status.kek.ok:
             problems.append(f"{where}: {_coded(status.kek, 'KEK unavailable')}{stale}")
@@ -360,7 +366,7 @@ def _problems(
             ]
             problems.append(f"{where}: state unknown (ONTAP did not report {', '.join(missing)})")
     if key_expired is not None:
-        at = datetime.fromtimestamp(key_expired.last_time, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        at = utc_time(key_expired.last_time)
         problems.append(
             f"ONTAP logged {KEY_EXPIRED_EVENT} at {at} (node {key_expired.node}): the current "
             "version of the Azure Key Vault key has expired; NetApp's EMS reference: ONTAP "
@@ -412,9 +418,9 @@ def _svms(status: KeyManagerStatus, snapshot: ClusterSnapshot) -> tuple[SvmVolum
         own = {k.svm for k in snapshot.key_managers if k.svm and k.enabled is not False}
         svms = tuple(svm for svm in volumes.svms() if svm not in own)
     return tuple(
-        SvmVolumes(svm, volumes.total(svm), volumes.total(svm, "offline"))
+        SvmVolumes(svm, encrypted, volumes.total(svm, "offline"))
         for svm in svms
-        if volumes.total(svm)
+        if (encrypted := volumes.total(svm))
     )
 
 

@@ -33,6 +33,7 @@ from akv_exporter.status import (
     KEY_MANAGER_WORDS,
     OK,
     PENDING,
+    SERVICE_HEADER,
     UNKNOWN,
     VOLUMES_OFFLINE,
     WARNING,
@@ -41,6 +42,7 @@ from akv_exporter.status import (
     KeyManagerView,
     configuration_label,
     unreachable_state,
+    utc_time,
     words,
 )
 from akv_exporter.web.common import exporter_of
@@ -86,10 +88,6 @@ VERDICT_TEXT = {
 def anchor(name: str) -> str:
     """Return a short id derived from a cluster name, stable across reloads and re-sorting."""
     return hashlib.blake2s(name.encode(), digest_size=6).hexdigest()
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def clock(ts: float) -> str:
@@ -155,7 +153,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.filters.update(
-        iso=iso,
+        iso=utc_time,
         clock=clock,
         span=span,
         duration=duration,
@@ -172,7 +170,7 @@ def _environment() -> jinja2.Environment:
         bad_events=BAD_EVENTS,
         warn_events=WARN_EVENTS,
         # Column headers over every kind of key manager: "Azure" and "vault" for AKV.
-        service_header="/".join(w.short for w in KEY_MANAGER_WORDS.values()),
+        service_header=SERVICE_HEADER,
         target_header="/".join(w.target for w in KEY_MANAGER_WORDS.values()),
     )
     return environment
