@@ -51,6 +51,12 @@ INVALID_FIELD = "262197"  # ONTAP's error for a `fields` entry it does not know
 _NO_ENDPOINT = object()  # the answer of a release without key-manager-configs
 
 
+def _paging(poll: PollConfig, deadline: float) -> dict[str, str]:
+    """Return a collection's page size and ONTAP's return_timeout: what is left before deadline."""
+    remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
+    return {"max_records": str(poll.max_records), "return_timeout": str(min(120, remaining))}
+
+
 class BlastRadiusPoller:
     """One cluster's slow polls: their schedule, event cursor and counters (poller-private)."""
 
@@ -180,12 +186,7 @@ class BlastRadiusPoller:
 
     async def _volumes(self, client: OntapClient, poll: PollConfig, cluster: str) -> None:
         async def get(deadline: float) -> EncryptedVolumes:
-            remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
-            params = {
-                **volumes.PARAMS,
-                "max_records": str(poll.max_records),
-                "return_timeout": str(min(120, remaining)),
-            }
+            params = {**volumes.PARAMS, **_paging(poll, deadline)}
             return volumes.parse_volumes(
                 await client.get_collection(volumes.PATH, params, deadline)
             )
@@ -207,12 +208,7 @@ class BlastRadiusPoller:
         since = self._history_from if self._latest is None else self._latest - EVENT_OVERLAP
 
         async def get(deadline: float) -> tuple[tuple[EmsEvent, ...], int]:
-            remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
-            params = {
-                **ems.query(since),
-                "max_records": str(poll.max_records),
-                "return_timeout": str(min(120, remaining)),
-            }
+            params = {**ems.query(since), **_paging(poll, deadline)}
             return ems.parse_events(await client.get_collection(ems.PATH, params, deadline))
 
         answer = await self._ask(EVENTS, cluster, poll, get)

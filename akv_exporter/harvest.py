@@ -131,9 +131,10 @@ def _collector_names(value: Any) -> list[str]:
 def _text(poller: _Poller, key: str) -> str | None:
     """Return the string at ``key`` as written (Harvest reads these as strings)."""
     scope = poller.data if key in poller.data else poller.defaults
-    if scope.get(key) is not None and scalar(scope, key) is None:
+    value = scalar(scope, key)
+    if value is None and scope.get(key) is not None:
         poller.fail(key, "must be a string")
-    return scalar(scope, key)
+    return value
 
 
 def _path(poller: _Poller, key: str, base: Path, value: Any = None) -> Path | None:
@@ -220,8 +221,8 @@ def _script(poller: _Poller, section: Mapping, base: Path, addr: str):
     written = str(section["path"])
     path = Path(written).expanduser()
     path = path if path.is_absolute() else base / path
-    if "/" not in written and not path.is_file() and shutil.which(written):
-        path = Path(shutil.which(written) or written)  # a bare name is looked up on PATH too
+    if "/" not in written and not path.is_file() and (found := shutil.which(written)):
+        path = Path(found)  # a bare name is looked up on PATH too
     if not path.is_file():
         poller.fail(key, f"file {str(path)!r} does not exist or is not a file", "path")
     elif not os.access(path, os.X_OK):

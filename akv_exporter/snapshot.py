@@ -98,8 +98,8 @@ class ClusterSnapshot:
     # Configuration uuid -> Unix time its key service became unreachable (the current streak).
     unreachable_since: Mapping[str, float] = field(default_factory=dict)
     skipped_records: int = 0  # malformed records skipped, cumulative
-    # Key managers (by kind) whose GET ONTAP answered with an error it documents for that
     blast: BlastRadius = BlastRadius()  # policy, encrypted volumes, EMS events (slow polls)
+    # Key managers (by kind) whose GET ONTAP answered with an error it documents for that
     # endpoint (KeyManagerEndpoint.get_errors); their configurations are then the last known,
     # as of `key_managers_as_of`.
     refused: Mapping[str, Check] = field(default_factory=dict)

@@ -47,11 +47,8 @@ ORDINARY_FIELDS = (
 INTRODUCED = {"authentication_method": (9, 10), "enabled": (9, 14), "configuration": (9, 14)}
 # The `fields` query the exporter sends: the advanced three must be named explicitly.
 FIELDS_QUERY = ",".join(ADVANCED_FIELDS + ORDINARY_FIELDS)
-# What every release since 9.8 knows: the fallback when a cluster rejects a field it should know.
-_FIELDS_98 = tuple(name for name in ORDINARY_FIELDS if name not in INTRODUCED)
-FIELDS_QUERY_98 = ",".join(ADVANCED_FIELDS + _FIELDS_98)
-# NetApp's definition introduces `enabled` and `configuration` in 9.14 (x-ntap-introduced).
-ENABLED_INTRODUCED = (9, 14)
+# Before `enabled`, a scope holds one configuration and it is the active one (infer_enabled).
+ENABLED_INTRODUCED = INTRODUCED["enabled"]
 # A configuration's details (KeyManagerStatus.details): ontap_akv_info's labels after `scope`.
 # `vault` is ONTAP's `name` (the vault URI); `configuration` is its `configuration` object's name.
 DETAILS = tuple(label for label in AKV_INFO_LABELS if label != "scope")
@@ -77,6 +74,10 @@ def fields_query(release: Release | None) -> str:
         return FIELDS_QUERY
     known = (f for f in ORDINARY_FIELDS if INTRODUCED.get(f, (9, 8)) <= release)
     return ",".join(ADVANCED_FIELDS + tuple(known))
+
+
+# What every release since 9.8 knows: the fallback when a cluster rejects a field it should know.
+FIELDS_QUERY_98 = fields_query((9, 8))
 
 
 def infer_enabled(record: Mapping, release: Release | None) -> bool | None:

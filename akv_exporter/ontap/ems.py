@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from akv_exporter.ontap.keymanager import fold_message, name_of, text
+
 PATH = "/api/support/ems/events"
 NAMES = "ekmip.akv.*"
 FIELDS = "index,time,node.name,message.name,message.severity,log_message"
@@ -50,32 +52,25 @@ def parse_time(value: Any) -> float | None:
     return moment.timestamp()
 
 
-def _name(value: Any) -> str:
-    name = value.get("name") if isinstance(value, Mapping) else None
-    return name if isinstance(name, str) else ""
-
-
 def parse_event(record: Any) -> EmsEvent | None:
     """Return the event in ``record``; None when it lacks node, index, time or name."""
     if not isinstance(record, Mapping):
         return None
     index, moment = record.get("index"), parse_time(record.get("time"))
-    node, name = _name(record.get("node")), _name(record.get("message"))
+    node, name = name_of(record.get("node")), name_of(record.get("message"))
     if isinstance(index, bool) or not isinstance(index, int) or moment is None:
         return None
     if not node or not name:
         return None
     message = record.get("message")
-    severity = message.get("severity") if isinstance(message, Mapping) else None
-    log_message = record.get("log_message")
-    text = " ".join(log_message.split()) if isinstance(log_message, str) else ""
+    severity = text(message.get("severity")) if isinstance(message, Mapping) else ""
     return EmsEvent(
         node=node,
         index=index,
         time=moment,
         name=name,
-        severity=severity if isinstance(severity, str) else "",
-        log_message=text[:LOG_MESSAGE_LIMIT],
+        severity=severity,
+        log_message=fold_message(record.get("log_message"))[:LOG_MESSAGE_LIMIT],
     )
 
 

@@ -25,11 +25,8 @@ QUERY = f"{PATH}?fields=health_monitor_policy,health_monitor_polling_interval"
 # `security key-manager config modify -health-monitor-polling-interval`). ONTAP refuses a
 # `fields` entry it does not know (262197), so a release is asked only for what it has.
 QUERY_WITHOUT_POLICY = f"{PATH}?fields=health_monitor_polling_interval"
-FIRST_RELEASE = (
-    9,
-    10,
-    1,
-)  # REST reference: GET /security/key-manager-configs "Introduced In: 9.10"
+# REST reference: GET /security/key-manager-configs "Introduced In: 9.10"
+FIRST_RELEASE = (9, 10, 1)
 # `security key-manager health policy show|modify` first appears in the 9.15.1 CLI reference, and
 # NetApp's 9.12.1 and 9.13.1 REST examples carry no health_monitor_policy.
 POLICY_RELEASE = (9, 15, 1)

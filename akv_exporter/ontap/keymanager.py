@@ -116,7 +116,7 @@ class ParsedRecords:
     refused: Mapping[str, Check] = field(default_factory=dict)
 
 
-# --- the parsing every endpoint shares ---------------------------------------------------------
+# --- the parsing every endpoint shares (ems.py and volumes.py read names with it too) ---------
 
 
 def fold_message(value: Any) -> str:

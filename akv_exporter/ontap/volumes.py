@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from akv_exporter.ontap.keymanager import name_of
+
 PATH = "/api/storage/volumes"
 PARAMS = {"encryption.enabled": "true", "fields": "svm.name,state,encryption.enabled"}
 UNKNOWN_STATE = "unknown"  # a volume whose state ONTAP did not send
@@ -57,9 +59,8 @@ def parse_volumes(records: Iterable[Any]) -> EncryptedVolumes:
         encryption = record.get("encryption")
         if isinstance(encryption, Mapping) and encryption.get("enabled") is False:
             continue  # a server that ignored the filter: not ours to count
-        svm = record.get("svm")
-        name = svm.get("name") if isinstance(svm, Mapping) else None
-        if not isinstance(name, str) or not name:
+        name = name_of(record.get("svm"))
+        if not name:
             skipped += 1
             continue
         state = record.get("state")
