@@ -620,7 +620,7 @@ class Poller:
             since = {
                 status.uuid: earlier.get(status.uuid, outcome.started)
                 for status in parsed.key_managers
-                if status.service is not None and not status.service.ok
+                if status.service_unreachable
             }
             if self._current(entry):  # a retired cluster's streaks were forgotten on purpose
                 self._state.update(key, since)

@@ -180,7 +180,7 @@ class KeyManagerView:
         The one rule for "at stake" on every surface: the summary's count, the page's rows, the
         JSON and check all read it, so a healthy configuration's volumes are never "at stake".
         """
-        return self.status.service is not None and not self.status.service.ok
+        return self.status.service_unreachable
 
     @property
     def encrypted_volumes(self) -> int | None:
@@ -297,11 +297,11 @@ class FleetStatus:
 
 def key_manager_state(status: KeyManagerStatus) -> str:
     """Return the most urgent state of one configuration."""
-    if status.service is not None and not status.service.ok:
+    if status.service_unreachable:
         return unreachable_state(BY_KIND[status.kind])
     if status.ekmip_unreachable:
         return EKMIP_UNREACHABLE
-    if status.kek is not None and not status.kek.ok:
+    if status.kek_unavailable:
         return KEK_UNAVAILABLE
     if status.enabled is False:
         return INACTIVE
@@ -351,7 +351,7 @@ def _problems(
         for node in status.ekmip_unreachable:
             what = _coded(node, f"EKMIP unreachable from node {node.node}")
             problems.append(f"{where}: {what}{stale}")
-        if status.kek is not None and not status.kek.ok:
+        if status.kek_unavailable:
             problems.append(f"{where}: {_coded(status.kek, 'KEK unavailable')}{stale}")
         if view.state == UNKNOWN:
             missing = [
@@ -511,7 +511,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
     # A configuration can fail several checks at once; each count asks one question.
     unreachable = sum(1 for v in views if v.service_unreachable)
     ekmip_unreachable = sum(1 for v in views if v.status.ekmip_unreachable)
-    kek = sum(1 for v in views if v.status.kek is not None and not v.status.kek.ok)
+    kek = sum(1 for v in views if v.status.kek_unavailable)
     down = sum(1 for c in clusters if c.state == DOWN)
     pending = sum(1 for c in clusters if c.state == PENDING)
     # A cluster that answered a key manager's query with its error speaks of every configuration.

@@ -65,6 +65,16 @@ class KeyManagerStatus:
     details: tuple[tuple[str, str], ...] = ()
 
     @property
+    def service_unreachable(self) -> bool:
+        """Return whether ONTAP said the key service cannot be reached (not: did not say)."""
+        return self.service is not None and not self.service.ok
+
+    @property
+    def kek_unavailable(self) -> bool:
+        """Return whether ONTAP said the wrapped KEK is unavailable (not: did not say)."""
+        return self.kek is not None and not self.kek.ok
+
+    @property
     def ekmip_unreachable(self) -> tuple[NodeCheck, ...]:
         return tuple(n for n in self.ekmip if not n.ok)
 
