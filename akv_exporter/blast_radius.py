@@ -30,7 +30,7 @@ from typing import Any
 
 from akv_exporter.config import PollConfig
 from akv_exporter.ontap import ems, key_manager_configs, volumes
-from akv_exporter.ontap.client import OntapClient, OntapError
+from akv_exporter.ontap.client import INVALID_FIELD, OntapClient, OntapError
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.ems import EmsEvent
 from akv_exporter.ontap.key_manager_configs import KeyManagerConfig
@@ -47,7 +47,6 @@ HISTORY = 24 * 3600.0  # events this old at start are read as history, never cou
 EVENT_OVERLAP = 600.0  # re-ask this far back: nodes' clocks and ONTAP's logging may lag
 RECENT_EVENTS = 20  # kept for the status page
 STALE_INVENTORY_INTERVALS = 3
-INVALID_FIELD = "262197"  # ONTAP's error for a `fields` entry it does not know
 _NO_ENDPOINT = object()  # the answer of a release without key-manager-configs
 
 

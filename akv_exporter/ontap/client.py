@@ -41,7 +41,7 @@ from akv_exporter.secrets import HARVEST_SCRIPT, Login, SecretError, resolve_log
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"akv-exporter/{__version__}"
-_INVALID_FIELD = "262197"
+INVALID_FIELD = "262197"  # ONTAP's error for a `fields` entry it does not know
 
 
 class _Unchanged:
@@ -585,7 +585,7 @@ class OntapClient:
                 endpoint.path, params, deadline, digest, unchanged_if
             )
         except OntapError as error:
-            if error.ontap_code != _INVALID_FIELD or fields == endpoint.fallback_fields:
+            if error.ontap_code != INVALID_FIELD or fields == endpoint.fallback_fields:
                 raise
             log.warning(
                 "cluster %s: %s refused a field of ONTAP %s (%s); asking for the 9.8 fields",
