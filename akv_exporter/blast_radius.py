@@ -50,12 +50,6 @@ STALE_INVENTORY_INTERVALS = 3
 _NO_ENDPOINT = object()  # the answer of a release without key-manager-configs
 
 
-def _paging(poll: PollConfig, deadline: float) -> dict[str, str]:
-    """Return a collection's page size and ONTAP's return_timeout: what is left before deadline."""
-    remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
-    return {"max_records": str(poll.max_records), "return_timeout": str(min(120, remaining))}
-
-
 class BlastRadiusPoller:
     """One cluster's slow polls: their schedule, event cursor and counters (poller-private)."""
 
@@ -185,9 +179,8 @@ class BlastRadiusPoller:
 
     async def _volumes(self, client: OntapClient, poll: PollConfig, cluster: str) -> None:
         async def get(deadline: float) -> EncryptedVolumes:
-            params = {**volumes.PARAMS, **_paging(poll, deadline)}
             return volumes.parse_volumes(
-                await client.get_collection(volumes.PATH, params, deadline)
+                await client.get_collection(volumes.PATH, volumes.PARAMS, deadline)
             )
 
         started = self._clock()
@@ -207,8 +200,9 @@ class BlastRadiusPoller:
         since = self._history_from if self._latest is None else self._latest - EVENT_OVERLAP
 
         async def get(deadline: float) -> tuple[tuple[EmsEvent, ...], int]:
-            params = {**ems.query(since), **_paging(poll, deadline)}
-            return ems.parse_events(await client.get_collection(ems.PATH, params, deadline))
+            return ems.parse_events(
+                await client.get_collection(ems.PATH, ems.query(since), deadline)
+            )
 
         answer = await self._ask(EVENTS, cluster, poll, get)
         if answer is None:

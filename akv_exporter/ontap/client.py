@@ -508,9 +508,17 @@ class OntapClient:
     ) -> Any:
         """Return every record of a collection, following ``_links.next`` exactly as given.
 
+        ``params`` are the query's own; the page size (poll.max_records) and ONTAP's
+        return_timeout (what is left before ``deadline``, at most 120 s) are added here.
         ``UNCHANGED`` instead when the first page's digest equals ``unchanged_if``: the digest
         of an earlier answer of one page, byte for byte this one (so no next page either).
         """
+        remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
+        params = {
+            **params,
+            "max_records": str(self._max_records),
+            "return_timeout": str(min(120, remaining)),
+        }
         key = (path, *params.items())
         link: str | None = self._links.get(key)
         if link is None:
@@ -569,15 +577,10 @@ class OntapClient:
         equals ``unchanged_if`` (the digest of an answer the caller still holds parsed), the
         answer is not decoded and ``UNCHANGED`` is returned instead of records.
         """
-        remaining = max(1, int(deadline - asyncio.get_running_loop().time()))
         fields = EVERY_FIELD if every_field else endpoint.fields(release)
         if release is not None and release == self._refused_release.get(endpoint.path):
             fields = endpoint.fallback_fields
-        params = {
-            "fields": fields,
-            "max_records": str(self._max_records),
-            "return_timeout": str(min(120, remaining)),
-        }
+        params = {"fields": fields}
         self.digests.pop(endpoint.path, None)
         digest = hashlib.blake2b(digest_size=16)
         try:
