@@ -28,7 +28,7 @@ from akv_exporter.simulator.model import (
     parse_bool,
 )
 from akv_exporter.simulator.query import Kind, OntapError, answer_instance
-from akv_exporter.simulator.records import Tree
+from akv_exporter.simulator.records import LINKS, Tree, links
 from akv_exporter.simulator.verdict import DEFAULT_POLICY, HealthPolicy, KeyManagerConfig
 
 PATH = "/api/security/key-manager-configs"
@@ -40,7 +40,7 @@ PATCH_KEY = "key_manager_config"
 
 _POLICY: Tree = {"enabled": None, "manage_volume_offline": None}
 TREE: Tree = {
-    "_links": {"self": {"href": None}},
+    "_links": LINKS,
     "cc_mode_enabled": None,
     "cloud_kms_retry_count": None,
     "health_monitor_polling_interval": None,
@@ -111,7 +111,7 @@ def render(state: ClusterState) -> dict[str, Any]:
             }
             for name in keystore_types(state.version)
         }
-    record["_links"] = {"self": {"href": PATH}}
+    record["_links"] = links(PATH)
     return record
 
 

@@ -26,17 +26,16 @@ from akv_exporter.simulator.model import (
     check_keys,
 )
 from akv_exporter.simulator.query import Kind, answer_collection, answer_instance
-from akv_exporter.simulator.records import Tree
+from akv_exporter.simulator.records import LINKS, REF, Tree, links
 from akv_exporter.simulator.verdict import SvmVolumes
 
 PATH = "/api/storage/volumes"
 PATCH_KEY = "volumes"
-_LINKS: Tree = {"self": {"href": None}}
 TREE: Tree = {
-    "_links": _LINKS,
+    "_links": LINKS,
     "uuid": None,
     "name": None,
-    "svm": {"name": None, "uuid": None, "_links": _LINKS},
+    "svm": REF,
     "state": None,
     "style": None,
     "type": None,
@@ -72,7 +71,7 @@ def _svm_records(cluster_uuid: str, volumes: SvmVolumes) -> tuple[dict[str, Any]
     svm = {
         "name": volumes.svm,
         "uuid": volumes.svm_uuid,
-        "_links": {"self": {"href": f"/api/svm/svms/{volumes.svm_uuid}"}},
+        "_links": links(f"/api/svm/svms/{volumes.svm_uuid}"),
     }
     records = []
     for index in range(volumes.count):
@@ -91,7 +90,7 @@ def _svm_records(cluster_uuid: str, volumes: SvmVolumes) -> tuple[dict[str, Any]
                     "type": "volume" if encrypted else "none",
                     "state": "encrypted" if encrypted else "unencrypted",
                 },
-                "_links": {"self": {"href": f"{PATH}/{uuid}"}},
+                "_links": links(f"{PATH}/{uuid}"),
             }
         )
     return tuple(records)
