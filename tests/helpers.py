@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import inspect
 import json
@@ -464,6 +465,23 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def consecutive_free_ports(count: int, multiple_of: int = 1) -> int:
+    """Return the first of ``count`` consecutive ports free on 127.0.0.1 now, a multiple of
+    ``multiple_of``."""
+    for _ in range(200):
+        first = free_port() // multiple_of * multiple_of
+        if first + count > 65536:
+            continue
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return first
+    pytest.fail(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 def fetch(url: str, timeout: float = 2) -> bytes:
