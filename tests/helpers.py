@@ -718,6 +718,11 @@ class Fleet:
         self.loop.close()
 
 
+def release(cluster: dict) -> tuple[int, ...]:
+    """Return the ONTAP release of one of the simulator's clusters: "9.14.1" -> (9, 14, 1)."""
+    return tuple(int(part) for part in cluster["version"].split("."))
+
+
 def start_fleet(
     directory: Path, clusters: int, seed: int, interval: float = 1.0, clock_factor: float = 1.0
 ) -> Fleet:
