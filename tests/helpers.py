@@ -156,6 +156,21 @@ async def get(
         return response.status, body, response.headers
 
 
+def cluster_url(sim: Any, name: str) -> str:
+    """Return the ONTAP URL of the running simulator's cluster ``name``."""
+    return next(c.url for c in sim.clusters if c.name == name)
+
+
+async def control(
+    session: aiohttp.ClientSession, sim: Any, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    """Return (status, JSON body) of one request to the simulator's control API; a str body
+    goes as it is, anything else as JSON."""
+    data = body if isinstance(body, str) else json.dumps(body) if body is not None else None
+    async with session.request(method, f"{sim.control_url}{path}", data=data) as response:
+        return response.status, await response.json()
+
+
 async def all_pages(
     session: aiohttp.ClientSession, base_url: str, first: str, **kwargs: Any
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
