@@ -26,6 +26,7 @@ from akv_exporter.simulator.model import (
     StateError,
     check_keys,
     parse_bool,
+    parse_int,
 )
 from akv_exporter.simulator.query import Kind, OntapError, answer_instance
 from akv_exporter.simulator.records import LINKS, Tree, links
@@ -135,12 +136,6 @@ def describe(state: ClusterState) -> dict[str, Any] | None:
 # --- control API and scenario files ----------------------------------------------------------
 
 
-def _integer(value: Any, low: int, high: int, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise StateError(key, f"expected a whole number {low}-{high}, got {value!r}")
-    return value
-
-
 def merge(state: ClusterState, patch: Any) -> ClusterState:
     """Return the cluster with a ``key_manager_config`` patch merged; StateError names the key."""
     key = PATCH_KEY
@@ -155,12 +150,12 @@ def merge(state: ClusterState, patch: Any) -> ClusterState:
     changes: dict[str, Any] = {}
     if "health_monitor_polling_interval" in patch:
         where = f"{key}.health_monitor_polling_interval"
-        changes["health_monitor_polling_interval"] = _integer(
+        changes["health_monitor_polling_interval"] = parse_int(
             patch["health_monitor_polling_interval"], 15, 30, where
         )
     if "cloud_kms_retry_count" in patch:
         where = f"{key}.cloud_kms_retry_count"
-        changes["cloud_kms_retry_count"] = _integer(patch["cloud_kms_retry_count"], 0, 10, where)
+        changes["cloud_kms_retry_count"] = parse_int(patch["cloud_kms_retry_count"], 0, 10, where)
     if "cc_mode_enabled" in patch:
         changes["cc_mode_enabled"] = parse_bool(patch["cc_mode_enabled"], f"{key}.cc_mode_enabled")
     if "health_monitor_policy" in patch:

@@ -24,6 +24,7 @@ from akv_exporter.simulator.model import (
     ClusterState,
     StateError,
     check_keys,
+    parse_int,
 )
 from akv_exporter.simulator.query import Kind, answer_collection, answer_instance
 from akv_exporter.simulator.records import LINKS, REF, Tree, links
@@ -176,9 +177,7 @@ def encrypted_in(state: ClusterState, svms: Iterable[str]) -> int:
 
 
 def _count(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PER_SVM:
-        raise StateError(key, f"expected a whole number 0-{MAX_PER_SVM}, got {value!r}")
-    return value
+    return parse_int(value, 0, MAX_PER_SVM, key)
 
 
 def _merge_one(current: SvmVolumes, patch: Any, key: str) -> SvmVolumes:
