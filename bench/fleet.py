@@ -159,8 +159,7 @@ class SimulatorProcess:
         return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop(self.process)
+        stop(self.process)
 
 
 def write_config(

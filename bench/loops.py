@@ -30,15 +30,12 @@ class Round:
     cpu: float
 
 
-async def _timed(coroutine) -> Round:
+async def timed_round(poll_round) -> Round:
+    """Run one poll round (a coroutine function) and return what it took."""
+    coroutine = poll_round()
     wall, cpu = time.perf_counter(), time.process_time()
     await coroutine
     return Round(time.perf_counter() - wall, time.process_time() - cpu)
-
-
-async def timed_round(poll_round) -> Round:
-    """Run one poll round (a coroutine function) and return what it took."""
-    return await _timed(poll_round())
 
 
 async def exporter_round(exporter: Exporter, concurrency: int) -> None:

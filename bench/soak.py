@@ -35,7 +35,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from bench.fleet import stop
+from bench.fleet import resident_mib, stop
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLE_EVERY = 10.0  # seconds between resource samples
@@ -156,11 +156,10 @@ class Soak:
         self.stats_read = len(lines)
 
     def sample(self) -> None:
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:")
+        rss_mib, _ = resident_mib(self.pid)
         fds = len(os.listdir(f"/proc/{self.pid}/fd"))
         self.read_stats()
-        self.samples.append(Sample(time.monotonic(), rss_kb * 1024, fds, self.tasks))
+        self.samples.append(Sample(time.monotonic(), int(rss_mib * 2**20), fds, self.tasks))
 
 
 async def _hammer(soak: Soak, http: aiohttp.ClientSession, path: str, until: float) -> None:

@@ -79,7 +79,6 @@ def volumes_table() -> Json:
 
 def policy_table() -> Json:
     """Cluster detail: ONTAP's health-monitor policy per key manager, and its interval."""
-    selector = {"by_svm": False}
     return table(
         "ONTAP key-manager health-monitor policy",
         "health_monitor_policy of GET /api/security/key-manager-configs, per key manager: "
@@ -90,11 +89,11 @@ def policy_table() -> Json:
         [
             Query(
                 "max by (cluster, key_manager) "
-                f"({akv('ontap_key_manager_health_monitor_enabled', **selector)})"
+                f"({akv('ontap_key_manager_health_monitor_enabled', by_svm=False)})"
             ),
             Query(
                 "max by (cluster, key_manager) "
-                f"({akv('ontap_key_manager_manage_volume_offline', **selector)})"
+                f"({akv('ontap_key_manager_manage_volume_offline', by_svm=False)})"
             ),
         ],
         field_config(
@@ -139,7 +138,6 @@ def interval_stat() -> Json:
 
 def events_table() -> Json:
     """Cluster detail: ONTAP's AKV EMS events, last time and count in the dashboard's range."""
-    events = {"by_svm": False}
     return table(
         "ONTAP key-manager events (EMS)",
         "ONTAP's ekmip.akv.* EMS events per node: when each was last logged (ONTAP's time; the "
@@ -150,11 +148,11 @@ def events_table() -> Json:
         [
             Query(
                 "max by (cluster, node, event) "
-                f"({akv('ontap_ems_event_last_timestamp_seconds', **events)}) * 1000"
+                f"({akv('ontap_ems_event_last_timestamp_seconds', by_svm=False)}) * 1000"
             ),
             Query(
                 "sum by (cluster, node, event) "
-                f"(increase({akv('ontap_ems_events_total', **events)}[$__range]))"
+                f"(increase({akv('ontap_ems_events_total', by_svm=False)}[$__range]))"
             ),
         ],
         field_config(

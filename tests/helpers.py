@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import inspect
 import json
@@ -153,6 +154,21 @@ async def get(
         except json.JSONDecodeError:
             body = text
         return response.status, body, response.headers
+
+
+def cluster_url(sim: Any, name: str) -> str:
+    """Return the ONTAP URL of the running simulator's cluster ``name``."""
+    return next(c.url for c in sim.clusters if c.name == name)
+
+
+async def control(
+    session: aiohttp.ClientSession, sim: Any, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    """Return (status, JSON body) of one request to the simulator's control API; a str body
+    goes as it is, anything else as JSON."""
+    data = body if isinstance(body, str) else json.dumps(body) if body is not None else None
+    async with session.request(method, f"{sim.control_url}{path}", data=data) as response:
+        return response.status, await response.json()
 
 
 async def all_pages(
@@ -466,6 +482,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def consecutive_free_ports(count: int, multiple_of: int = 1) -> int:
+    """Return the first of ``count`` consecutive ports free on 127.0.0.1 now, a multiple of
+    ``multiple_of``."""
+    for _ in range(200):
+        first = free_port() // multiple_of * multiple_of
+        if first + count > 65536:
+            continue
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return first
+    pytest.fail(f"no {count} consecutive free ports on 127.0.0.1")
+
+
 def fetch(url: str, timeout: float = 2) -> bytes:
     """Return the body of a GET of ``url``."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -698,6 +731,11 @@ class Fleet:
 
         self.loop.run(stop())
         self.loop.close()
+
+
+def release(cluster: dict) -> tuple[int, ...]:
+    """Return the ONTAP release of one of the simulator's clusters: "9.14.1" -> (9, 14, 1)."""
+    return tuple(int(part) for part in cluster["version"].split("."))
 
 
 def start_fleet(

@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import (
     Webhook,
     alertmanager_config,
+    release,
     shortened_rules,
     start_alertmanager,
     start_fleet,
@@ -152,15 +153,11 @@ def test_an_unreachable_cluster_raises_cluster_down_not_akv_alerts(stack):
         fleet.reset(cluster)
 
 
-def _release(cluster: dict) -> tuple[int, ...]:
-    return tuple(int(part) for part in cluster["version"].split("."))
-
-
 def _with_svm_akv(fleet, *, policy: bool) -> list[tuple[dict, dict]]:
     """Return (cluster, AKV) pairs: an enabled SVM configuration, on a policy release if asked."""
     pairs = []
     for cluster in fleet.clusters():
-        if policy and _release(cluster) < POLICY_RELEASE:
+        if policy and release(cluster) < POLICY_RELEASE:
             continue
         akv = next((a for a in cluster["akvs"] if a["scope"] == "svm" and a["enabled"]), None)
         if akv is not None:
@@ -187,7 +184,7 @@ def test_no_imminent_page_where_ontaps_policy_keeps_volumes_online(stack):
     paging, paging_akv = next(
         (c, a) for c, a in _with_svm_akv(fleet, policy=False) if c["name"] != quiet["name"]
     )
-    paging_has_policy = _release(paging) >= POLICY_RELEASE
+    paging_has_policy = release(paging) >= POLICY_RELEASE
     _set_policy(fleet, quiet["name"], False)
     if paging_has_policy:
         _set_policy(fleet, paging["name"], True)
@@ -251,11 +248,11 @@ def test_compressed_clock_reaching_ontaps_deadline_pages_encrypted_volumes_offli
     pairs = [
         (c, a)
         for c, a in _with_svm_akv(fleet, policy=False)
-        if _release(c) >= (9, 10, 1)  # the simulator's health monitor acts from 9.10.1
+        if release(c) >= (9, 10, 1)  # the simulator's health monitor acts from 9.10.1
     ]
     assert pairs, "the test fleet needs a cluster of 9.10.1 or later with an SVM configuration"
     cluster, akv = pairs[-1]
-    if _release(cluster) >= POLICY_RELEASE:
+    if release(cluster) >= POLICY_RELEASE:
         _set_policy(fleet, cluster["name"], True)
     # 60 simulated minutes in 6 s; ONTAP's health monitor checks every 1.5 s.
     fleet.clock(factor=600)

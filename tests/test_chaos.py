@@ -33,6 +33,7 @@ from tests.helpers import (
     Clock,
     akv_record,
     config_for,
+    consecutive_free_ports,
     exporter_with_clock,
     fetch,
     find,
@@ -48,21 +49,6 @@ HANG_GUARD = 60.0
 
 
 # --- the simulator killed and restarted on the same ports ----------------------------------
-
-
-def consecutive_free_ports(count: int) -> int:
-    """Return the first of ``count`` consecutive ports free on 127.0.0.1 now."""
-    for _ in range(50):
-        first = free_port()
-        with contextlib.ExitStack() as held:
-            try:
-                for port in range(first, first + count):
-                    probe = held.enter_context(socket.socket())
-                    probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return first
-    pytest.fail(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 def start_simulator_process(first_port: int, clusters: int, log: Path) -> subprocess.Popen:

@@ -13,7 +13,7 @@ import pytest
 
 from dashboards.generate import render_all
 from dashboards.queries import DEFAULT_VARIABLES, iter_queries, substitute_variables
-from tests.helpers import Fleet, Prometheus, start_fleet, start_prometheus, wait_until
+from tests.helpers import Fleet, Prometheus, release, start_fleet, start_prometheus, wait_until
 
 pytestmark = pytest.mark.prometheus
 DASHBOARDS = {name: json.loads(text) for name, text in render_all().items()}
@@ -68,10 +68,6 @@ def inject_incidents(fleet: Fleet) -> None:
     # needs one now: ONTAP's record of the outage, on a release whose EMS catalogue has it.
     logging = next(c for c in clusters if release(c) >= (9, 10, 1))
     fleet.log_event(logging["name"], {"name": "ekmip.akv.notAvailable"})
-
-
-def release(cluster: dict) -> tuple[int, ...]:
-    return tuple(int(part) for part in cluster["version"].split("."))
 
 
 def queries(name: str) -> list[tuple[str, str]]:

@@ -639,7 +639,7 @@ async def test_harvest_certificate_auth_presents_the_client_certificate(tmp_path
         (snapshot,) = (await exporter.poll_all()).values()
         assert snapshot.up and snapshot.name == "c1"
         # The AKV request's connection is the one kept alive (the identity's is closed).
-        (akvs,) = [r for r in ontap.requests if r.path == "/api/security/azure-key-vaults"]
+        (akvs,) = ontap.asked("/api/security/azure-key-vaults")
         peer = akvs.transport.get_extra_info("peercert")
         assert ("commonName", "harvest-monitor") in (
             pair for rdn in peer["subject"] for pair in rdn

@@ -27,8 +27,8 @@ from akv_exporter.shard import Shard
 from tests.helpers import (
     REPO,
     BackgroundLoop,
+    consecutive_free_ports,
     fleet_config_file,
-    free_port,
     start_exporter,
     start_prometheus,
     wait_until,
@@ -307,26 +307,6 @@ def operator_relabelings(probe: dict[str, Any], prober_address: str) -> list[dic
     return own + configured
 
 
-def consecutive_free_ports(count: int) -> int:
-    """Return a base port B, a multiple of 10, with B..B+count-1 free on 127.0.0.1."""
-    for _ in range(200):
-        base = free_port() // 10 * 10
-        if base + count < 65536 and all(_free(base + i) for i in range(count)):
-            return base
-    raise AssertionError("no run of free ports")
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.mark.prometheus
 def test_prometheus_routes_every_probe_to_the_shard_that_owns_it(tmp_path):
     from akv_exporter.simulator import SimulatorOptions, start_simulator
@@ -341,7 +321,7 @@ def test_prometheus_routes_every_probe_to_the_shard_that_owns_it(tmp_path):
     try:
         names = [cluster.name for cluster in simulator.clusters]
         config = fleet_config_file(tmp_path / "akv.yml", simulator, names, interval="60s")
-        base = consecutive_free_ports(shards)
+        base = consecutive_free_ports(shards, multiple_of=10)
         for ordinal in range(shards):
             exporters.append(
                 start_exporter(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 
 import aiohttp
@@ -11,7 +10,7 @@ import bcrypt
 
 from akv_exporter.config import load_config
 from akv_exporter.web.security import NOTHING
-from tests.helpers import config_for, started
+from tests.helpers import basic_auth, config_for, started
 
 SAME_EVERYWHERE = {
     "X-Content-Type-Options": "nosniff",
@@ -33,7 +32,7 @@ async def test_every_answer_carries_the_headers_errors_and_401_included(fake_ont
     )
     exporter, runner, base = await started(load_config(config.path))
     await asyncio.wait_for(exporter.wait_ready(), 10)
-    auth = {"Authorization": "Basic " + base64.b64encode(b"prometheus:pass").decode()}
+    auth = basic_auth("prometheus", "pass")
     answers = {}
     try:
         async with aiohttp.ClientSession() as http:

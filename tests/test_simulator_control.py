@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
-from tests.helpers import AKV_PATH, get
+from tests.helpers import AKV_PATH, cluster_url, control, get
 
 CLUSTER = "yyz-prod-01"  # the first cluster of seed 0: 9.13.1, 4 nodes, 2 SVM-scoped AKVs
 
@@ -35,15 +35,7 @@ async def session(sim: RunningSimulator) -> AsyncIterator[aiohttp.ClientSession]
 
 
 def url(sim: RunningSimulator, name: str = CLUSTER) -> str:
-    return next(c.url for c in sim.clusters if c.name == name)
-
-
-async def control(
-    session: aiohttp.ClientSession, sim: RunningSimulator, method: str, path: str, body: Any = None
-) -> tuple[int, Any]:
-    data = body if isinstance(body, str) else json.dumps(body) if body is not None else None
-    async with session.request(method, f"{sim.control_url}{path}", data=data) as response:
-        return response.status, await response.json()
+    return cluster_url(sim, name)
 
 
 async def patch(session, sim, body: Any, name: str = CLUSTER) -> Any:

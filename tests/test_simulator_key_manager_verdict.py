@@ -12,7 +12,6 @@ import asyncio
 import datetime
 import functools
 import io
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,7 +31,7 @@ from akv_exporter.simulator.incidents import IncidentScheduler
 from akv_exporter.simulator.model import apply_patch
 from akv_exporter.simulator.query import Kind, answer_collection
 from akv_exporter.simulator.scenario import load_scenario
-from tests.helpers import all_pages, get
+from tests.helpers import all_pages, cluster_url, control, get
 
 KMC_PATH = "/api/security/key-manager-configs"
 VOLUMES_PATH = "/api/storage/volumes"
@@ -54,7 +53,7 @@ RELEASES = (
 def _scenario(tmp_path: Any) -> Any:
     lines = ["clusters:"]
     for release in RELEASES:
-        name = "c" + release.replace(".", "-")
+        name = name_of(release)
         lines += [
             f"  - name: {name}",
             f'    version: "{release}"',
@@ -78,21 +77,12 @@ async def sim(tmp_path: Any) -> AsyncIterator[RunningSimulator]:
     await running.stop()
 
 
-def url(sim: RunningSimulator, release: str) -> str:
-    name = "c" + release.replace(".", "-")
-    return next(c.url for c in sim.clusters if c.name == name)
-
-
 def name_of(release: str) -> str:
     return "c" + release.replace(".", "-")
 
 
-async def control(
-    session: aiohttp.ClientSession, sim: RunningSimulator, method: str, path: str, body: Any = None
-) -> tuple[int, Any]:
-    data = json.dumps(body) if body is not None else None
-    async with session.request(method, f"{sim.control_url}{path}", data=data) as response:
-        return response.status, await response.json()
+def url(sim: RunningSimulator, release: str) -> str:
+    return cluster_url(sim, name_of(release))
 
 
 # --- NetApp's schemas --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from akv_exporter.ontap import akv
 from akv_exporter.ontap.akv import fields_query
 from akv_exporter.ontap.keymanager import parse_records
 from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
-from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, all_pages, get
+from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, all_pages, cluster_url, get
 
 ADVANCED = {"state", "azure_reachability", "ekmip_reachability"}
 
@@ -26,10 +26,6 @@ async def sim() -> AsyncIterator[RunningSimulator]:
     await running.stop()
 
 
-def url(sim: RunningSimulator, name: str) -> str:
-    return next(c.url for c in sim.clusters if c.name == name)
-
-
 def credentials(sim: RunningSimulator, name: str) -> tuple[str, str]:
     return next((c.username, c.password) for c in sim.clusters if c.name == name)
 
@@ -38,7 +34,7 @@ async def akvs(
     session: aiohttp.ClientSession, sim: RunningSimulator, name: str, query: str = ""
 ) -> dict[str, Any]:
     status, body, _ = await get(
-        session, f"{url(sim, name)}{AKV_PATH}{query}", auth=credentials(sim, name)
+        session, f"{cluster_url(sim, name)}{AKV_PATH}{query}", auth=credentials(sim, name)
     )
     assert status == 200, body
     return body
@@ -78,14 +74,16 @@ async def test_inactive_configuration_has_no_advanced_fields(sim, session) -> No
 
 async def test_instance_get_and_unknown_uuid(sim, session) -> None:
     uuid = (await akvs(session, sim, "fra-prod-01"))["records"][0]["uuid"]
-    base = f"{url(sim, 'fra-prod-01')}{AKV_PATH}/{uuid}"
+    base = f"{cluster_url(sim, 'fra-prod-01')}{AKV_PATH}/{uuid}"
     status, record, _ = await get(session, base)
     assert status == 200 and record["uuid"] == uuid
     assert "key_id" in record and not ADVANCED & set(record)
     status, record, _ = await get(session, base + "?fields=azure_reachability")
     assert record["azure_reachability"]["reachable"] is False
     assert record["azure_reachability"]["code"] == "65537549"
-    status, body, _ = await get(session, f"{url(sim, 'fra-prod-01')}{AKV_PATH}/00000000-dead")
+    status, body, _ = await get(
+        session, f"{cluster_url(sim, 'fra-prod-01')}{AKV_PATH}/00000000-dead"
+    )
     assert status == 404
     assert body == {"error": {"message": "entry doesn't exist", "code": "4", "target": "uuid"}}
 
@@ -121,7 +119,7 @@ async def test_array_filter_matches_when_any_node_matches(sim, session) -> None:
 
 
 async def test_paging_follows_next_links_with_the_whole_query(sim, session) -> None:
-    base = url(sim, "ams-prod-01")
+    base = cluster_url(sim, "ams-prod-01")
     everything = await akvs(session, sim, "ams-prod-01", "?fields=**")
     records, pages = await all_pages(session, base, f"{AKV_PATH}?fields=**&max_records=1")
     assert records == everything["records"]
@@ -135,7 +133,9 @@ async def test_paging_follows_next_links_with_the_whole_query(sim, session) -> N
 
 
 async def test_empty_pages_fault_gives_an_empty_page_with_a_next_link(sim, session) -> None:
-    records, pages = await all_pages(session, url(sim, "sin-prod-01"), f"{AKV_PATH}?fields=name")
+    records, pages = await all_pages(
+        session, cluster_url(sim, "sin-prod-01"), f"{AKV_PATH}?fields=name"
+    )
     assert pages[0]["records"] == [] and pages[0]["num_records"] == 0
     assert "next" in pages[0]["_links"]
     assert len(records) == 2
@@ -150,7 +150,9 @@ async def test_order_by_sorts_and_rejects_unknown_fields(sim, session) -> None:
     body = await akvs(session, sim, "ams-prod-01", "?fields=name&order_by=name%20desc")
     names = [r["name"] for r in body["records"]]
     assert names == sorted(names, reverse=True)
-    status, body, _ = await get(session, f"{url(sim, 'ams-prod-01')}{AKV_PATH}?order_by=nope")
+    status, body, _ = await get(
+        session, f"{cluster_url(sim, 'ams-prod-01')}{AKV_PATH}?order_by=nope"
+    )
     assert status == 400 and body["error"]["target"] == "order_by"
 
 
@@ -170,7 +172,9 @@ async def test_order_by_sorts_and_rejects_unknown_fields(sim, session) -> None:
 async def test_bad_queries_get_ontap_error_bodies(
     sim, session, query: str, code: str, target: str
 ) -> None:
-    status, body, headers = await get(session, f"{url(sim, 'ams-prod-01')}{AKV_PATH}?{query}")
+    status, body, headers = await get(
+        session, f"{cluster_url(sim, 'ams-prod-01')}{AKV_PATH}?{query}"
+    )
     assert status == 400
     assert body["error"]["code"] == code and body["error"]["target"] == target
     assert body["error"]["message"]
@@ -178,7 +182,7 @@ async def test_bad_queries_get_ontap_error_bodies(
 
 
 async def test_accepted_parameters(sim, session) -> None:
-    base = f"{url(sim, 'ams-prod-01')}{AKV_PATH}"
+    base = f"{cluster_url(sim, 'ams-prod-01')}{AKV_PATH}"
     for query in (
         "return_timeout=0",
         "return_timeout=120",
@@ -189,7 +193,7 @@ async def test_accepted_parameters(sim, session) -> None:
 
 
 async def test_headers_content_type_and_authentication(sim, session) -> None:
-    base = f"{url(sim, 'ams-prod-01')}/api/cluster"
+    base = f"{cluster_url(sim, 'ams-prod-01')}/api/cluster"
     status, body, headers = await get(session, base)
     assert status == 200 and body["name"] == "ams-prod-01"
     assert headers["Server"] == "libzapid-httpd"
@@ -199,18 +203,18 @@ async def test_headers_content_type_and_authentication(sim, session) -> None:
     status, _, headers = await get(session, base, auth=("admin", "wrong"))
     assert status == 401 and headers["WWW-Authenticate"].startswith("Basic realm=")
     # lon-dr-01 has its own credentials in the scenario.
-    status, _, _ = await get(session, f"{url(sim, 'lon-dr-01')}/api/cluster")
+    status, _, _ = await get(session, f"{cluster_url(sim, 'lon-dr-01')}/api/cluster")
     assert status == 401
     status, _, _ = await get(
-        session, f"{url(sim, 'lon-dr-01')}/api/cluster", auth=("monitor", "s3cret-monitor")
+        session, f"{cluster_url(sim, 'lon-dr-01')}/api/cluster", auth=("monitor", "s3cret-monitor")
     )
     assert status == 200
-    status, body, _ = await get(session, f"{url(sim, 'ams-prod-01')}/api/storage/qtrees")
+    status, body, _ = await get(session, f"{cluster_url(sim, 'ams-prod-01')}/api/storage/qtrees")
     assert status == 404 and body["error"]["code"] == "4"
 
 
 async def test_cluster_and_nodes(sim, session) -> None:
-    base = url(sim, "sin-prod-01")
+    base = cluster_url(sim, "sin-prod-01")
     status, cluster, _ = await get(session, f"{base}/api/cluster?fields=name,uuid,version")
     assert cluster["version"]["generation"] == 9 and cluster["version"]["major"] == 17
     assert cluster["version"]["full"].startswith("NetApp Release 9.17.1")
@@ -235,7 +239,7 @@ async def test_release_quirks_follow_x_ntap_introduced(sim, session) -> None:
     assert "authentication_method" in middle and "enabled" not in middle
     assert middle["state"] == {"available": True, "code": "0", "message": ""}
     # sin-prod-01 (9.17) has the empty_pages fault: its first page is empty.
-    [new, _], _ = await all_pages(session, url(sim, "sin-prod-01"), f"{AKV_PATH}?fields=**")
+    [new, _], _ = await all_pages(session, cluster_url(sim, "sin-prod-01"), f"{AKV_PATH}?fields=**")
     assert new["enabled"] is True and new["configuration"]["name"] == "default"
 
 

@@ -76,10 +76,6 @@ def cluster_detail(
     return detail
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def control_app(fleet: Fleet, health: HealthMonitor | None = None) -> web.Application:
     """Return the control API's application over ``fleet`` (and its health monitor)."""
 
@@ -104,11 +100,13 @@ def control_app(fleet: Fleet, health: HealthMonitor | None = None) -> web.Applic
         try:
             body = json.loads(await request.text() or "null")
         except json.JSONDecodeError as error:
-            return _error(400, f"invalid JSON: {error.msg} at line {error.lineno}")
+            return control_events.error_response(
+                400, f"invalid JSON: {error.msg} at line {error.lineno}"
+            )
         try:
             cluster.set_state(apply_patch(cluster.state, body))
         except StateError as error:
-            return _error(400, str(error) if error.key else f"body: {error.reason}")
+            return control_events.refused(error)
         return web.json_response(cluster_detail(cluster, health))
 
     async def reset(request: web.Request) -> web.Response:

@@ -28,8 +28,14 @@ EVENT_KEYS = ("name", "node", "svm", "severity", "log_message", "parameters")
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+")
 
 
-def _error(status: int, message: str) -> web.Response:
+def error_response(status: int, message: str) -> web.Response:
+    """Return the control API's error answer, ``{"error": "<one line>"}``."""
     return web.json_response({"error": message}, status=status)
+
+
+def refused(error: StateError) -> web.Response:
+    """Return the 400 for a body that cannot apply: the key it names, or "body" if none."""
+    return error_response(400, str(error) if error.key else f"body: {error.reason}")
 
 
 async def _body(request: web.Request) -> Any:
@@ -115,7 +121,7 @@ def register(
         try:
             appended = append_events(cluster, await _body(request))
         except StateError as error:
-            return _error(400, str(error) if error.key else f"body: {error.reason}")
+            return refused(error)
         return web.json_response({"records": [ems.render(event) for event in appended]})
 
     async def health_check(request: web.Request) -> web.Response:
@@ -142,7 +148,7 @@ def register(
                 if key == "factor" and value == 0:
                     raise StateError(key, "expected a number > 0")
         except StateError as error:
-            return _error(400, str(error) if error.key else f"body: {error.reason}")
+            return refused(error)
         if "factor" in body:
             health.clock.set_factor(body["factor"])
         if "advance_s" in body:

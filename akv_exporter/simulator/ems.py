@@ -23,18 +23,17 @@ from typing import Any
 
 from akv_exporter.simulator.model import ClusterState
 from akv_exporter.simulator.query import Kind, answer_collection
-from akv_exporter.simulator.records import NODES_PATH, Tree
+from akv_exporter.simulator.records import LINKS, NODES_PATH, REF, Tree, links
 from akv_exporter.simulator.verdict import PastEvent
 
 PATH = "/api/support/ems/events"
 LOG_SIZE = 5000
-_LINKS: Tree = {"self": {"href": None}}
 TREE: Tree = {
-    "_links": _LINKS,
+    "_links": LINKS,
     "index": None,
     "time": None,
-    "message": {"name": None, "severity": None, "_links": _LINKS},
-    "node": {"name": None, "uuid": None, "_links": _LINKS},
+    "message": {"name": None, "severity": None, "_links": LINKS},
+    "node": REF,
     "log_message": None,
     "parameters": {"name": None, "value": None},
     "source": None,
@@ -283,17 +282,17 @@ def render(event: EmsEvent) -> dict[str, Any]:
         "message": {
             "name": event.name,
             "severity": event.severity,
-            "_links": {"self": {"href": f"/api/support/ems/messages/{event.name}"}},
+            "_links": links(f"/api/support/ems/messages/{event.name}"),
         },
         "node": {
             "name": event.node,
             "uuid": event.node_uuid,
-            "_links": {"self": {"href": f"{NODES_PATH}/{event.node_uuid}"}},
+            "_links": links(f"{NODES_PATH}/{event.node_uuid}"),
         },
         "log_message": event.log_message,
         "parameters": [{"name": name, "value": value} for name, value in event.parameters],
         "source": event.source,
-        "_links": {"self": {"href": f"{PATH}/{event.node}/{event.index}"}},
+        "_links": links(f"{PATH}/{event.node}/{event.index}"),
     }
 
 

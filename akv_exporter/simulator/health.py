@@ -171,10 +171,10 @@ class HealthMonitor:
 
     def _take_offline(self, cluster: SimulatedCluster, akv: Akv, watch: Watch) -> None:
         state = cluster.state
-        svms = tuple(svm for svm in covered_svms(state, akv) if encrypted_in(state, [svm]))
-        if not svms:
+        counts = {svm: n for svm in covered_svms(state, akv) if (n := encrypted_in(state, [svm]))}
+        if not counts:
             return
-        counts = {svm: encrypted_in(state, [svm]) for svm in svms}
+        svms = tuple(counts)
         cluster.set_state(with_offline(state, svms, offline=True))
         watch.offline_svms = svms
         for svm in svms:

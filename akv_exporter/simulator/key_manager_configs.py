@@ -26,9 +26,10 @@ from akv_exporter.simulator.model import (
     StateError,
     check_keys,
     parse_bool,
+    parse_int,
 )
 from akv_exporter.simulator.query import Kind, OntapError, answer_instance
-from akv_exporter.simulator.records import Tree
+from akv_exporter.simulator.records import LINKS, Tree, links
 from akv_exporter.simulator.verdict import DEFAULT_POLICY, HealthPolicy, KeyManagerConfig
 
 PATH = "/api/security/key-manager-configs"
@@ -40,7 +41,7 @@ PATCH_KEY = "key_manager_config"
 
 _POLICY: Tree = {"enabled": None, "manage_volume_offline": None}
 TREE: Tree = {
-    "_links": {"self": {"href": None}},
+    "_links": LINKS,
     "cc_mode_enabled": None,
     "cloud_kms_retry_count": None,
     "health_monitor_polling_interval": None,
@@ -111,7 +112,7 @@ def render(state: ClusterState) -> dict[str, Any]:
             }
             for name in keystore_types(state.version)
         }
-    record["_links"] = {"self": {"href": PATH}}
+    record["_links"] = links(PATH)
     return record
 
 
@@ -135,12 +136,6 @@ def describe(state: ClusterState) -> dict[str, Any] | None:
 # --- control API and scenario files ----------------------------------------------------------
 
 
-def _integer(value: Any, low: int, high: int, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise StateError(key, f"expected a whole number {low}-{high}, got {value!r}")
-    return value
-
-
 def merge(state: ClusterState, patch: Any) -> ClusterState:
     """Return the cluster with a ``key_manager_config`` patch merged; StateError names the key."""
     key = PATCH_KEY
@@ -155,12 +150,12 @@ def merge(state: ClusterState, patch: Any) -> ClusterState:
     changes: dict[str, Any] = {}
     if "health_monitor_polling_interval" in patch:
         where = f"{key}.health_monitor_polling_interval"
-        changes["health_monitor_polling_interval"] = _integer(
+        changes["health_monitor_polling_interval"] = parse_int(
             patch["health_monitor_polling_interval"], 15, 30, where
         )
     if "cloud_kms_retry_count" in patch:
         where = f"{key}.cloud_kms_retry_count"
-        changes["cloud_kms_retry_count"] = _integer(patch["cloud_kms_retry_count"], 0, 10, where)
+        changes["cloud_kms_retry_count"] = parse_int(patch["cloud_kms_retry_count"], 0, 10, where)
     if "cc_mode_enabled" in patch:
         changes["cc_mode_enabled"] = parse_bool(patch["cc_mode_enabled"], f"{key}.cc_mode_enabled")
     if "health_monitor_policy" in patch:

@@ -227,6 +227,13 @@ def parse_bool(value: Any, key: str) -> bool:
     return value
 
 
+def parse_int(value: Any, low: int, high: int, key: str) -> int:
+    """Return ``value`` if it is a whole number from ``low`` to ``high``; StateError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise StateError(key, f"expected a whole number {low}-{high}, got {value!r}")
+    return value
+
+
 def parse_code(value: Any, key: str) -> str:
     """Return an ONTAP code (a number, or its decimal string) as a string."""
     if isinstance(value, int) and not isinstance(value, bool):

@@ -17,6 +17,7 @@ Pure functions of (records, query): the server calls them, the tests can too. Wh
 from __future__ import annotations
 
 import datetime
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -224,13 +225,18 @@ def parse_filter(name: str, value: str, kind: Kind) -> Filter:
 
 
 # Longest first, so that ">=" is not read as ">" followed by "=...".
-_OPERATORS = (">=", "<=", ">", "<")
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 
 
 def _alternative(text: str) -> Test:
-    for operator in _OPERATORS:
-        if text.startswith(operator):
-            return _comparison(operator, text[len(operator) :])
+    for symbol, compare in _OPERATORS.items():
+        if text.startswith(symbol):
+            return _comparison(compare, text[len(symbol) :])
     negated = text.startswith("!")
     pattern_text = text[1:] if negated else text
     pattern = re.compile(
@@ -239,19 +245,10 @@ def _alternative(text: str) -> Test:
     return lambda value: (pattern.fullmatch(_as_text(value)) is None) == negated
 
 
-def _comparison(operator: str, bound_text: str) -> Test:
-    """Return the test ``value <operator> bound``: numbers as numbers, times as times, else text."""
+def _comparison(compare: Callable[[Any, Any], bool], bound_text: str) -> Test:
+    """Return the test ``compare(value, bound)``: numbers as numbers, times as times, else text."""
     bound_number = _number(bound_text)
     bound_time = _time(bound_text)
-
-    def compare(left: Any, right: Any) -> bool:
-        if operator == ">":
-            return bool(left > right)
-        if operator == ">=":
-            return bool(left >= right)
-        if operator == "<":
-            return bool(left < right)
-        return bool(left <= right)
 
     def test(value: Any) -> bool:
         if bound_number is not None and (number := _number(value)) is not None:
@@ -266,8 +263,6 @@ def _comparison(operator: str, bound_text: str) -> Test:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
     try:
         return float(value)
     except (TypeError, ValueError):

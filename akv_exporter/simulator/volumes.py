@@ -24,19 +24,19 @@ from akv_exporter.simulator.model import (
     ClusterState,
     StateError,
     check_keys,
+    parse_int,
 )
 from akv_exporter.simulator.query import Kind, answer_collection, answer_instance
-from akv_exporter.simulator.records import Tree
+from akv_exporter.simulator.records import LINKS, REF, Tree, links
 from akv_exporter.simulator.verdict import SvmVolumes
 
 PATH = "/api/storage/volumes"
 PATCH_KEY = "volumes"
-_LINKS: Tree = {"self": {"href": None}}
 TREE: Tree = {
-    "_links": _LINKS,
+    "_links": LINKS,
     "uuid": None,
     "name": None,
-    "svm": {"name": None, "uuid": None, "_links": _LINKS},
+    "svm": REF,
     "state": None,
     "style": None,
     "type": None,
@@ -72,7 +72,7 @@ def _svm_records(cluster_uuid: str, volumes: SvmVolumes) -> tuple[dict[str, Any]
     svm = {
         "name": volumes.svm,
         "uuid": volumes.svm_uuid,
-        "_links": {"self": {"href": f"/api/svm/svms/{volumes.svm_uuid}"}},
+        "_links": links(f"/api/svm/svms/{volumes.svm_uuid}"),
     }
     records = []
     for index in range(volumes.count):
@@ -91,7 +91,7 @@ def _svm_records(cluster_uuid: str, volumes: SvmVolumes) -> tuple[dict[str, Any]
                     "type": "volume" if encrypted else "none",
                     "state": "encrypted" if encrypted else "unencrypted",
                 },
-                "_links": {"self": {"href": f"{PATH}/{uuid}"}},
+                "_links": links(f"{PATH}/{uuid}"),
             }
         )
     return tuple(records)
@@ -177,9 +177,7 @@ def encrypted_in(state: ClusterState, svms: Iterable[str]) -> int:
 
 
 def _count(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PER_SVM:
-        raise StateError(key, f"expected a whole number 0-{MAX_PER_SVM}, got {value!r}")
-    return value
+    return parse_int(value, 0, MAX_PER_SVM, key)
 
 
 def _merge_one(current: SvmVolumes, patch: Any, key: str) -> SvmVolumes:
