@@ -3,8 +3,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY akv_exporter ./akv_exporter
-# The image runs the exporter only: no simulator package, and no `cryptography` (its extra).
-RUN rm -r akv_exporter/simulator && pip wheel --no-cache-dir --wheel-dir /wheels .
+# The image runs the exporter only: the simulator is its own distribution (simulator/), not copied.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/akv-exporter --create-home akv-exporter

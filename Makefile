@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml simulator/pyproject.toml | cksum | cut -d' ' -f1)
 # Debian packages the test suite drives for real: Prometheus + promtool, Alertmanager + amtool, Chromium.
 DEBS   := prometheus prometheus-alertmanager chromium
 BINS   := prometheus promtool prometheus-alertmanager amtool chromium
@@ -12,12 +12,12 @@ BINS   := prometheus promtool prometheus-alertmanager amtool chromium
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml simulator/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e ./simulator
 	touch $@
 
-# The test extra includes the simulator extra (`cryptography`), which `demo` needs.
+# The venv holds akv-exporter with its test extra and the simulator (simulator/), which `demo` needs.
 demo: $(STAMP)
 	$(BIN)/akv-exporter demo
 
@@ -34,12 +34,12 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check akv_exporter tests bench dashboards deploy
-	$(BIN)/ruff format --check akv_exporter tests bench dashboards deploy
+	$(BIN)/ruff check akv_exporter simulator/ontap_simulator tests bench dashboards deploy
+	$(BIN)/ruff format --check akv_exporter simulator/ontap_simulator tests bench dashboards deploy
 
 format: $(STAMP)
-	$(BIN)/ruff format akv_exporter tests bench dashboards deploy
-	$(BIN)/ruff check --fix akv_exporter tests bench dashboards deploy
+	$(BIN)/ruff format akv_exporter simulator/ontap_simulator tests bench dashboards deploy
+	$(BIN)/ruff check --fix akv_exporter simulator/ontap_simulator tests bench dashboards deploy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

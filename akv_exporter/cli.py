@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logging_flags(demo)
 
-    # The simulator parses its own flags (akv_exporter.simulator.cli): one entry for this and
-    # `python -m akv_exporter.simulator`, and `run` never imports the simulator to build its parser.
+    # The simulator parses its own flags (ontap_simulator.cli): one entry for this and
+    # `python -m ontap_simulator`, and `run` never imports the simulator to build its parser.
     commands.add_parser(
         "simulate",
         help="the ONTAP REST simulator alone (flags: akv-exporter simulate --help)",
@@ -176,7 +176,7 @@ def _print_inventory(inventory: Inventory) -> None:
 EXIT_BROKEN_PIPE = 141
 
 
-SIMULATOR_EXTRA = "pip install 'akv-exporter[simulator]'"
+SIMULATOR_INSTALL = "pip install ./simulator (ontap-simulator, from akv-exporter's source tree)"
 
 
 def _simulator_part(module: str, command: str) -> ModuleType:
@@ -189,11 +189,11 @@ def _simulator_part(module: str, command: str) -> ModuleType:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
         missing = error.name or ""
-        if missing != "cryptography" and not missing.startswith("akv_exporter.simulator"):
+        if missing != "cryptography" and not missing.startswith("ontap_simulator"):
             raise
         print(
             f"akv-exporter {command} needs the simulator, which this installation lacks:"
-            f" {SIMULATOR_EXTRA}",
+            f" {SIMULATOR_INSTALL}",
             file=sys.stderr,
         )
         raise SystemExit(2) from None
@@ -256,7 +256,7 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "simulate":
-        simulator_cli = _simulator_part("akv_exporter.simulator.cli", "simulate")
+        simulator_cli = _simulator_part("ontap_simulator.cli", "simulate")
         return simulator_cli.main(rest, prog="akv-exporter simulate")
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")

@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ontap_simulator import RunningSimulator, SimulatorOptions, start_simulator
+
 from akv_exporter.config import (
     ClusterConfig,
     Config,
@@ -22,7 +24,6 @@ from akv_exporter.config import (
     parse_duration,
 )
 from akv_exporter.service import run_exporter
-from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 
 # The simulator's clock factor in the demo: incidents last 2 to 6 minutes, i.e. 40 to 120
 # simulated minutes, so some outages pass ONTAP's 60-minute volume-offline point and some heal

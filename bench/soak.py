@@ -53,7 +53,7 @@ STARTUP_TIMEOUT = 600.0
 
 async def _simulator(args: argparse.Namespace) -> None:
     """Child: the fleet with incidents; writes the exporter's configuration, serves until TERM."""
-    from akv_exporter.simulator import SimulatorOptions, start_simulator
+    from ontap_simulator import SimulatorOptions, start_simulator
 
     simulator = await start_simulator(
         SimulatorOptions(

@@ -749,9 +749,10 @@ def start_fleet(
     import io
     from dataclasses import replace
 
+    from ontap_simulator import SimulatorOptions, start_simulator
+
     from akv_exporter.demo import demo_config
     from akv_exporter.exporter import Exporter
-    from akv_exporter.simulator import SimulatorOptions, start_simulator
     from akv_exporter.web.app import serve
 
     loop = BackgroundLoop()

@@ -14,6 +14,9 @@ import pytest
 from tests.helpers import REPO
 
 PACKAGE = REPO / "akv_exporter"
+# The simulator is its own distribution beside the exporter (simulator/pyproject.toml).
+SIMULATOR_PACKAGE = REPO / "simulator" / "ontap_simulator"
+OURS = ("akv_exporter", "ontap_simulator")
 
 # Bottom first. A module may import its own layer and the layers below it, never one above.
 # A new module goes into the layer that matches what it knows (docs/architecture.md).
@@ -51,27 +54,36 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # The simulator sits beside the flow: it may use the base layer and itself; only the demo and
 # the command line may start it.
-SIMULATOR = ("akv_exporter.simulator", "akv_exporter.simulator.*")
+SIMULATOR = ("ontap_simulator", "ontap_simulator.*")
 SIMULATOR_USERS = ("akv_exporter.demo", "akv_exporter.cli")
 # Surfaces ask the Exporter; the poller and the exposition are its parts.
 SURFACES = ("akv_exporter.web.*", "akv_exporter.check", "akv_exporter.service")
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
+    root = SIMULATOR_PACKAGE.parent if path.is_relative_to(SIMULATOR_PACKAGE) else REPO
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def source_of(name: str) -> Path:
+    """Return the folder of package ``name``'s modules (for a package, the package itself)."""
+    top, *rest = name.split(".")
+    root = SIMULATOR_PACKAGE if top == "ontap_simulator" else PACKAGE
+    return root.joinpath(*rest)
 
 
 def modules() -> dict[str, ast.Module]:
     return {
         module_name(path): ast.parse(path.read_text(encoding="utf-8"), str(path))
-        for path in sorted(PACKAGE.rglob("*.py"))
+        for package in (PACKAGE, SIMULATOR_PACKAGE)
+        for path in sorted(package.rglob("*.py"))
     }
 
 
 def imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
-    """Return the akv_exporter modules ``name`` imports, anywhere in its source."""
-    package = name if (PACKAGE / Path(*name.split(".")[1:]) / "__init__.py").exists() else ""
+    """Return our modules (exporter and simulator) ``name`` imports, anywhere in its source."""
+    package = name if (source_of(name) / "__init__.py").exists() else ""
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -89,7 +101,7 @@ def imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
             ]
         else:
             continue
-        found.update(t for t in targets if t == "akv_exporter" or t.startswith("akv_exporter."))
+        found.update(t for t in targets if t.split(".")[0] in OURS)
     found.discard(name)
     return found
 
@@ -204,7 +216,7 @@ def third_party(tree: ast.Module) -> set[str]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
             names.add(node.module.split(".")[0])
-    return names - {"akv_exporter"}
+    return names - set(OURS)
 
 
 def reachable(*roots: str) -> set[str]:
@@ -219,7 +231,7 @@ def reachable(*roots: str) -> set[str]:
 
 
 def test_the_exporter_needs_no_cryptography():
-    # `cryptography` is the simulator extra's: `run` and `check` must not reach a module using it.
+    # `cryptography` is the simulator's: `run` and `check` must not reach a module using it.
     trees = modules()
     users = {name for name, tree in trees.items() if "cryptography" in third_party(tree)}
     assert users and all(is_simulator(name) for name in users), users

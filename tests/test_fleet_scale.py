@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 from aiohttp import web
+from ontap_simulator.tls import write_certificates
 
 from akv_exporter import poller
 from akv_exporter.config import TlsConfig
@@ -21,7 +22,6 @@ from akv_exporter.ontap.akv import AKV_PATH
 from akv_exporter.ontap.client import tls_context
 from akv_exporter.ontap.cluster import CLUSTER_PATH
 from akv_exporter.ontap.keymanager import parse_records
-from akv_exporter.simulator.tls import write_certificates
 from tests.helpers import FakeOntap, akv_record, config_for
 
 GUARD = 10.0  # a hang guard, never a speed limit

@@ -36,7 +36,7 @@ ALERT = "OntapAkvAzureUnreachable"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from akv_exporter.simulator import SimulatorOptions, start_simulator
+    from ontap_simulator import SimulatorOptions, start_simulator
 
     directory = tmp_path_factory.mktemp("ha")
     loop = BackgroundLoop()

@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
+from ontap_simulator import SimulatorOptions, start_simulator
 
 from akv_exporter.demo import demo_config
 from akv_exporter.exporter import Exporter
-from akv_exporter.simulator import SimulatorOptions, start_simulator
 from tests.helpers import fetch, find, free_port, wait_until
 
 # A simulator fault, and the reason the exporter must give for it.

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from ontap_simulator import SimulatorOptions, start_simulator
 
 from akv_exporter.cli import main
 from akv_exporter.config import ConfigError
 from akv_exporter.exporter import Exporter
 from akv_exporter.inventory import load, load_inventory
 from akv_exporter.secrets import HARVEST_FILE, HARVEST_SCRIPT, HarvestCredentials, resolve_login
-from akv_exporter.simulator import SimulatorOptions, start_simulator
 
 # A Harvest installation as NetApp documents it: exporters, Defaults shared by every poller,
 # ONTAP pollers authenticating four ways, and pollers of other kinds that must be left out.
@@ -600,8 +600,8 @@ async def test_harvest_certificate_auth_presents_the_client_certificate(tmp_path
     import ssl
 
     from aiohttp import web
+    from ontap_simulator.tls import write_certificates
 
-    from akv_exporter.simulator.tls import write_certificates
     from tests.helpers import FakeOntap
 
     harvest_home = tmp_path / "harvest"

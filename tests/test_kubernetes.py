@@ -309,7 +309,7 @@ def operator_relabelings(probe: dict[str, Any], prober_address: str) -> list[dic
 
 @pytest.mark.prometheus
 def test_prometheus_routes_every_probe_to_the_shard_that_owns_it(tmp_path):
-    from akv_exporter.simulator import SimulatorOptions, start_simulator
+    from ontap_simulator import SimulatorOptions, start_simulator
 
     (probe,) = objects("Probe")
     shards = int(probe["spec"]["targets"]["staticConfig"]["relabelingConfigs"][0]["modulus"])

@@ -14,10 +14,10 @@ import pytest
 
 from tests.helpers import REPO, config_for, find, free_port
 
-# --- what `pip install .` installs: the exporter only; the simulator is an extra ----------------
+# --- what `pip install .` installs: the exporter only; the simulator is its own distribution ----
 
-# Runs the command line as installed, with `cryptography` (the simulator extra) made unimportable,
-# as on a plain `pip install .`; or, with "image", without the simulator package at all.
+# Runs the command line as installed, without the simulator package (a plain `pip install .`, the
+# container image), or with a simulator whose `cryptography` is missing (a broken install).
 BLOCKED = (
     "import sys; sys.modules.update(dict.fromkeys(sys.argv.pop(1).split(','))); "
     "from akv_exporter.cli import main; sys.exit(main())"
@@ -34,7 +34,7 @@ def blocked(modules: str, *args: str, **kwargs) -> subprocess.Popen:
     )
 
 
-def test_the_wheel_needs_cryptography_only_for_the_simulator_and_ships_the_page(tmp_path):
+def test_the_wheel_has_no_simulator_needs_no_cryptography_and_ships_the_page(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -68,8 +68,8 @@ def test_the_wheel_needs_cryptography_only_for_the_simulator_and_ships_the_page(
             if line.startswith("Requires-Dist: ")
         ]
     plain = [r for r in requires if "extra ==" not in r]
-    assert plain and not [r for r in plain if r.startswith("cryptography")], plain
-    assert 'cryptography>=41; extra == "simulator"' in requires
+    assert plain and not [r for r in requires if r.startswith("cryptography")], requires
+    assert not [n for n in names if "simulator" in n], sorted(names)
     shipped = {
         "akv_exporter/web/templates/status.html",
         "akv_exporter/web/templates/_parts.html",
@@ -120,8 +120,8 @@ async def test_run_serves_without_cryptography(fake_ontap, tmp_path):
 @pytest.mark.parametrize(
     "blocked_modules",
     [
-        "cryptography",  # pip install . without [simulator]
-        "akv_exporter.simulator",  # the container image
+        "ontap_simulator",  # pip install . alone, and the container image
+        "cryptography",  # a simulator installed without its dependency
     ],
 )
 def test_demo_and_simulate_without_the_extra_say_how_to_get_it(command, blocked_modules):
@@ -132,11 +132,22 @@ def test_demo_and_simulate_without_the_extra_say_how_to_get_it(command, blocked_
     [line] = err.splitlines()
     assert line == (
         f"akv-exporter {command} needs the simulator, which this installation lacks:"
-        " pip install 'akv-exporter[simulator]'"
+        " pip install ./simulator (ontap-simulator, from akv-exporter's source tree)"
     )
 
 
-def test_the_container_image_is_built_without_the_simulator():
-    build = (REPO / "Dockerfile").read_text(encoding="utf-8").split("FROM ")[1]
-    wheel_step = next(line for line in build.splitlines() if "pip wheel" in line)
-    assert "rm -r akv_exporter/simulator &&" in wheel_step
+def test_the_container_image_copies_only_the_exporter_and_deletes_nothing():
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    copies = [line.split()[1:-1] for line in dockerfile.splitlines() if line.startswith("COPY ")]
+    sources = {source for copy in copies for source in copy if not source.startswith("--")}
+    assert "simulator" not in sources, sources
+    assert not [line for line in dockerfile.splitlines() if "rm -r" in line and "simulator" in line]
+
+
+def test_the_simulator_distribution_is_released_with_the_exporter():
+    import tomllib
+
+    from akv_exporter import __version__
+
+    simulator = tomllib.loads((REPO / "simulator/pyproject.toml").read_text(encoding="utf-8"))
+    assert simulator["project"]["version"] == __version__

@@ -14,11 +14,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from ontap_simulator import SimulatorOptions, start_simulator
+from ontap_simulator.fleet import RELEASES
 
 from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
-from akv_exporter.simulator import SimulatorOptions, start_simulator
-from akv_exporter.simulator.fleet import RELEASES
 from akv_exporter.web.status import render_page
 from tests.helpers import check, find, started
 

@@ -35,7 +35,7 @@ def agent(ordinal: int) -> str:
 
 @pytest.fixture(scope="module")
 def simulator():
-    from akv_exporter.simulator import SimulatorOptions, start_simulator
+    from ontap_simulator import SimulatorOptions, start_simulator
 
     loop = BackgroundLoop()
     running = loop.run(

@@ -12,8 +12,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from ontap_simulator import RunningSimulator, SimulatorOptions, start_simulator
 
-from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from tests.helpers import AKV_PATH, cluster_url, control, get
 
 CLUSTER = "yyz-prod-01"  # the first cluster of seed 0: 9.13.1, 4 nodes, 2 SVM-scoped AKVs

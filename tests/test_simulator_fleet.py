@@ -14,13 +14,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from ontap_simulator import ScenarioError, SimulatorOptions, start_simulator
+from ontap_simulator.fleet import generate_fleet
+from ontap_simulator.incidents import IncidentScheduler, IncidentTiming
+from ontap_simulator.model import HEALTHY
+from ontap_simulator.scenario import load_scenario
+from ontap_simulator.server import Fleet
 
-from akv_exporter.simulator import ScenarioError, SimulatorOptions, start_simulator
-from akv_exporter.simulator.fleet import generate_fleet
-from akv_exporter.simulator.incidents import IncidentScheduler, IncidentTiming
-from akv_exporter.simulator.model import HEALTHY
-from akv_exporter.simulator.scenario import load_scenario
-from akv_exporter.simulator.server import Fleet
 from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, basic_auth, get
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

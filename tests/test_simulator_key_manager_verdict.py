@@ -19,18 +19,18 @@ import aiohttp
 import marshmallow
 import pytest
 from netapp_ontap.resources import EmsEvent, KeyManagerConfig, Volume
-
-from akv_exporter.simulator import (
+from ontap_simulator import (
     RunningSimulator,
     ScenarioError,
     SimulatorOptions,
     start_simulator,
 )
-from akv_exporter.simulator.clock import SimClock
-from akv_exporter.simulator.incidents import IncidentScheduler
-from akv_exporter.simulator.model import apply_patch
-from akv_exporter.simulator.query import Kind, answer_collection
-from akv_exporter.simulator.scenario import load_scenario
+from ontap_simulator.clock import SimClock
+from ontap_simulator.incidents import IncidentScheduler
+from ontap_simulator.model import apply_patch
+from ontap_simulator.query import Kind, answer_collection
+from ontap_simulator.scenario import load_scenario
+
 from tests.helpers import all_pages, cluster_url, control, get
 
 KMC_PATH = "/api/security/key-manager-configs"

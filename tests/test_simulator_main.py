@@ -1,4 +1,4 @@
-"""The simulator's command line, `python -m akv_exporter.simulator` and `akv-exporter simulate`:
+"""The simulator's command line, `python -m ontap_simulator` and `akv-exporter simulate`:
 prints where it listens, stops on SIGTERM, and refuses a bad scenario in one line."""
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import pytest
 
 from tests.helpers import basic_auth
 
-# The two ways in: one entry (akv_exporter.simulator.cli) behind both.
+# The two ways in: one entry (ontap_simulator.cli) behind both.
 ENTRIES = {
-    "python -m akv_exporter.simulator": ("-m", "akv_exporter.simulator"),
+    "python -m ontap_simulator": ("-m", "ontap_simulator"),
     "akv-exporter simulate": ("-m", "akv_exporter.cli", "simulate"),
 }
 
 
-async def _start(*args: str, entry: str = "python -m akv_exporter.simulator"):
+async def _start(*args: str, entry: str = "python -m ontap_simulator"):
     return await asyncio.create_subprocess_exec(
         sys.executable,
         *ENTRIES[entry],

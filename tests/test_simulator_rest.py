@@ -8,11 +8,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from ontap_simulator import RunningSimulator, SimulatorOptions, start_simulator
 
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.akv import fields_query
 from akv_exporter.ontap.keymanager import parse_records
-from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, all_pages, cluster_url, get
 
 ADVANCED = {"state", "azure_reachability", "ekmip_reachability"}

@@ -13,10 +13,10 @@ import jsonschema
 import pytest
 from netapp_ontap import HostConnection
 from netapp_ontap.resources import AzureKeyVault, Cluster
+from ontap_simulator import RunningSimulator, SimulatorOptions, start_simulator
+from ontap_simulator.model import apply_patch
 
 from akv_exporter.ontap.akv import fields_query
-from akv_exporter.simulator import RunningSimulator, SimulatorOptions, start_simulator
-from akv_exporter.simulator.model import apply_patch
 from tests.helpers import AKV_PATH, akv_schema, all_pages, relax_9_8
 
 

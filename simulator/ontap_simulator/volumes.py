@@ -17,8 +17,8 @@ import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from akv_exporter.simulator.ems import EventLog
-from akv_exporter.simulator.model import (
+from ontap_simulator.ems import EventLog
+from ontap_simulator.model import (
     PATCH_EXTENSIONS,
     Akv,
     ClusterState,
@@ -26,9 +26,9 @@ from akv_exporter.simulator.model import (
     check_keys,
     parse_int,
 )
-from akv_exporter.simulator.query import Kind, answer_collection, answer_instance
-from akv_exporter.simulator.records import LINKS, REF, Tree, links
-from akv_exporter.simulator.verdict import SvmVolumes
+from ontap_simulator.query import Kind, answer_collection, answer_instance
+from ontap_simulator.records import LINKS, REF, Tree, links
+from ontap_simulator.verdict import SvmVolumes
 
 PATH = "/api/storage/volumes"
 PATCH_KEY = "volumes"

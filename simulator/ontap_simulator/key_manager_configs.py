@@ -19,8 +19,8 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from akv_exporter.simulator.ems import EventLog
-from akv_exporter.simulator.model import (
+from ontap_simulator.ems import EventLog
+from ontap_simulator.model import (
     PATCH_EXTENSIONS,
     ClusterState,
     StateError,
@@ -28,9 +28,9 @@ from akv_exporter.simulator.model import (
     parse_bool,
     parse_int,
 )
-from akv_exporter.simulator.query import Kind, OntapError, answer_instance
-from akv_exporter.simulator.records import LINKS, Tree, links
-from akv_exporter.simulator.verdict import DEFAULT_POLICY, HealthPolicy, KeyManagerConfig
+from ontap_simulator.query import Kind, OntapError, answer_instance
+from ontap_simulator.records import LINKS, Tree, links
+from ontap_simulator.verdict import DEFAULT_POLICY, HealthPolicy, KeyManagerConfig
 
 PATH = "/api/security/key-manager-configs"
 ENDPOINT_FROM = (9, 10, 0)

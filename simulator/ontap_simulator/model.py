@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from akv_exporter.simulator.verdict import KeyManagerConfig, PastEvent, SvmVolumes
+from ontap_simulator.verdict import KeyManagerConfig, PastEvent, SvmVolumes
 
 CODE_OK = "0"
 CODE_AZURE_UNREACHABLE = "65537549"

@@ -1,4 +1,4 @@
-"""The simulator's one command line: `akv-exporter simulate` and `python -m akv_exporter.simulator`.
+"""The simulator's one command line: `akv-exporter simulate` and `python -m ontap_simulator`.
 
 Both add the same flags (``add_arguments``) and run through ``run``, so they share one listen
 parser and one error handling: an unusable scenario file, a bad flag value or a taken port is one
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from akv_exporter.listen import listen_argument
 from akv_exporter.logs import setup_logging
-from akv_exporter.simulator import ScenarioError, SimulatorOptions, run_simulator
+from ontap_simulator import ScenarioError, SimulatorOptions, run_simulator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m akv_exporter.simulator") -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m ontap_simulator") -> int:
     """Parse the simulator's flags, run it, return the exit status."""
     parser = argparse.ArgumentParser(prog=prog, description="Simulated ONTAP clusters with AKV.")
     add_arguments(parser)

@@ -21,14 +21,14 @@ from typing import TextIO
 from aiohttp import web
 
 from akv_exporter.limits import ensure_open_files
-from akv_exporter.simulator.clock import SimClock
-from akv_exporter.simulator.control import control_app
-from akv_exporter.simulator.fleet import generate_fleet
-from akv_exporter.simulator.health import HealthMonitor
-from akv_exporter.simulator.incidents import IncidentScheduler, IncidentTiming
-from akv_exporter.simulator.scenario import ScenarioError, load_scenario
-from akv_exporter.simulator.server import Fleet, OntapServers
-from akv_exporter.simulator.tls import server_context, write_certificates
+from ontap_simulator.clock import SimClock
+from ontap_simulator.control import control_app
+from ontap_simulator.fleet import generate_fleet
+from ontap_simulator.health import HealthMonitor
+from ontap_simulator.incidents import IncidentScheduler, IncidentTiming
+from ontap_simulator.scenario import ScenarioError, load_scenario
+from ontap_simulator.server import Fleet, OntapServers
+from ontap_simulator.tls import server_context, write_certificates
 
 __all__ = [
     "RunningSimulator",

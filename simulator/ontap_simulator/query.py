@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from akv_exporter.simulator.records import Tree
+from ontap_simulator.records import Tree
 
 # Parameters every GET takes; collections take the paging and filtering ones too.
 INSTANCE_PARAMETERS = frozenset({"fields", "return_timeout", "ignore_unknown_fields"})

@@ -26,14 +26,14 @@ import heapq
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from akv_exporter.simulator import ems
-from akv_exporter.simulator.clock import SimClock
-from akv_exporter.simulator.key_manager_configs import akv_monitor, polling_interval_s
-from akv_exporter.simulator.volumes import covered_svms, encrypted_in, with_offline
+from ontap_simulator import ems
+from ontap_simulator.clock import SimClock
+from ontap_simulator.key_manager_configs import akv_monitor, polling_interval_s
+from ontap_simulator.volumes import covered_svms, encrypted_in, with_offline
 
 if TYPE_CHECKING:
-    from akv_exporter.simulator.model import Akv, ClusterState
-    from akv_exporter.simulator.server import Fleet, SimulatedCluster
+    from ontap_simulator.model import Akv, ClusterState
+    from ontap_simulator.server import Fleet, SimulatedCluster
 
 OFFLINE_AFTER_S = 3600.0
 # The longest real sleep, so that a changed clock factor takes effect soon enough.

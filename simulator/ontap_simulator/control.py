@@ -19,10 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from akv_exporter.simulator import control_events, key_manager_configs, volumes
-from akv_exporter.simulator.health import HealthMonitor
-from akv_exporter.simulator.model import ClusterState, StateError, Status, apply_patch
-from akv_exporter.simulator.server import Fleet, SimulatedCluster
+from ontap_simulator import control_events, key_manager_configs, volumes
+from ontap_simulator.health import HealthMonitor
+from ontap_simulator.model import ClusterState, StateError, Status, apply_patch
+from ontap_simulator.server import Fleet, SimulatedCluster
 
 
 def _status(status: Status, flag: str) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from akv_exporter.simulator.model import ClusterState
-from akv_exporter.simulator.query import Kind, answer_collection
-from akv_exporter.simulator.records import LINKS, NODES_PATH, REF, Tree, links
-from akv_exporter.simulator.verdict import PastEvent
+from ontap_simulator.model import ClusterState
+from ontap_simulator.query import Kind, answer_collection
+from ontap_simulator.records import LINKS, NODES_PATH, REF, Tree, links
+from ontap_simulator.verdict import PastEvent
 
 PATH = "/api/support/ems/events"
 LOG_SIZE = 5000

@@ -19,10 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from akv_exporter.simulator import ems
-from akv_exporter.simulator.health import HealthMonitor
-from akv_exporter.simulator.model import StateError, check_keys, parse_text
-from akv_exporter.simulator.server import SimulatedCluster
+from ontap_simulator import ems
+from ontap_simulator.health import HealthMonitor
+from ontap_simulator.model import StateError, check_keys, parse_text
+from ontap_simulator.server import SimulatedCluster
 
 EVENT_KEYS = ("name", "node", "svm", "severity", "log_message", "parameters")
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+")

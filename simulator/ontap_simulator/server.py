@@ -23,17 +23,17 @@ from typing import Any
 
 from aiohttp import web
 
-from akv_exporter.simulator import ems, key_manager_configs, volumes
-from akv_exporter.simulator.ems import EventLog
-from akv_exporter.simulator.keymanagers import KEY_MANAGERS
-from akv_exporter.simulator.model import ClusterState
-from akv_exporter.simulator.query import (
+from ontap_simulator import ems, key_manager_configs, volumes
+from ontap_simulator.ems import EventLog
+from ontap_simulator.keymanagers import KEY_MANAGERS
+from ontap_simulator.model import ClusterState
+from ontap_simulator.query import (
     Kind,
     OntapError,
     answer_collection,
     answer_instance,
 )
-from akv_exporter.simulator.records import (
+from ontap_simulator.records import (
     CLUSTER_TREE,
     NODE_TREE,
     NODES_PATH,

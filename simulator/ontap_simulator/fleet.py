@@ -12,8 +12,8 @@ import random
 from collections import Counter
 from typing import TypeVar
 
-from akv_exporter.simulator import ems, key_manager_configs, volumes
-from akv_exporter.simulator.model import Akv, ClusterState, Node
+from ontap_simulator import ems, key_manager_configs, volumes
+from ontap_simulator.model import Akv, ClusterState, Node
 
 T = TypeVar("T")
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from akv_exporter.simulator import ems
-from akv_exporter.simulator.model import (
+from ontap_simulator import ems
+from ontap_simulator.model import (
     HEALTHY,
     Akv,
     ClusterState,
@@ -27,7 +27,7 @@ from akv_exporter.simulator.model import (
     ekmip_unavailable,
     kek_unavailable,
 )
-from akv_exporter.simulator.server import Fleet, SimulatedCluster
+from ontap_simulator.server import Fleet, SimulatedCluster
 
 KINDS = ("vault_outage", "ekmip_down", "kek_unavailable", "http_503", "slow", "key_expired")
 AKV_KINDS = frozenset({"vault_outage", "ekmip_down", "kek_unavailable", "key_expired"})

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from akv_exporter.simulator.model import AKV_GET_ERRORS, Akv, ClusterState
-from akv_exporter.simulator.records import (
+from ontap_simulator.model import AKV_GET_ERRORS, Akv, ClusterState
+from ontap_simulator.records import (
     CHECK,
     LINKS,
     REF,

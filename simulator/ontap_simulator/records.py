@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from akv_exporter.simulator.model import ClusterState, Node, Status
+from ontap_simulator.model import ClusterState, Node, Status
 
 # A field tree: name -> None for a leaf, or the subtree of an object (or of an array's items).
 Tree = Mapping[str, "Tree | None"]

@@ -7,7 +7,7 @@ the scenario, and a line here: docs/architecture.md.
 
 from __future__ import annotations
 
-from akv_exporter.simulator import azure_key_vaults
-from akv_exporter.simulator.records import SimulatedKeyManager
+from ontap_simulator import azure_key_vaults
+from ontap_simulator.records import SimulatedKeyManager
 
 KEY_MANAGERS: tuple[SimulatedKeyManager, ...] = (azure_key_vaults.ENDPOINT,)

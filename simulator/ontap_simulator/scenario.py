@@ -15,15 +15,15 @@ from typing import Any
 
 import yaml
 
-from akv_exporter.simulator import volumes
-from akv_exporter.simulator.fleet import (
+from ontap_simulator import volumes
+from ontap_simulator.fleet import (
     azure_guid,
     generate_fleet,
     make_akv,
     make_nodes,
     ontap_uuid,
 )
-from akv_exporter.simulator.model import (
+from ontap_simulator.model import (
     AUTHENTICATION_METHODS,
     NODE_STATES,
     PATCH_EXTENSIONS,
