@@ -7,6 +7,8 @@ COPY akv_exporter ./akv_exporter
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
+# The release this image is built from: tests/test_packaging.py checks it against akv_exporter.__version__.
+LABEL org.opencontainers.image.title="akv-exporter" org.opencontainers.image.version="0.2.0"
 RUN useradd --system --uid 10001 --home-dir /var/lib/akv-exporter --create-home akv-exporter
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels

@@ -326,7 +326,7 @@ async def test_status_document_carries_policy_volumes_and_events_and_fits_its_sc
 
 
 async def test_ontap_requests_per_cluster_per_hour_at_the_defaults(fake_ontap, tmp_path):
-    # The README's figure: one hour of the default schedule (poll.interval 60s,
+    # The figure of docs/polling.md: one hour of the default schedule (poll.interval 60s,
     # inventory_interval 5m, events_interval 60s), every answer one page.
     fake_ontap.key_manager_config = policy()
     fake_ontap.volumes = [volume("vs1", index=i) for i in range(40)]

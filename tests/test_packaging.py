@@ -151,3 +151,32 @@ def test_the_simulator_distribution_is_released_with_the_exporter():
 
     simulator = tomllib.loads((REPO / "simulator/pyproject.toml").read_text(encoding="utf-8"))
     assert simulator["project"]["version"] == __version__
+
+
+def test_the_version_the_changelog_and_the_image_tags_agree():
+    import re
+
+    from akv_exporter import __version__
+
+    changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    # The top released entry: "## X.Y.Z - date" below "## Unreleased", if there is one.
+    released = re.findall(r"^## (\d+\.\d+\.\d+)\b", changelog, flags=re.MULTILINE)
+    assert released, "CHANGELOG.md has no released entry (## X.Y.Z - YYYY-MM-DD)"
+    assert released[0] == __version__, (released[0], __version__)
+
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert re.findall(r'org\.opencontainers\.image\.version="([^"]+)"', dockerfile) == [__version__]
+
+    # Every image tag a user is told to build or deploy: manifests and documentation.
+    tags = {}
+    for path in [
+        *sorted((REPO / "deploy").rglob("*.yaml")),
+        REPO / "README.md",
+        *sorted((REPO / "docs").glob("*.md")),
+    ]:
+        for tag in re.findall(
+            r"\bakv-exporter:(\d+\.\d+\.\d+)\b", path.read_text(encoding="utf-8")
+        ):
+            tags.setdefault(tag, []).append(str(path.relative_to(REPO)))
+    assert tags, "no akv-exporter:X.Y.Z image tag found in deploy/, README.md or docs/"
+    assert set(tags) == {__version__}, tags
