@@ -19,12 +19,8 @@ Critical beats unknown: one broken vault must page even while another cluster is
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-import shutil
 import signal
-import tempfile
-from pathlib import Path
 
 from akv_exporter import status
 from akv_exporter.config import Config
@@ -179,19 +175,11 @@ def table(fleet: FleetStatus) -> list[str]:
     return [line.replace("|", "/") for line in lines]
 
 
-def _private_state(config: Config, scratch: Path) -> Config:
-    """Return ``config`` using a scratch copy of the state file: check reads it, never writes."""
-    copy = scratch / "state.json"
-    if config.state_file.is_file():
-        shutil.copyfile(config.state_file, copy)
-    return dataclasses.replace(config, state_file=copy)
-
-
 async def run_check(config: Config, clusters: list[str] | None, fmt: str) -> int:
     """Poll the configured (or the named) clusters once; print the verdict; return the exit code.
 
     SIGINT (Ctrl-C) or SIGTERM (a runner's timeout) ends it with an UNKNOWN verdict, like any
-    other monitoring plugin, after removing its scratch directory.
+    other monitoring plugin.
     """
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -218,19 +206,20 @@ async def run_check(config: Config, clusters: list[str] | None, fmt: str) -> int
 
 async def _poll_and_judge(config: Config, clusters: list[str] | None, fmt: str) -> int:
     setup_logging("warning", "text")  # stdout carries only the verdict; warnings go to stderr
-    with tempfile.TemporaryDirectory(prefix="akv-exporter-check-") as scratch:
-        exporter = Exporter(_private_state(config, Path(scratch)), process_metrics=False)
-        try:
-            keys, unknown = exporter.select(clusters)
-            if unknown:
-                names = ", ".join(json.dumps(name) for name in unknown)
-                reason = "not a configured cluster name or address"
-                print(f"AKV UNKNOWN - unknown cluster {names}: {reason}")
-                return UNKNOWN_EXIT
-            await exporter.poll_all(keys)
-        finally:
-            await exporter.stop()
-        fleet = exporter.status(keys)
+    # It reads the exporter's unreachable streaks and writes nothing, not even a temporary file:
+    # it runs in the exporter's pod, whose root filesystem is read-only and which has no /tmp.
+    exporter = Exporter(config, process_metrics=False, persist_state=False)
+    try:
+        keys, unknown = exporter.select(clusters)
+        if unknown:
+            names = ", ".join(json.dumps(name) for name in unknown)
+            reason = "not a configured cluster name or address"
+            print(f"AKV UNKNOWN - unknown cluster {names}: {reason}")
+            return UNKNOWN_EXIT
+        await exporter.poll_all(keys)
+    finally:
+        await exporter.stop()
+    fleet = exporter.status(keys)
     if fmt == "json":
         print(json.dumps(fleet.to_json(), indent=2))
     else:

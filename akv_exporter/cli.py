@@ -289,7 +289,20 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.timeout is not None:
             poll = dataclasses.replace(config.poll, timeout=args.timeout)
             config = dataclasses.replace(config, poll=poll)
-        return asyncio.run(run_check(config, args.cluster, args.format))
+        checking = run_check(config, args.cluster, args.format)
+        try:
+            return asyncio.run(checking)
+        except Exception as error:  # noqa: BLE001
+            # Whatever breaks (a file system, a resource limit), a plugin says UNKNOWN in one
+            # line: a traceback exits 1, which Nagios reads as WARNING about the key managers.
+            checking.close()  # never started when the loop could not be made: no warning
+            # A loop that failed half-way through its construction complains again when it is
+            # collected at exit ("Exception ignored in BaseEventLoop.__del__"): the verdict is
+            # the one line to show.
+            sys.unraisablehook = lambda _: None
+            reason = " ".join(str(error).split())
+            print(f"AKV UNKNOWN - check failed: {type(error).__name__}: {reason}")
+            return 3
     raise AssertionError(args.command)
 
 

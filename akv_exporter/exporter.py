@@ -43,7 +43,14 @@ class Exporter:
     ``config`` is the whole file; the poller gets only ``shard``'s clusters of it.
     """
 
-    def __init__(self, config: Config, *, process_metrics: bool = True, shard: Shard = UNSHARDED):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        process_metrics: bool = True,
+        shard: Shard = UNSHARDED,
+        persist_state: bool = True,
+    ):
         self.config = config
         self.shard = shard
         self.started = time.time()
@@ -54,7 +61,9 @@ class Exporter:
         self._reloading = asyncio.Lock()  # SIGHUP twice in a row: the second waits its turn
         mine = shard.select(config)
         self.state = UnreachableSince(
-            mine.state_file, on_write_error=self.exposition.set_state_write_errors
+            mine.state_file,
+            on_write_error=self.exposition.set_state_write_errors,
+            read_only=not persist_state,
         )
         self.state.load()
         self.listener: WebListener | None = None  # set by web.app.serve; a reload applies web.*

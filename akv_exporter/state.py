@@ -22,8 +22,17 @@ FORMAT_VERSION = 1
 class UnreachableSince:
     """Streak start times by cluster and configuration uuid, mirrored to a file."""
 
-    def __init__(self, path: Path | None, on_write_error: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        path: Path | None,
+        on_write_error: Callable[[int], None] | None = None,
+        *,
+        read_only: bool = False,
+    ):
         self.path = path
+        # `check` reads the streaks the exporter keeps and never writes them: it runs beside the
+        # exporter, often in the same read-only pod, where no file may be written at all.
+        self.read_only = read_only
         self._since: dict[str, dict[str, float]] = {}
         self._write_failed = False
         self.write_errors = 0  # failed writes since start
@@ -71,7 +80,7 @@ class UnreachableSince:
         self._write()
 
     def _write(self) -> None:
-        if self.path is None:
+        if self.path is None or self.read_only:
             return
         payload = json.dumps(
             {"version": FORMAT_VERSION, "azure_unreachable_since": self._since},

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
+import shlex
+import shutil
+import subprocess
 import sys
 import time
 
 import jsonschema
+import pytest
 
 from tests.helpers import (
     SCHEMA,
@@ -226,3 +231,59 @@ async def test_every_printing_command_exits_quietly_when_its_reader_goes(make_on
         assert "Traceback" not in stderr and "BrokenPipe" not in stderr, (args, stderr)
         assert "Exception ignored" not in stderr, (args, stderr)
         assert code == (0 if args == ("--version",) else 141), args
+
+
+async def test_check_writes_no_file_in_a_read_only_pod(fake_ontap, tmp_path):
+    # The shipped pod: a read-only root filesystem and no writable /tmp. A private mount namespace
+    # makes every temporary directory Python would fall back to (TMPDIR, /tmp, /var/tmp, the
+    # working directory) and the state file's directory read-only, for the check process alone.
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("this test needs root and unshare (util-linux) to mount read-only")
+        pytest.skip("needs root and unshare (util-linux) to make a read-only mount namespace")
+    fake_ontap.records = [akv_record("u1", reachable=False)]
+    config = config_for(tmp_path, fake_ontap.url)
+    started = time.time() - 20 * 60
+    state = {"version": 1, "azure_unreachable_since": {"c0": {"u1": started}}}
+    config.state_file.write_text(json.dumps(state))
+    before = sorted(tmp_path.iterdir())
+    read_only = ["/tmp", "/var/tmp", str(tmp_path)]
+    mounts = " && ".join(f"mount --bind -o ro {shlex.quote(d)} {shlex.quote(d)}" for d in read_only)
+    command = [sys.executable, "-m", "akv_exporter.cli", "check", "--config", str(config.path)]
+    script = f"{mounts} && cd {shlex.quote(str(tmp_path))} && exec {shlex.join(command)}"
+    process = await asyncio.create_subprocess_exec(
+        unshare,
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    out, err = stdout.decode(), stderr.decode()
+    assert "Traceback" not in err, err
+    assert process.returncode == 2, (out, err)
+    assert out.startswith("AKV CRITICAL - "), out
+    assert "(in about 40 min)" in out  # the exporter's streak, read from its state file
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_check_that_cannot_run_at_all_is_one_unknown_line(tmp_path):
+    # Five open files: not even an event loop can be made (its wake-up socket pair is refused).
+    path = tmp_path / "akv.yml"
+    path.write_text("clusters:\n  - {name: a, address: 127.0.0.1, username: u, password: p}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "akv_exporter.cli", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (5, 5)),
+    )
+    assert result.returncode == 3, result
+    assert result.stdout == "AKV UNKNOWN - check failed: OSError: [Errno 24] Too many open files\n"
+    assert result.stderr == ""
