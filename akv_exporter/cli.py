@@ -292,7 +292,7 @@ def _main(argv: Sequence[str] | None) -> int:
         checking = run_check(config, args.cluster, args.format)
         try:
             return asyncio.run(checking)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             # Whatever breaks (a file system, a resource limit), a plugin says UNKNOWN in one
             # line: a traceback exits 1, which Nagios reads as WARNING about the key managers.
             checking.close()  # never started when the loop could not be made: no warning
