@@ -176,7 +176,12 @@ def _print_inventory(inventory: Inventory) -> None:
 EXIT_BROKEN_PIPE = 141
 
 
-SIMULATOR_INSTALL = "pip install ./simulator (ontap-simulator, from akv-exporter's source tree)"
+# Right wherever it is read: the container image runs the exporter only and never gets the
+# simulator, so the way to it is a source tree, outside the image.
+SIMULATOR_INSTALL = (
+    "pip install ./simulator in akv-exporter's source tree (ontap-simulator;"
+    " the container image never includes it)"
+)
 
 
 def _simulator_part(module: str, command: str) -> ModuleType:

@@ -132,7 +132,32 @@ def test_demo_and_simulate_without_the_extra_say_how_to_get_it(command, blocked_
     [line] = err.splitlines()
     assert line == (
         f"akv-exporter {command} needs the simulator, which this installation lacks:"
-        " pip install ./simulator (ontap-simulator, from akv-exporter's source tree)"
+        " pip install ./simulator in akv-exporter's source tree (ontap-simulator;"
+        " the container image never includes it)"
+    )
+
+
+# `python -m ontap_simulator` with one of the simulator's dependencies missing.
+BLOCKED_MODULE = (
+    "import runpy, sys; sys.modules.update(dict.fromkeys(sys.argv.pop(1).split(','))); "
+    "runpy.run_module('ontap_simulator', run_name='__main__', alter_sys=True)"
+)
+
+
+@pytest.mark.parametrize("missing", ["cryptography", "aiohttp", "yaml", "akv_exporter"])
+def test_python_m_ontap_simulator_without_a_dependency_says_so_in_one_line(missing):
+    process = subprocess.run(
+        [sys.executable, "-c", BLOCKED_MODULE, missing, "--listen", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode == 2, process
+    assert process.stdout == ""
+    assert process.stderr == (
+        f"python -m ontap_simulator needs {missing}, which is not installed: pip install"
+        " ./simulator (from akv-exporter's source tree) installs the simulator with its"
+        " dependencies\n"
     )
 
 
