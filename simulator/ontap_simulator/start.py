@@ -25,18 +25,9 @@ from ontap_simulator.control import control_app
 from ontap_simulator.fleet import generate_fleet
 from ontap_simulator.health import HealthMonitor
 from ontap_simulator.incidents import IncidentScheduler, IncidentTiming
-from ontap_simulator.scenario import ScenarioError, load_scenario
+from ontap_simulator.scenario import ScenarioError, load_scenario  # noqa: F401 (the package exports it)
 from ontap_simulator.server import Fleet, OntapServers
 from ontap_simulator.tls import server_context, write_certificates
-
-__all__ = [
-    "RunningSimulator",
-    "ScenarioError",
-    "SimulatedClusterInfo",
-    "SimulatorOptions",
-    "run_simulator",
-    "start_simulator",
-]
 
 # Start-up lists every cluster up to this many; beyond, GET /simulator/clusters lists them.
 _LISTED_CLUSTERS = 50
