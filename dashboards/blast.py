@@ -7,7 +7,7 @@ From the exporter's slow polls (poll.inventory_interval, poll.events_interval): 
 from __future__ import annotations
 
 from dashboards.common import akv, problem_count
-from dashboards.grafana import (
+from dashboards.panels import (
     Cell,
     Json,
     Query,

@@ -16,7 +16,7 @@ from dashboards.common import (
     time_left_panel,
     unreachable_for_panel,
 )
-from dashboards.grafana import (
+from dashboards.panels import (
     Cell,
     Dashboard,
     Json,
@@ -30,6 +30,7 @@ from dashboards.grafana import (
     table,
     thresholds,
     timeseries,
+    transformation,
 )
 
 # A readable name for a configuration within the selected clusters: "cluster / svm".
@@ -86,7 +87,7 @@ def _ekmip_matrix() -> Json:
         field_config(
             mappings=[REACHABLE],
             steps=thresholds("red", (1, "green")),
-            custom={"cellOptions": {"type": "color-background"}},
+            colored_cells=True,
             overrides=[
                 override(
                     "akv_configuration\\node",
@@ -96,15 +97,15 @@ def _ekmip_matrix() -> Json:
             ],
         ),
         [
-            {
-                "id": "groupingToMatrix",
-                "options": {
+            transformation(
+                "groupingToMatrix",
+                {
                     "columnField": "node",
                     "emptyValue": "null",
                     "rowField": "akv_configuration",
                     "valueField": "Value",
                 },
-            }
+            )
         ],
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboards.grafana import (
+from dashboards.panels import (
     Json,
     Query,
     dashboard_link,

@@ -11,7 +11,7 @@ from dashboards.common import (
     links,
     problem_count,
 )
-from dashboards.grafana import (
+from dashboards.panels import (
     Cell,
     Dashboard,
     Query,

@@ -18,7 +18,7 @@ from dashboards.common import (
     time_left_panel,
     unreachable_since,
 )
-from dashboards.grafana import (
+from dashboards.panels import (
     Cell,
     Dashboard,
     Json,

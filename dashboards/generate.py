@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dashboards import cluster, exporter, fleet
-from dashboards.grafana import render
+from dashboards.panels import render
 
 OUTPUT_DIR = Path(__file__).resolve().parent
 BOARDS = {
