@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml simulator/pyproject.toml
 DEBS   := prometheus prometheus-alertmanager chromium
 BINS   := prometheus promtool prometheus-alertmanager amtool chromium
 
-.PHONY: demo test lint format bench soak dashboards kubernetes rules screenshot system-deps clean
+.PHONY: demo docs-test test lint format bench soak dashboards kubernetes rules screenshot system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml simulator/pyproject.toml | $(BIN)/python
 	touch $@
 
 # The venv holds akv-exporter with its test extra and the simulator (simulator/), which `demo` needs.
+# DEMO_FLAGS go to `akv-exporter demo` (make demo DEMO_FLAGS='--clusters 100').
 demo: $(STAMP)
-	$(BIN)/akv-exporter demo
+	$(BIN)/akv-exporter demo $(DEMO_FLAGS)
+
+# Every shell block of README.md and docs/*.md, run as written (tests/test_docs.py; make test runs it too).
+docs-test: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_docs.py
 
 system-deps:
 	@missing=""; for b in $(BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
