@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import platform
 import re
 from pathlib import Path
 
@@ -160,8 +161,13 @@ async def _surfaces(tmp_path: Path) -> dict[str, str]:
             "check.txt": "\n".join(lines) + f"\nexit {check.exit_code(fleet.summary)}\n",
             "page.html": _mask_text(page, ports),
         }
-        # The release number is not the seam's to keep.
-        return {name: text.replace(__version__, "<version>") for name, text in surfaces.items()}
+        # The release number and Python's are not the seam's to keep.
+        return {
+            name: text.replace(__version__, "<version>").replace(
+                f'python_version="{platform.python_version()}"', 'python_version="<python>"'
+            )
+            for name, text in surfaces.items()
+        }
     finally:
         await simulator.stop()
 
