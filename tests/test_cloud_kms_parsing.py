@@ -69,9 +69,7 @@ BARBICAN = {
 }
 
 
-@pytest.mark.parametrize(
-    ("schema", "record"), [(GcpKms, GCP), (AwsKms, AWS), (Barbican, BARBICAN)]
-)
+@pytest.mark.parametrize(("schema", "record"), [(GcpKms, GCP), (AwsKms, AWS), (Barbican, BARBICAN)])
 def test_the_example_records_are_what_netapps_schema_allows(schema, record):
     schema.from_dict(copy.deepcopy(record), strict=True)
 
