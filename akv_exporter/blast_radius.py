@@ -29,17 +29,17 @@ from dataclasses import replace
 from typing import Any
 
 from akv_exporter.config import PollConfig
-from akv_exporter.ontap import ems, key_manager_configs, volumes
+from akv_exporter.ontap import ems, key_manager_policy, volumes
 from akv_exporter.ontap.client import INVALID_FIELD, OntapClient, OntapError
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.ems import EmsEvent
-from akv_exporter.ontap.key_manager_configs import KeyManagerConfig
+from akv_exporter.ontap.key_manager_policy import KeyManagerConfig
 from akv_exporter.ontap.volumes import EncryptedVolumes
 from akv_exporter.snapshot import BlastRadius, EventCount
 
 log = logging.getLogger(__name__)
 
-POLICY = key_manager_configs.PATH
+POLICY = key_manager_policy.PATH
 VOLUMES = volumes.PATH
 EVENTS = ems.PATH
 ENDPOINTS = (POLICY, VOLUMES, EVENTS)
@@ -146,26 +146,26 @@ class BlastRadiusPoller:
             if self.state.policy_unsupported == release:
                 return  # asked once for this release; an upgrade asks again
             self.state = replace(self.state, policy_unsupported=None)
-        if not key_manager_configs.release_has_endpoint(release):
+        if not key_manager_policy.release_has_endpoint(release):
             self.state = replace(self.state, policy=None, policy_unsupported=release)
             return
 
         async def get(deadline: float) -> object:
-            query = key_manager_configs.query_for(release)
+            query = key_manager_policy.query_for(release)
             if self._without_policy == release:
-                query = key_manager_configs.QUERY_WITHOUT_POLICY
+                query = key_manager_policy.QUERY_WITHOUT_POLICY
             try:
                 body = await client.get(query, deadline)
             except OntapError as error:
                 if error.status == 404:
                     return _NO_ENDPOINT
-                if error.ontap_code != INVALID_FIELD or query != key_manager_configs.QUERY:
+                if error.ontap_code != INVALID_FIELD or query != key_manager_policy.QUERY:
                     raise
                 # A release that does not know health_monitor_policy: ask for the interval
                 # alone, now and until the release changes.
                 self._without_policy = release
-                body = await client.get(key_manager_configs.QUERY_WITHOUT_POLICY, deadline)
-            return key_manager_configs.parse_key_manager_config(body)
+                body = await client.get(key_manager_policy.QUERY_WITHOUT_POLICY, deadline)
+            return key_manager_policy.parse_key_manager_config(body)
 
         answer = await self._ask(POLICY, cluster, poll, get)
         if answer is _NO_ENDPOINT:

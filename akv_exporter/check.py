@@ -22,11 +22,8 @@ import asyncio
 import json
 import signal
 
-from akv_exporter import status
-from akv_exporter.config import Config
-from akv_exporter.exporter import Exporter
-from akv_exporter.logs import setup_logging
-from akv_exporter.status import (
+from akv_exporter import assessment
+from akv_exporter.assessment import (
     DOWN,
     PENDING,
     ClusterView,
@@ -37,12 +34,21 @@ from akv_exporter.status import (
     utc_time,
     words,
 )
+from akv_exporter.assessment_json import to_json
+from akv_exporter.config import Config
+from akv_exporter.exporter import Exporter
+from akv_exporter.logs import setup_logging
 
-# The fleet's verdict (status.verdict, which fixes the precedence) -> the plugin's exit code.
-EXIT_CODES = {status.OK: 0, status.WARNING: 1, status.CRITICAL: 2, status.UNKNOWN: 3}
-UNKNOWN_EXIT = EXIT_CODES[status.UNKNOWN]
+# The fleet's verdict (assessment.verdict, which fixes the precedence) -> the plugin's exit code.
+EXIT_CODES = {
+    assessment.OK: 0,
+    assessment.WARNING: 1,
+    assessment.CRITICAL: 2,
+    assessment.UNKNOWN: 3,
+}
+UNKNOWN_EXIT = EXIT_CODES[assessment.UNKNOWN]
 # The key-service column: "AZURE" (one word per kind of key manager).
-SERVICE_HEADER = status.SERVICE_HEADER.upper()
+SERVICE_HEADER = assessment.SERVICE_HEADER.upper()
 
 
 def exit_code(summary: Summary) -> int:
@@ -160,7 +166,7 @@ def table(fleet: FleetStatus) -> list[str]:
                 continue
             left = (deadline - fleet.generated_at) / 60
             when = f"in about {left:.0f} min" if left > 0 else f"{-left:.0f} min ago"
-            policy = "" if view.policy == status.TAKES_VOLUMES_OFFLINE else " (policy unknown)"
+            policy = "" if view.policy == assessment.TAKES_VOLUMES_OFFLINE else " (policy unknown)"
             problems.append(
                 f"{where}: ONTAP takes the encrypted volumes{stake} offline at about "
                 f"{utc_time(deadline)} ({when}) unless {words(view.status).title} answers{policy}"
@@ -221,7 +227,7 @@ async def _poll_and_judge(config: Config, clusters: list[str] | None, fmt: str) 
         await exporter.stop()
     fleet = exporter.status(keys)
     if fmt == "json":
-        print(json.dumps(fleet.to_json(), indent=2))
+        print(json.dumps(to_json(fleet), indent=2))
     else:
         print(status_line(fleet.summary))
         for line in table(fleet):

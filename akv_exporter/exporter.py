@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Protocol
 
 from akv_exporter import __version__, heap
+from akv_exporter.assessment import ExporterInfo, FleetStatus, assess
 from akv_exporter.config import Config, ConfigError, WebConfig
 from akv_exporter.inventory import InventoryWatcher, load_inventory
 from akv_exporter.limits import ensure_open_files
-from akv_exporter.metrics import Exposition
+from akv_exporter.metrics.exposition import Exposition
 from akv_exporter.ontap.client import USER_AGENT
 from akv_exporter.poller import Poller, Refreshed
 from akv_exporter.shard import UNSHARDED, Shard
 from akv_exporter.snapshot import ClusterSnapshot
-from akv_exporter.state import UnreachableSince
-from akv_exporter.status import ExporterInfo, FleetStatus, assess
+from akv_exporter.unreachable_streaks import UnreachableSince
 
 log = logging.getLogger(__name__)
 

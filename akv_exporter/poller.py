@@ -21,16 +21,16 @@ from akv_exporter.blast_radius import BlastRadiusPoller
 from akv_exporter.config import ClusterConfig, Config, PollConfig
 from akv_exporter.ontap.client import UNCHANGED, USER_AGENT, OntapClient, OntapError
 from akv_exporter.ontap.cluster import ClusterIdentity, release_of
-from akv_exporter.ontap.keymanager import (
+from akv_exporter.ontap.key_manager_endpoint import (
     Check,
     KeyManagerEndpoint,
     KeyManagerStatus,
     ParsedRecords,
     parse_records,
 )
-from akv_exporter.ontap.keymanagers import BY_KIND, ENDPOINTS
+from akv_exporter.ontap.key_manager_registry import BY_KIND, ENDPOINTS
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
-from akv_exporter.state import UnreachableSince
+from akv_exporter.unreachable_streaks import UnreachableSince
 
 log = logging.getLogger(__name__)
 _NAMED_IN_WARNING = 5  # clusters named in a warning about many

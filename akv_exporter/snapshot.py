@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.ems import EmsEvent
-from akv_exporter.ontap.key_manager_configs import KeyManagerConfig
-from akv_exporter.ontap.keymanager import Check, KeyManagerStatus
+from akv_exporter.ontap.key_manager_endpoint import Check, KeyManagerStatus
+from akv_exporter.ontap.key_manager_policy import KeyManagerConfig
 from akv_exporter.ontap.volumes import EncryptedVolumes
 
 # Why a poll failed: the `reason` label of akv_exporter_cluster_poll_errors_total.

@@ -44,13 +44,32 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("ONTAP client and parsers", ("akv_exporter.ontap", "akv_exporter.ontap.*")),
-    ("snapshots", ("akv_exporter.snapshot", "akv_exporter.state")),
+    ("snapshots", ("akv_exporter.snapshot", "akv_exporter.unreachable_streaks")),
     ("poller", ("akv_exporter.poller", "akv_exporter.blast_radius")),
-    ("exposition and assessment", ("akv_exporter.metrics", "akv_exporter.status")),
+    (
+        "exposition and assessment",
+        (
+            "akv_exporter.metrics",
+            "akv_exporter.metrics.*",
+            "akv_exporter.assessment",
+            "akv_exporter.assessment_json",
+        ),
+    ),
     ("front door", ("akv_exporter.exporter",)),
     ("surfaces", ("akv_exporter.web", "akv_exporter.web.*", "akv_exporter.check")),
     ("process", ("akv_exporter.service", "akv_exporter.demo")),
     ("command line", ("akv_exporter.cli",)),
+)
+# Within a layer, steps of one job in order: a module imports only those before it. The catalogue
+# is declarations (a provider adds its families there, docs/metrics.md is generated from it), the
+# renderers read it, the exposition caches what they render; the JSON renders the assessment.
+STEPS: tuple[tuple[str, ...], ...] = (
+    (
+        "akv_exporter.metrics.catalogue",
+        "akv_exporter.metrics.render",
+        "akv_exporter.metrics.exposition",
+    ),
+    ("akv_exporter.assessment", "akv_exporter.assessment_json"),
 )
 # The simulator sits beside the flow: it may use the base layer and itself; only the demo and
 # the command line may start it.
@@ -177,6 +196,23 @@ def test_imports_run_down_the_layers(name):
     assert not upward, "; ".join(upward)
 
 
+@pytest.mark.parametrize("steps", STEPS, ids=lambda steps: steps[0])
+def test_steps_of_one_job_import_only_earlier_steps(steps):
+    backward = [
+        f"{name} imports {target}, a later step"
+        for rank, name in enumerate(steps)
+        for target in sorted(GRAPH[name])
+        if target in steps[rank + 1 :]
+    ]
+    assert not backward, "; ".join(backward)
+
+
+def test_the_metric_catalogue_needs_nothing_but_the_base_layer():
+    # Declarations only: what a provider adds and docs/metrics.md is generated from.
+    above = sorted(t for t in GRAPH["akv_exporter.metrics.catalogue"] if layer_of(t) > 0)
+    assert not above, above
+
+
 def test_only_the_demo_and_the_command_line_reach_the_simulator():
     users = sorted(
         name
@@ -241,12 +277,12 @@ def test_the_exporter_needs_no_cryptography():
 
 
 def test_only_the_registry_knows_the_key_manager_modules():
-    # The seam: everything reads KeyManagerStatus; only ontap/keymanagers.py lists the endpoint
-    # modules (ontap/akv.py now), so a new key manager touches no reader.
+    # The seam: everything reads KeyManagerStatus; only ontap/key_manager_registry.py lists the
+    # endpoint modules (ontap/akv.py now), so a new key manager touches no reader.
     importers = sorted(
         name for name, targets in GRAPH.items() if "akv_exporter.ontap.akv" in targets
     )
-    assert importers == ["akv_exporter.ontap.keymanagers"], importers
+    assert importers == ["akv_exporter.ontap.key_manager_registry"], importers
 
 
 def test_tests_share_helpers_through_one_module():

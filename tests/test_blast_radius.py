@@ -17,12 +17,13 @@ from netapp_ontap.resources import EmsEvent as NetAppEmsEvent
 from netapp_ontap.resources import KeyManagerConfig as NetAppKeyManagerConfig
 from netapp_ontap.resources import Volume as NetAppVolume
 
+from akv_exporter.assessment_json import to_json
 from akv_exporter.blast_radius import EVENTS, POLICY, VOLUMES
 from akv_exporter.config import ConfigError, load_config
 from akv_exporter.ontap.ems import parse_events, parse_time, query
-from akv_exporter.ontap.key_manager_configs import parse_key_manager_config, release_has_endpoint
+from akv_exporter.ontap.key_manager_policy import parse_key_manager_config, release_has_endpoint
 from akv_exporter.ontap.volumes import parse_volumes
-from akv_exporter.web.status import render_page
+from akv_exporter.web.status_page import render_page
 from tests.helpers import (
     NETAPP_POLICY,
     SCHEMA,
@@ -308,7 +309,7 @@ async def test_status_document_carries_policy_volumes_and_events_and_fits_its_sc
     clock = Clock(START)
     exporter = exporter_with_clock(config_for(tmp_path, new.url, old.url), clock)
     await exporter.poll_all()
-    document = exporter.status(now=START).to_json()
+    document = to_json(exporter.status(now=START))
     jsonschema.Draft202012Validator(SCHEMA).validate(document)
     first, second = document["clusters"]
     assert first["key_manager"]["volume_offline_policy"] == "takes_volumes_offline"
@@ -410,7 +411,7 @@ async def test_a_cluster_healthy_again_with_volumes_still_offline_needs_attentio
     status = exporter.status(now=START)
     # The cluster says what ONTAP did, in the JSON and on its badge, not "healthy".
     assert [c.state for c in status.clusters] == ["volumes_offline", "inactive"]
-    assert status.to_json()["clusters"][0]["state"] == "volumes_offline"
+    assert to_json(status)["clusters"][0]["state"] == "volumes_offline"
     page = render_page(status)
     assert "VOLUMES OFFLINE" in page
     attention, healthy = page.split('<section id="healthy">')

@@ -13,7 +13,7 @@ import pytest
 from netapp_ontap.resources import AwsKms, Barbican, GcpKms
 
 from akv_exporter.ontap import aws_kms, barbican_kms, gcp_kms
-from akv_exporter.ontap.keymanager import parse_records
+from akv_exporter.ontap.key_manager_endpoint import parse_records
 
 NODE1 = {"uuid": "d208115f-7721-11eb-bf83-005056bb150e", "name": "node1"}
 NODE2 = {"uuid": "e208115f-7721-11eb-bf83-005056bb150e", "name": "node2"}

@@ -17,11 +17,11 @@ from akv_exporter import poller
 from akv_exporter.config import TlsConfig
 from akv_exporter.exporter import Exporter
 from akv_exporter.limits import raise_open_file_limit
-from akv_exporter.metrics import Exposition
+from akv_exporter.metrics.exposition import Exposition
 from akv_exporter.ontap.akv import AKV_PATH
 from akv_exporter.ontap.client import tls_context
 from akv_exporter.ontap.cluster import CLUSTER_PATH
-from akv_exporter.ontap.keymanager import parse_records
+from akv_exporter.ontap.key_manager_endpoint import parse_records
 from tests.helpers import FakeOntap, akv_record, config_for
 
 GUARD = 10.0  # a hang guard, never a speed limit

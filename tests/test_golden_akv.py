@@ -25,8 +25,9 @@ import yaml
 from ontap_simulator import SimulatorOptions, start_simulator
 
 from akv_exporter import __version__, check
+from akv_exporter.assessment_json import to_json
 from akv_exporter.config import load_config
-from akv_exporter.web.status import render_page
+from akv_exporter.web.status_page import render_page
 from tests.helpers import Clock, exporter_with_clock
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -150,7 +151,7 @@ async def _surfaces(tmp_path: Path) -> dict[str, str]:
             await exporter.poll_all()  # the release's own fields
             fleet = exporter.status(now=clock.now)
             metrics = exporter.scrape().decode()
-            document = _mask_json(fleet.to_json())
+            document = _mask_json(to_json(fleet))
             lines = [check.status_line(fleet.summary), *check.table(fleet)]
             page = render_page(fleet, refresh=0)
         finally:

@@ -25,7 +25,7 @@ from akv_exporter.ontap.akv import AKV_PATH
 from akv_exporter.ontap.client import OntapClient, OntapError
 from akv_exporter.poller import Poller
 from akv_exporter.snapshot import REASONS
-from akv_exporter.state import UnreachableSince
+from akv_exporter.unreachable_streaks import UnreachableSince
 from tests.helpers import akv_record, cluster_config
 
 IDENTITY = json.dumps({"name": "c1", "uuid": "u", "version": {"generation": 9, "major": 14}})

@@ -7,10 +7,11 @@ import subprocess
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from akv_exporter.metrics import Exposition, label_message, render_cluster
+from akv_exporter.metrics.exposition import Exposition
+from akv_exporter.metrics.render import label_message, render_cluster
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import ClusterIdentity
-from akv_exporter.ontap.keymanager import parse_records
+from akv_exporter.ontap.key_manager_endpoint import parse_records
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 from tests.helpers import akv_record, find, require_binary, samples
 

@@ -17,9 +17,10 @@ import yaml
 from ontap_simulator import SimulatorOptions, start_simulator
 from ontap_simulator.fleet import RELEASES
 
+from akv_exporter.assessment_json import to_json
 from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
-from akv_exporter.web.status import render_page
+from akv_exporter.web.status_page import render_page
 from tests.helpers import check, find, started
 
 VERSIONS = [".".join(map(str, version)).removesuffix(".0") for version, _ in RELEASES]
@@ -185,7 +186,7 @@ async def test_key_expired_is_a_warning_on_every_release_that_logs_it(release_fl
         fleet = exporter.status()
     finally:
         await exporter.stop()
-    status, page = fleet.to_json(), render_page(fleet)
+    status, page = to_json(fleet), render_page(fleet)
     states = {cluster["name"]: cluster["state"] for cluster in status["clusters"]}
     assert states == {
         _name(v): "key_expired" if _name(v) in logged else "healthy" for v in VERSIONS
@@ -274,7 +275,7 @@ async def test_the_blast_radius_reads_right_on_every_release(release_fleet):
     exporter = Exporter(config, process_metrics=False)
     try:
         await asyncio.wait_for(exporter.poll_all(), 60)  # the AKV poll, then the slow polls
-        status, body = exporter.status().to_json(), exporter.scrape()
+        status, body = to_json(exporter.status()), exporter.scrape()
     finally:
         await exporter.stop()
     assert find(body, "akv_exporter_endpoint_poll_errors_total") == []

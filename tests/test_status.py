@@ -9,19 +9,20 @@ from html.parser import HTMLParser
 import aiohttp
 import pytest
 
-from akv_exporter.check import exit_code, status_line, table
-from akv_exporter.ontap import akv
-from akv_exporter.ontap.cluster import ClusterIdentity
-from akv_exporter.ontap.keymanager import parse_records
-from akv_exporter.ontap.volumes import parse_volumes
-from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, EventCount, PollOutcome
-from akv_exporter.status import (
+from akv_exporter.assessment import (
     VOLUMES_OFFLINE_AFTER,
     ExporterInfo,
     assess,
     assess_cluster,
 )
-from akv_exporter.web.status import render_page
+from akv_exporter.assessment_json import to_json
+from akv_exporter.check import exit_code, status_line, table
+from akv_exporter.ontap import akv
+from akv_exporter.ontap.cluster import ClusterIdentity
+from akv_exporter.ontap.key_manager_endpoint import parse_records
+from akv_exporter.ontap.volumes import parse_volumes
+from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, EventCount, PollOutcome
+from akv_exporter.web.status_page import render_page
 from tests.helpers import (
     CANARY,
     akv_record,
@@ -96,7 +97,7 @@ def test_an_inactive_second_configuration_never_makes_its_cluster_need_attention
     assert (c1.state, c1.problems, len(c1.notes)) == ("healthy", (), 1)
     assert [view.state for view in c1.key_managers] == ["healthy", "inactive"]
     assert fleet.summary.status == "ok" and fleet.summary.configurations_inactive == 1
-    document = fleet.to_json()
+    document = to_json(fleet)
     assert document["clusters"][0]["state"] == "healthy"
     assert document["clusters"][0]["problems"] == []
     assert document["clusters"][0]["notes"] == list(c1.notes)
@@ -185,13 +186,13 @@ def test_volumes_are_at_stake_only_where_the_summary_counts_them():
     blast = BlastRadius(volumes=parse_volumes(volumes), volumes_as_of=NOW - 1)
     fleet = assess([snapshot("c1", records, blast=blast)], INFO, NOW)
     assert fleet.summary.volumes_at_stake == 3
-    broken, healthy = fleet.to_json()["clusters"][0]["akvs"]
+    broken, healthy = to_json(fleet)["clusters"][0]["akvs"]
     assert (broken["volumes_at_stake"], broken["encrypted_volumes"]) == (3, 3)
     assert (healthy["volumes_at_stake"], healthy["encrypted_volumes"]) == (0, 2)
     assert healthy["svms"] == [{"svm": "vs2", "encrypted_volumes": 2, "offline_volumes": 0}]
     assert healthy["svms_at_stake"] == [] and broken["svms_at_stake"] == broken["svms"]
     per_configuration = sum(akv["volumes_at_stake"] for akv in (broken, healthy))
-    assert per_configuration == fleet.to_json()["summary"]["volumes_at_stake"]
+    assert per_configuration == to_json(fleet)["summary"]["volumes_at_stake"]
     page = " ".join(render_page(fleet).split())
     assert '<span class="bad">3 encrypted volumes at stake in SVM vs1</span>' in page
     assert "2 encrypted volumes in SVM vs2" in page
@@ -227,7 +228,7 @@ def test_a_recent_key_expired_event_is_a_warning_on_every_surface():
     assert not any("keyExpired" in problem for problem in c3.problems)
     summary = fleet.summary
     assert (summary.status, summary.clusters_key_expired) == ("warning", 1)
-    document = fleet.to_json()
+    document = to_json(fleet)
     validate(document)
     assert document["clusters"][0]["key_expired"] == {
         "event": "ekmip.akv.keyExpired",
@@ -328,7 +329,7 @@ def test_a_thousand_clusters_render_as_page_and_json():
     assert problems[:4] == [f"cluster-{i:04d}" for i in (0, 333, 666, 999)]
     assert problems[4:7] == [f"cluster-{i:04d}" for i in (250, 500, 750)]
     assert len(problems) == 4 + 3 + sum(1 for i in range(1000) if i % 97 == 0 and i % 333)
-    document = fleet.to_json()
+    document = to_json(fleet)
     validate(document)
     assert len(document["clusters"]) == 1000
     assert len(json.loads(json.dumps(document))["clusters"][999]["history"]) == 20

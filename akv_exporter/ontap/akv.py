@@ -8,7 +8,8 @@ What differs between releases, and is accepted here:
   it is the active one. Where ``enabled`` is missing, activity is inferred (see ``infer_enabled``);
 - each release is asked only for the fields it has (``fields_query``); a cluster that refuses one
   anyway (ONTAP error 262197) is asked for the fields every release since 9.8 knows.
-The rest (codes, nulls, unknown fields, malformed records) is the seam's: ontap/keymanager.py.
+The rest (codes, nulls, unknown fields, malformed records) is the seam's:
+ontap/key_manager_endpoint.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from akv_exporter.labels import AKV_INFO_LABELS
 from akv_exporter.ontap.cluster import Release
-from akv_exporter.ontap.keymanager import (
+from akv_exporter.ontap.key_manager_endpoint import (
     KeyManagerEndpoint,
     KeyManagerStatus,
     boolean,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from akv_exporter.ontap.cluster import Release
-from akv_exporter.ontap.keymanager import (
+from akv_exporter.ontap.key_manager_endpoint import (
     KeyManagerEndpoint,
     KeyManagerStatus,
     boolean,

@@ -35,7 +35,7 @@ from akv_exporter.ontap.cluster import (
     Release,
     parse_identity,
 )
-from akv_exporter.ontap.keymanager import KeyManagerEndpoint
+from akv_exporter.ontap.key_manager_endpoint import KeyManagerEndpoint
 from akv_exporter.secrets import HARVEST_SCRIPT, Login, SecretError, resolve_login
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from akv_exporter.ontap.keymanager import fold_message, name_of, text
+from akv_exporter.ontap.key_manager_endpoint import fold_message, name_of, text
 
 PATH = "/api/support/ems/events"
 NAMES = "ekmip.akv.*"

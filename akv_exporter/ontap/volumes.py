@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from akv_exporter.ontap.keymanager import name_of
+from akv_exporter.ontap.key_manager_endpoint import name_of
 
 PATH = "/api/storage/volumes"
 PARAMS = {"encryption.enabled": "true", "fields": "svm.name,state,encryption.enabled"}

@@ -14,8 +14,8 @@ import bcrypt
 from aiohttp import web
 
 from akv_exporter.exporter import Exporter
-from akv_exporter.metrics import wants_openmetrics
-from akv_exporter.web import probe, status
+from akv_exporter.metrics.render import wants_openmetrics
+from akv_exporter.web import probe, status_page
 from akv_exporter.web.common import EXPORTER_KEY, exporter_of, exposition_response
 from akv_exporter.web.listener import Listener
 from akv_exporter.web.security import security_headers
@@ -145,7 +145,7 @@ def create_app(exporter: Exporter) -> web.Application:
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload)
-    status.add_routes(app)
+    status_page.add_routes(app)
     probe.add_routes(app)
     return app
 

@@ -10,7 +10,7 @@ from aiohttp import payload, web
 from aiohttp.abc import AbstractStreamWriter
 
 from akv_exporter.exporter import Exporter
-from akv_exporter.metrics import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
+from akv_exporter.metrics.render import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
 

@@ -16,7 +16,7 @@ import time
 
 from aiohttp import web
 
-from akv_exporter.metrics import render_probe, wants_openmetrics
+from akv_exporter.metrics.render import render_probe, wants_openmetrics
 from akv_exporter.snapshot import ClusterSnapshot
 from akv_exporter.web.common import exporter_of, exposition_response
 

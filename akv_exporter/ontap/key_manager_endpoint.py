@@ -7,7 +7,7 @@ key service from every node (``<service>_reachability``), the state of the wrapp
 (``ekmip_reachability``). Each endpoint is one module (``ontap/akv.py`` is the only one now)
 declaring a ``KeyManagerEndpoint``: its path, the fields it asks for and a parser into the one
 status type below, which the poller, snapshots, metrics, the status page, the JSON and ``check``
-read. ``ontap/keymanagers.py`` lists the endpoints the poller asks.
+read. ``ontap/key_manager_registry.py`` lists the endpoints the poller asks.
 
 Parsing is tolerant of release differences: ``code`` is a string ("0" when healthy) or, on 9.8,
 an integer; any field may be null or missing, which means unknown, and unknown is never healthy;

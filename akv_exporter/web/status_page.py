@@ -19,9 +19,7 @@ from importlib import resources
 import jinja2
 from aiohttp import web
 
-from akv_exporter.ontap.keymanager import KeyManagerStatus, NodeCheck
-from akv_exporter.ontap.keymanagers import ENDPOINTS
-from akv_exporter.status import (
+from akv_exporter.assessment import (
     CRITICAL,
     DOWN,
     EKMIP_UNREACHABLE,
@@ -45,6 +43,9 @@ from akv_exporter.status import (
     utc_time,
     words,
 )
+from akv_exporter.assessment_json import to_json
+from akv_exporter.ontap.key_manager_endpoint import KeyManagerStatus, NodeCheck
+from akv_exporter.ontap.key_manager_registry import ENDPOINTS
 from akv_exporter.web.common import exporter_of
 from akv_exporter.web.security import PAGE_POLICY
 
@@ -220,7 +221,7 @@ async def status_page(request: web.Request) -> web.Response:
 async def status_json(request: web.Request) -> web.Response:
     """GET /api/v1/status: the assessment as JSON (schema: docs/status.schema.json)."""
     status = exporter_of(request).status()
-    body = await asyncio.to_thread(lambda: json.dumps(status.to_json()))
+    body = await asyncio.to_thread(lambda: json.dumps(to_json(status)))
     response = web.Response(text=body, content_type="application/json")
     response.headers["Cache-Control"] = "no-store"
     response.enable_compression()

@@ -1,0 +1,1 @@
+"""Snapshots -> metric families -> pre-rendered exposition bytes."""

@@ -1,0 +1,230 @@
+"""The metric catalogue: every family the exporter exposes, its name, type and help.
+
+The catalogue's order is the order of /metrics. A kind of key manager brings its own families
+(``KEY_MANAGER_FAMILIES``); docs/metrics.md is generated from this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A metric family: its sample name, kind (gauge, counter, info) and help text."""
+
+    name: str  # the sample name, as Prometheus stores it
+    kind: str
+    help: str
+
+    def header(self, openmetrics: bool) -> bytes:
+        """Return the HELP and TYPE lines for the text format or OpenMetrics."""
+        name, kind = self.name, self.kind
+        if openmetrics and kind == "counter":
+            name = name.removesuffix("_total")
+        elif openmetrics and kind == "info":
+            name = name.removesuffix("_info")
+        elif kind == "info":
+            kind = "gauge"
+        return f"# HELP {name} {self.help}\n# TYPE {name} {kind}\n".encode()
+
+
+AKV_INFO = Family("ontap_akv_info", "info", "AKV configuration of an ONTAP cluster or SVM.")
+AKV_ENABLED = Family("ontap_akv_enabled", "gauge", "1 if the AKV configuration is enabled.")
+AKV_AZURE = Family(
+    "ontap_akv_azure_reachable",
+    "gauge",
+    "1 if Azure Key Vault is reachable from all nodes (ONTAP azure_reachability.reachable).",
+)
+AKV_KEK = Family(
+    "ontap_akv_kek_available",
+    "gauge",
+    "1 if the AKV-wrapped KEK is available on all nodes (ONTAP state.available).",
+)
+AKV_EKMIP = Family(
+    "ontap_akv_ekmip_reachable",
+    "gauge",
+    "1 if the node reaches the embedded KMIP servers (ONTAP ekmip_reachability.reachable).",
+)
+AKV_MESSAGE = Family(
+    "ontap_akv_status_message_info", "info", "ONTAP's status message for a failing AKV check."
+)
+AKV_UNREACHABLE_SINCE = Family(
+    "ontap_akv_azure_unreachable_since_timestamp_seconds",
+    "gauge",
+    "Unix time of the first poll of the current Azure-unreachable streak.",
+)
+AKV_GET_ERROR = Family(
+    "ontap_akv_get_error_info",
+    "info",
+    "ONTAP answered GET azure-key-vaults with an AKV error code NetApp documents for it.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyManagerFamilies:
+    """The families one kind of key manager is exposed as: ``ontap_akv_*`` for AKV."""
+
+    info: Family  # labels: svm, uuid, scope, then the configuration's details
+    enabled: Family
+    service: Family  # the key service's reachability, with ONTAP's code
+    kek: Family
+    ekmip: Family
+    message: Family
+    unreachable_since: Family
+    get_error: Family  # ONTAP answered the GET itself with an error it documents for it
+
+    def all(self) -> tuple[Family, ...]:
+        return (
+            self.info,
+            self.enabled,
+            self.service,
+            self.kek,
+            self.ekmip,
+            self.message,
+            self.unreachable_since,
+            self.get_error,
+        )
+
+
+# KeyManagerStatus.kind -> its families: a new key manager adds its own here (its rendering).
+KEY_MANAGER_FAMILIES = {
+    "akv": KeyManagerFamilies(
+        info=AKV_INFO,
+        enabled=AKV_ENABLED,
+        service=AKV_AZURE,
+        kek=AKV_KEK,
+        ekmip=AKV_EKMIP,
+        message=AKV_MESSAGE,
+        unreachable_since=AKV_UNREACHABLE_SINCE,
+        get_error=AKV_GET_ERROR,
+    ),
+}
+
+CLUSTER_INFO = Family(
+    "akv_exporter_cluster_info", "info", "ONTAP cluster identity as reported by GET /api/cluster."
+)
+CLUSTER_UP = Family(
+    "akv_exporter_cluster_up", "gauge", "1 if the last poll of the cluster got a valid answer."
+)
+CLUSTER_LAST_SUCCESS = Family(
+    "akv_exporter_cluster_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last poll that got a valid answer.",
+)
+CLUSTER_POLL_DURATION = Family(
+    "akv_exporter_cluster_poll_duration_seconds", "gauge", "Duration of the last poll."
+)
+CLUSTER_POLL_ERRORS = Family(
+    "akv_exporter_cluster_poll_errors_total", "counter", "Failed polls, by reason."
+)
+CLUSTER_REQUESTS = Family(
+    "akv_exporter_ontap_requests_total", "counter", "HTTP requests answered by ONTAP, by status."
+)
+CLUSTER_SKIPPED = Family(
+    "akv_exporter_cluster_skipped_records_total",
+    "counter",
+    "Malformed azure-key-vaults records skipped.",
+)
+RELOAD_OK = Family(
+    "akv_exporter_config_last_reload_successful",
+    "gauge",
+    "1 if the last configuration reload succeeded.",
+)
+RELOAD_TIME = Family(
+    "akv_exporter_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last successful configuration load.",
+)
+BUILD_INFO = Family("akv_exporter_build_info", "info", "Version of akv-exporter and Python.")
+PROBE_SUCCESS = Family(
+    "akv_exporter_probe_success", "gauge", "1 if the probe got a valid answer from the cluster."
+)
+PROBE_DURATION = Family(
+    "akv_exporter_probe_duration_seconds", "gauge", "How long the probe took, in seconds."
+)
+KM_MONITOR_ENABLED = Family(
+    "ontap_key_manager_health_monitor_enabled",
+    "gauge",
+    "1 if ONTAP's key-manager health monitor runs (health_monitor_policy.<km>.enabled).",
+)
+KM_VOLUME_OFFLINE = Family(
+    "ontap_key_manager_manage_volume_offline",
+    "gauge",
+    "1 if ONTAP takes encrypted volumes offline when the key manager stays unreachable "
+    "(health_monitor_policy.<km>.manage_volume_offline).",
+)
+KM_MONITOR_INTERVAL = Family(
+    "ontap_key_manager_health_monitor_interval_seconds",
+    "gauge",
+    "How often ONTAP's health monitor checks each key manager (health_monitor_polling_interval).",
+)
+ENCRYPTED_VOLUMES = Family(
+    "ontap_encrypted_volumes", "gauge", "Volumes with encryption.enabled, by SVM and volume state."
+)
+EMS_EVENTS = Family(
+    "ontap_ems_events_total",
+    "counter",
+    "ONTAP key-manager EMS events logged since the exporter started (history not counted).",
+)
+EMS_EVENT_LAST = Family(
+    "ontap_ems_event_last_timestamp_seconds",
+    "gauge",
+    "Unix time of the last such EMS event, from the last 24 hours before start on.",
+)
+ENDPOINT_ERRORS = Family(
+    "akv_exporter_endpoint_poll_errors_total",
+    "counter",
+    "Failed slow polls (policy, volumes, EMS events), by endpoint and reason; never cluster down.",
+)
+ENDPOINT_LAST_SUCCESS = Family(
+    "akv_exporter_endpoint_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last good answer of a slow-polled endpoint.",
+)
+SHARD_ORDINAL = Family(
+    "akv_exporter_shard_ordinal", "gauge", "The shard this process polls (--shard; 0 unsharded)."
+)
+TOTAL_SHARDS = Family(
+    "akv_exporter_total_shards",
+    "gauge",
+    "How many shards the clusters are split into (1 unsharded).",
+)
+PROBE_CACHED = Family(
+    "akv_exporter_probe_cached",
+    "gauge",
+    "1 if the probe returned the cluster's last poll, which ended within poll.min_interval.",
+)
+STATE_WRITE_ERRORS = Family(
+    "akv_exporter_state_write_errors_total",
+    "counter",
+    "Failed writes of the state file (unreachable streaks); polling and serving go on.",
+)
+
+CLUSTER_FAMILIES = (
+    *(family for families in KEY_MANAGER_FAMILIES.values() for family in families.all()),
+    CLUSTER_INFO,
+    CLUSTER_UP,
+    CLUSTER_LAST_SUCCESS,
+    CLUSTER_POLL_DURATION,
+    CLUSTER_POLL_ERRORS,
+    CLUSTER_REQUESTS,
+    CLUSTER_SKIPPED,
+    KM_MONITOR_ENABLED,
+    KM_VOLUME_OFFLINE,
+    KM_MONITOR_INTERVAL,
+    ENCRYPTED_VOLUMES,
+    EMS_EVENTS,
+    EMS_EVENT_LAST,
+    ENDPOINT_ERRORS,
+    ENDPOINT_LAST_SUCCESS,
+)
+GLOBAL_FAMILIES = (
+    RELOAD_OK,
+    RELOAD_TIME,
+    BUILD_INFO,
+    SHARD_ORDINAL,
+    TOTAL_SHARDS,
+    STATE_WRITE_ERRORS,
+)
+PROBE_FAMILIES = (PROBE_SUCCESS, PROBE_DURATION, PROBE_CACHED)  # /probe's own, after the cluster's
