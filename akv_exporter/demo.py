@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +25,7 @@ from akv_exporter.config import (
     parse_duration,
 )
 from akv_exporter.service import run_exporter
+from akv_exporter.web.listener import listen_error
 
 # The simulator's clock factor in the demo: incidents last 2 to 6 minutes, i.e. 40 to 120
 # simulated minutes, so some outages pass ONTAP's 60-minute volume-offline point and some heal
@@ -58,8 +60,31 @@ def demo_config(simulator: RunningSimulator, listen: str, interval: float, state
     )
 
 
+def refuse_a_busy_address(host: str, port: int) -> None:
+    """Exit 2 with run's one line when host:port cannot be bound, before anything is started.
+
+    The exporter binds only once it has the simulated fleet's configuration; without this check
+    a busy port printed the simulator's whole table first.
+    """
+    if port == 0:
+        return
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                # As asyncio's server does, so that a port in TIME_WAIT is not called busy.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as error:
+        reason = listen_error(error).strerror
+        print(f"demo: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 async def run_demo(args: argparse.Namespace) -> None:
     """Start the simulated fleet with incidents and the exporter; stop both on Ctrl-C/SIGTERM."""
+    refuse_a_busy_address(*args.listen)
     seed = args.seed if args.seed is not None else random.randrange(1 << 16)
     simulator = await start_simulator(
         SimulatorOptions(

@@ -179,3 +179,4 @@ def test_demo_on_a_busy_port_is_one_line_and_exit_2():
         )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == f"demo: cannot listen on {listen}: Address already in use"
+    assert result.stdout == ""  # refused before the simulated fleet started and printed its table
