@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import html
 import json
 import re
 from html.parser import HTMLParser
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from akv_exporter.assessment import (
     VOLUMES_OFFLINE_AFTER,
@@ -277,10 +281,10 @@ def test_page_escapes_cluster_names_labels_messages_and_the_filter_text():
 def test_page_has_no_inline_script_or_style_so_a_strict_csp_holds():
     page = render_page(assess([snapshot("c1", [akv_record(reachable=False)])], INFO, NOW))
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, flags=re.S)
-    assert scripts == [(' src="/static/status.js?v=0.0.0" defer', "")]
+    assert scripts == [(' src="static/status.js?v=0.0.0" defer', "")]
     assert "<style" not in page and " style=" not in page
     assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers
-    assert '<link rel="stylesheet" href="/static/status.css?v=0.0.0">' in page
+    assert '<link rel="stylesheet" href="static/status.css?v=0.0.0">' in page
 
 
 def test_states_are_written_in_words_next_to_their_colour():
@@ -394,7 +398,7 @@ async def test_status_api_matches_its_schema_and_never_shows_secrets(make_ontap,
     assert by_name["c2"]["akvs"][0]["state"] == "inactive"
     assert by_name["c2"]["akvs"][0]["azure"] is None
     assert [n["reachable"] for n in by_name["c0"]["akvs"][0]["ekmip"]] == [True, True]
-    assert 'href="/metrics"' in page and 'href="/api/v1/status"' in page
+    assert 'href="metrics"' in page and 'href="api/v1/status"' in page
 
 
 @pytest.mark.parametrize(
@@ -414,14 +418,14 @@ async def test_the_page_style_and_script_are_served_as_files(fake_ontap, tmp_pat
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/") as response:
             page = await response.text()
-        assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+        assets = re.findall(r'(?:href|src)="(static/[^"]+)"', page)
         assert sorted(a.split("?")[0] for a in assets) == [
-            "/static/status.css",
-            "/static/status.js",
+            "static/status.css",
+            "static/status.js",
         ]
         served = {}
         for asset in assets:
-            async with http.get(f"{base}{asset}") as response:
+            async with http.get(f"{base}/{asset}") as response:
                 assert response.status == 200
                 served[response.content_type] = await response.text()
         async with http.get(f"{base}/static/status.html") as response:
@@ -431,3 +435,54 @@ async def test_the_page_style_and_script_are_served_as_files(fake_ontap, tmp_pat
     assert ".state.bad" in served["text/css"]
     assert 'getElementById("filter")' in served["text/javascript"]
     assert missing == 404  # only the shipped static files, never the templates
+
+
+async def test_the_page_works_behind_a_reverse_proxy_under_a_path_prefix(fake_ontap, tmp_path):
+    # A reverse proxy publishing the exporter at http://proxy/akv/ (as nginx's
+    # `location /akv/ { proxy_pass http://exporter/; }`): every link of the page must stay
+    # under /akv/, so none may start at the root.
+    exporter, runner, base = await started(config_for(tmp_path, fake_ontap.url))
+    await asyncio.wait_for(exporter.wait_ready(), 10)
+    upstream = aiohttp.ClientSession()
+
+    async def forward(request: web.Request) -> web.Response:
+        url = f"{base}/{request.match_info['tail']}"
+        async with upstream.get(url, params=request.query, allow_redirects=False) as answer:
+            return web.Response(
+                status=answer.status,
+                body=await answer.read(),
+                content_type=answer.content_type,
+            )
+
+    proxy = web.Application()
+    proxy.router.add_get("/akv/{tail:.*}", forward)
+    proxy_runner = web.AppRunner(proxy)
+    await proxy_runner.setup()
+    site = web.TCPSite(proxy_runner, "127.0.0.1", 0)
+    await site.start()
+    page_url = f"http://127.0.0.1:{proxy_runner.addresses[0][1]}/akv/"
+    answers = {}
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(page_url) as response:
+                assert response.status == 200
+                page = await response.text()
+            links = re.findall(r'(?:href|src|action)="([^"#][^"]*)"', page)
+            for link in links:
+                target = urljoin(page_url, html.unescape(link))
+                async with http.get(target) as response:
+                    answers[link] = (target, response.status)
+    finally:
+        await proxy_runner.cleanup()
+        await upstream.close()
+        await runner.cleanup()
+        await exporter.stop()
+    assert not re.findall(r'(?:href|src|action)="/', page), "a link from the root leaves /akv/"
+    assert {link.split("?")[0] for link in answers} >= {
+        "static/status.css",
+        "static/status.js",
+        "metrics",
+        "api/v1/status",
+    }
+    for link, (target, status) in answers.items():
+        assert target.startswith(page_url) and status == 200, (link, target, status)
