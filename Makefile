@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml simulator/pyproject.toml | cksum | cut -d' ' -f1)
-# Debian packages the test suite drives for real: Prometheus + promtool, Alertmanager + amtool, Chromium.
-DEBS   := prometheus prometheus-alertmanager chromium
-BINS   := prometheus promtool prometheus-alertmanager amtool chromium
+# Debian packages the test suite drives for real: Prometheus + promtool, Alertmanager + amtool, Chromium;
+# Docker's engine and debootstrap (the image test builds and runs the Dockerfile, on a stand-in base
+# made from Debian's packages when no registry answers); systemd-analyze (the unit's verify and score).
+DEBS   := prometheus prometheus-alertmanager chromium docker.io debootstrap systemd
+BINS   := prometheus promtool prometheus-alertmanager amtool chromium dockerd debootstrap systemd-analyze
 
-.PHONY: demo docs-test test lint format bench soak dashboards kubernetes rules screenshot system-deps clean
+.PHONY: demo docs-test test image-test lint format bench soak dashboards kubernetes rules screenshot system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +39,10 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
+
+# The container image built and run (make test runs it too): docs/docker.md.
+image-test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q tests/test_image.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check akv_exporter simulator/ontap_simulator tests bench dashboards deploy

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from akv_exporter import __version__
-from akv_exporter.config import ConfigError, parse_duration
+from akv_exporter.config import Config, ConfigError, parse_duration
 from akv_exporter.inventory import Inventory, load
 from akv_exporter.listen import listen_argument
 from akv_exporter.logs import setup_logging
@@ -70,6 +70,17 @@ def shard_of_args(args: argparse.Namespace, hostname: str | None = None) -> Shar
     return Shard(ordinal, args.total_shards)
 
 
+def serving_flags(command: argparse.ArgumentParser, *, required: bool) -> None:
+    """Add the flags that say where and how `run` serves: `run` and `healthcheck` share them."""
+    command.add_argument("--config", required=required, type=Path, help="configuration file (YAML)")
+    command.add_argument("--listen", type=listen_argument, help="HOST:PORT (overrides web.listen)")
+
+
+def serving_address(args: argparse.Namespace, config: Config) -> tuple[str, int]:
+    """Return the HOST and PORT `run` listens on with these flags and this configuration."""
+    return args.listen or config.web.host_port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="akv-exporter",
@@ -85,8 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--log-format", default="text", choices=["text", "json"])
 
     run = commands.add_parser("run", help="poll the configured clusters and serve HTTP")
-    run.add_argument("--config", required=True, type=Path, help="configuration file (YAML)")
-    run.add_argument("--listen", type=listen_argument, help="HOST:PORT (overrides web.listen)")
+    serving_flags(run, required=True)
     sharding = run.add_argument_group(
         "sharding", "split the configured clusters between processes (docs/scaling.md)"
     )
@@ -124,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="the ONTAP REST simulator alone (flags: akv-exporter simulate --help)",
         add_help=False,
+    )
+
+    healthcheck = commands.add_parser(
+        "healthcheck",
+        help="ask a running exporter's /-/healthy where it serves (the image's HEALTHCHECK)",
+        description="With no flags: the flags of the `akv-exporter run` that is this"
+        " container's first process; else the --config and --listen given to `run`.",
+    )
+    serving_flags(healthcheck, required=False)
+    healthcheck.add_argument(
+        "--timeout", type=_duration, default="4s", help="how long to wait (default 4s)"
     )
 
     check = commands.add_parser("check", help="poll now; monitoring-plugin exit codes")
@@ -228,7 +249,7 @@ def _run(args: argparse.Namespace) -> int:
         config = load(args.config).config
     except ConfigError as error:
         return _cannot_start(args, error.problems)
-    host, port = args.listen or config.web.host_port
+    host, port = serving_address(args, config)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
@@ -240,6 +261,25 @@ def _run(args: argparse.Namespace) -> int:
     except CertificateProblem as error:  # the files changed since they were checked
         log.error("cannot start: web.%s: %s", error.key, error)
         return 2
+    return 0
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    """`healthcheck`: 0 when the exporter answers /-/healthy with 200, else 1 with one line."""
+    from akv_exporter.healthcheck import HealthcheckError, ask, first_process_arguments
+
+    try:
+        served = args if args.config is not None else first_process_arguments(build_parser())
+        config = load(served.config).config
+        host, port = serving_address(served, config)
+        url = ask(host, port, config.web.tls_cert_file is not None, args.timeout)
+    except ConfigError as error:
+        print(f"unhealthy: {error.problems[0]}", file=sys.stderr)
+        return 1
+    except HealthcheckError as error:
+        print(f"unhealthy: {error}", file=sys.stderr)
+        return 1
+    print(f"healthy: {url}")
     return 0
 
 
@@ -280,6 +320,8 @@ def _main(argv: Sequence[str] | None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(demo.run_demo(args))
         return 0
+    if args.command == "healthcheck":
+        return _healthcheck(args)
     if args.command == "check":
         from akv_exporter.check import run_check
 
