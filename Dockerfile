@@ -20,6 +20,9 @@ COPY --from=build /wheels/exporter /wheels/exporter
 RUN pip install --no-cache-dir --no-index --no-deps /wheels/exporter/*.whl && rm -rf /wheels
 # The runbooks the alert rules' runbook_url points at (docs/runbooks.md#<alert>).
 COPY docs/runbooks.md docs/alerting.md /usr/share/doc/akv-exporter/docs/
+# The release this image is built from: tests/test_packaging.py checks it against akv_exporter.__version__.
+# (Late in the file: a new version rebuilds no dependency layer.)
+LABEL org.opencontainers.image.title="akv-exporter" org.opencontainers.image.version="0.2.0"
 USER 10001
 ENV AKV_EXPORTER_STATE_FILE=/var/lib/akv-exporter/state.json
 VOLUME /var/lib/akv-exporter
