@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml simulator/pyproject.toml
 DEBS   := prometheus prometheus-alertmanager chromium docker.io debootstrap systemd
 BINS   := prometheus promtool prometheus-alertmanager amtool chromium dockerd debootstrap systemd-analyze
 
-.PHONY: demo docs-test test image-test lint format bench soak dashboards kubernetes rules screenshot system-deps clean
+.PHONY: demo docs-test test image-test lint format bench soak dashboards kubernetes rules screenshot system-deps clean generated
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,12 +45,12 @@ image-test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q tests/test_image.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check akv_exporter simulator/ontap_simulator tests bench dashboards deploy
-	$(BIN)/ruff format --check akv_exporter simulator/ontap_simulator tests bench dashboards deploy
+	$(BIN)/ruff check akv_exporter simulator/ontap_simulator tests bench dashboards deploy docs/generate.py
+	$(BIN)/ruff format --check akv_exporter simulator/ontap_simulator tests bench dashboards deploy docs/generate.py
 
 format: $(STAMP)
-	$(BIN)/ruff format akv_exporter simulator/ontap_simulator tests bench dashboards deploy
-	$(BIN)/ruff check --fix akv_exporter simulator/ontap_simulator tests bench dashboards deploy
+	$(BIN)/ruff format akv_exporter simulator/ontap_simulator tests bench dashboards deploy docs/generate.py
+	$(BIN)/ruff check --fix akv_exporter simulator/ontap_simulator tests bench dashboards deploy docs/generate.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -69,6 +69,11 @@ rules: $(STAMP)
 	@test -n "$(RUNBOOK_BASE)" || { echo "usage: make rules RUNBOOK_BASE=https://..."; exit 2; }
 	$(BIN)/python config/prometheus/set-runbook-base '$(RUNBOOK_BASE)' config/prometheus/alerts*.yml
 	$(BIN)/python deploy/kubernetes/generate.py
+
+# The reference pages derived from the code: docs/metrics.md (the metric catalogue) and
+# docs/status.schema.json (the status document's model). A test fails while one is stale.
+generated: $(STAMP)
+	$(BIN)/python docs/generate.py
 
 dashboards: $(STAMP)
 	$(BIN)/python -m dashboards.generate

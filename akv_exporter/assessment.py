@@ -33,7 +33,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
+from akv_exporter.json_schema import Doc
+from akv_exporter.labels import AKV_INFO_LABELS
 from akv_exporter.ontap.key_manager_endpoint import (
     Check,
     KeyManagerEndpoint,
@@ -66,12 +69,19 @@ class KeyManagerWords:
     short: str  # "Azure": the page's and check's column, state words
     json_key: str  # "akvs": the cluster's list in GET /api/v1/status
     target: str  # the detail naming what a configuration points at ("vault"): page, filter
+    # The names of KeyManagerStatus.details this kind has, in order: the JSON's fields.
+    details: tuple[str, ...] = ()
 
 
 # KeyManagerStatus.kind -> its words: a new key manager adds its own here.
 KEY_MANAGER_WORDS = {
     "akv": KeyManagerWords(
-        name="AKV", title="Azure Key Vault", short="Azure", json_key="akvs", target="vault"
+        name="AKV",
+        title="Azure Key Vault",
+        short="Azure",
+        json_key="akvs",
+        target="vault",
+        details=tuple(label for label in AKV_INFO_LABELS if label != "scope"),
     ),
 }
 # The key-service column's header over every kind: "Azure" (the page; check writes "AZURE").
@@ -109,6 +119,8 @@ STATES = (
     INACTIVE,
     HEALTHY,
 )
+# A configuration's states after its key service's unreachable one (key_manager_state).
+CONFIGURATION_STATES = (EKMIP_UNREACHABLE, KEK_UNAVAILABLE, UNKNOWN, INACTIVE, HEALTHY)
 # Every key service's unreachable state is as urgent as the others.
 _RANK = {
     state: STATES.index(AZURE_UNREACHABLE if state in UNREACHABLE_STATES else state)
@@ -139,6 +151,7 @@ def words(status: KeyManagerStatus) -> KeyManagerWords:
 TAKES_VOLUMES_OFFLINE = "takes_volumes_offline"  # manage_volume_offline true
 KEEPS_VOLUMES_ONLINE = "keeps_volumes_online"  # manage_volume_offline false
 POLICY_UNKNOWN = "unknown"  # a release without the policy, or not polled (yet)
+POLICIES = (TAKES_VOLUMES_OFFLINE, KEEPS_VOLUMES_ONLINE, POLICY_UNKNOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +250,7 @@ class ClusterView:
         )
 
 
+Count = Annotated[int, Doc(minimum=0)]  # a count in the JSON's summary
 # The fleet's verdict, in the precedence the check command's exit codes follow (docs/check.md).
 CRITICAL = "critical"
 WARNING = "warning"
@@ -247,24 +261,41 @@ OK = "ok"
 class Summary:
     """Counts over the fleet; configurations of a down cluster count as last known."""
 
-    status: str  # CRITICAL, UNKNOWN, WARNING or OK: see verdict()
-    clusters: int
-    clusters_up: int
-    clusters_down: int
-    clusters_pending: int
-    configurations: int
-    configurations_unreachable: int
-    configurations_ekmip_unreachable: int
-    configurations_kek_unavailable: int
-    configurations_unknown: int
-    configurations_inactive: int
-    ekmip_nodes_down: int  # distinct (cluster, node) pairs with any configuration unreachable
+    # The verdict: see verdict(). The JSON's summary is this (docs/status.schema.json).
+    status: Annotated[str, Doc(values=(CRITICAL, UNKNOWN, WARNING, OK))]
+    clusters: Count
+    clusters_up: Count
+    clusters_down: Count
+    clusters_pending: Count
+    configurations: Count
+    configurations_unreachable: Count
+    configurations_ekmip_unreachable: Count
+    configurations_kek_unavailable: Count
+    configurations_unknown: Count
+    configurations_inactive: Count
+    ekmip_nodes_down: Count  # distinct (cluster, node) pairs with any configuration unreachable
     # Clusters that answered a key manager's GET with an error code NetApp documents for it
     # (KeyManagerEndpoint.get_errors): AKV's now, hence the name.
-    clusters_akv_error: int
-    clusters_key_expired: int = 0  # clusters whose ONTAP logged ekmip.akv.keyExpired in 24 h
-    volumes_offline: int = 0  # encrypted volumes offline in SVMs whose keys are in AKV
-    volumes_at_stake: int = 0  # encrypted volumes of configurations that cannot reach Azure
+    clusters_akv_error: Count
+    clusters_key_expired: Annotated[
+        int,
+        Doc(
+            "clusters whose ONTAP logged ekmip.akv.keyExpired in the last 24 hours (above 0 the "
+            "verdict is at least warning)",
+            minimum=0,
+        ),
+    ] = 0
+    volumes_offline: Annotated[
+        int,
+        Doc(
+            "encrypted volumes offline in SVMs whose keys are in AKV (a count above 0 is critical)",
+            minimum=0,
+        ),
+    ] = 0
+    volumes_at_stake: Annotated[
+        int,
+        Doc("encrypted volumes whose AKV configuration cannot reach Azure Key Vault", minimum=0),
+    ] = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,306 @@
-"""The fleet's assessment as the ``GET /api/v1/status`` document (docs/api.md).
+"""The fleet's assessment as the ``GET /api/v1/status`` document, and the document's model.
 
-The check command's ``--json`` prints the same document. Every key manager's configurations
-appear under its kind's JSON key (``KEY_MANAGER_WORDS``), its checks under its key service's name.
+The check command's ``--json`` prints the same document. The TypedDicts below describe it field by
+field; docs/status.schema.json is generated from them (``make generated``), so the schema is
+what this module writes. Every key manager's configurations appear under its kind's JSON key
+(``KEY_MANAGER_WORDS``), its key-service check under its service's name (``azure``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
-from akv_exporter.assessment import KEY_MANAGER_WORDS, ClusterView, FleetStatus, KeyManagerView
+from akv_exporter.assessment import (
+    CONFIGURATION_STATES,
+    KEY_EXPIRED_EVENT,
+    KEY_MANAGER_WORDS,
+    POLICIES,
+    STATES,
+    ClusterView,
+    FleetStatus,
+    KeyManagerView,
+    Summary,
+    unreachable_state,
+)
+from akv_exporter.json_schema import Doc, document_schema
 from akv_exporter.ontap.ems import EmsEvent
 from akv_exporter.ontap.key_manager_endpoint import Check
 from akv_exporter.ontap.key_manager_registry import BY_KIND
-from akv_exporter.snapshot import PollOutcome
+from akv_exporter.snapshot import REASONS, PollOutcome
+
+# --- the document's model -----------------------------------------------------------------------
+
+UnixTime = Annotated[float, Doc("Unix time, seconds")]
+MaybeUnixTime = Annotated[float | None, Doc("Unix time, seconds; null when not known")]
+Count = Annotated[int, Doc(minimum=0)]
+Policy = Annotated[
+    str,
+    Doc(
+        "ONTAP's health_monitor_policy.akv.manage_volume_offline: true, false, or not known "
+        "(release without the policy, not polled yet)",
+        values=POLICIES,
+    ),
+]
 
 
-def to_json(fleet: FleetStatus) -> dict[str, Any]:
+class Poll(TypedDict):
+    """One attempt to poll a cluster."""
+
+    started: UnixTime
+    duration: Annotated[float, Doc("seconds", minimum=0)]
+    ok: bool
+    reason: Annotated[str | None, Doc("why the poll failed; null on success", values=REASONS)]
+    error: Annotated[str, Doc("one line naming endpoint and cause; empty on success")]
+    skipped_records: Count
+
+
+class ServiceCheck(TypedDict):
+    """ONTAP's answer whether every node reaches the key service."""
+
+    reachable: bool
+    code: str
+    message: str
+
+
+class KekCheck(TypedDict):
+    """ONTAP's answer whether the wrapped KEK is available on every node."""
+
+    available: bool
+    code: str
+    message: str
+
+
+class NodeReachability(TypedDict):
+    """One node's reachability of the embedded KMIP server."""
+
+    node: str
+    node_uuid: str
+    reachable: bool
+    code: str
+    message: str
+
+
+class SvmVolumes(TypedDict):
+    """An SVM whose keys the configuration holds, with its encrypted volumes."""
+
+    svm: str
+    encrypted_volumes: Count
+    offline_volumes: Count
+
+
+def _configuration_model(kind: str) -> type:
+    """Return the model of one configuration of ``kind``: its fields follow its declarations."""
+    words, endpoint = KEY_MANAGER_WORDS[kind], BY_KIND[kind]
+    service, title = endpoint.service, words.title
+    svms = "the SVMs whose keys this configuration holds (its SVM, or for a cluster-scoped one "
+    svms += "every SVM without its own)"
+    fields: dict[str, Any] = {
+        "uuid": str,
+        "svm": Annotated[str, Doc("empty for a cluster-scoped configuration")],
+        "scope": str,
+        "enabled": bool | None,
+        **dict.fromkeys(words.details, str),
+        "state": Annotated[str, Doc(values=(unreachable_state(endpoint), *CONFIGURATION_STATES))],
+        service: Annotated[
+            ServiceCheck | None,
+            Doc(f"{endpoint.service_field}; null when ONTAP did not report it"),
+        ],
+        "kek": Annotated[
+            KekCheck | None, Doc("state.available (or state.cluster_state); null when not reported")
+        ],
+        "ekmip": list[NodeReachability],
+        f"{service}_unreachable_since": MaybeUnixTime,
+        "volumes_offline_deadline": Annotated[
+            float | None,
+            Doc(
+                f"Unix time: the streak start + 60 minutes; null when {words.short} is reachable "
+                "or ONTAP's policy keeps volumes online"
+            ),
+        ],
+        "volume_offline_policy": Policy,
+        "encrypted_volumes": Annotated[
+            int | None, Doc(f"encrypted volumes of {svms}; null when not known", minimum=0)
+        ],
+        "volumes_at_stake": Annotated[
+            int | None,
+            Doc(
+                f"encrypted_volumes while this configuration cannot reach {words.short} "
+                f"({service}.reachable false, the rule of summary.volumes_at_stake), else 0; "
+                "null when not known",
+                minimum=0,
+            ),
+        ],
+        "volumes_offline": Annotated[int | None, Doc("of encrypted_volumes, offline", minimum=0)],
+        "svms": Annotated[
+            list[SvmVolumes] | None, Doc(f"{svms}, with encrypted volumes; null when not known")
+        ],
+        "svms_at_stake": Annotated[
+            list[SvmVolumes] | None,
+            Doc(
+                f"svms while this configuration cannot reach {words.short} (as "
+                "volumes_at_stake), else empty; null when not known"
+            ),
+        ],
+    }
+    model = TypedDict(f"{words.name.title()}Configuration", fields)  # type: ignore[misc]
+    model.__doc__ = f"One {words.name} configuration ({title}) as ONTAP last reported it."
+    return model
+
+
+class Ontap(TypedDict):
+    """The cluster's identity, from GET /api/cluster."""
+
+    name: str
+    uuid: str
+    version: str
+    version_full: str
+
+
+class GetError(TypedDict):
+    """ONTAP's answer to a key manager's GET with an error NetApp documents for it."""
+
+    code: str
+    message: str
+
+
+class HealthMonitorPolicy(TypedDict):
+    """One key manager's entry of ONTAP's health_monitor_policy."""
+
+    key_manager: str
+    enabled: bool | None
+    manage_volume_offline: bool | None
+
+
+class Event(TypedDict):
+    """One EMS event as ONTAP logged it."""
+
+    node: str
+    index: int
+    time: Annotated[float, Doc("ONTAP's time of the event, Unix seconds")]
+    name: Annotated[str, Doc("message.name, e.g. ekmip.akv.volOffline")]
+    severity: str
+    log_message: str
+
+
+class KeyManagerSettings(TypedDict):
+    """From GET /api/security/key-manager-configs, /api/storage/volumes and
+    /api/support/ems/events (slow polls)."""
+
+    volume_offline_policy: Policy
+    policy_note: Annotated[
+        str, Doc("why the policy is unknown, e.g. 'unknown on ONTAP 9.9.1'; empty when known")
+    ]
+    health_monitor_interval_minutes: Annotated[int | None, Doc("health_monitor_polling_interval")]
+    policies: list[HealthMonitorPolicy]
+    volumes_as_of: Annotated[float | None, Doc("when the encrypted volumes were polled, Unix time")]
+    recent_events: Annotated[
+        list[Event], Doc("ONTAP's recent ekmip.akv.* EMS events, newest first")
+    ]
+    endpoint_errors: Annotated[
+        dict[str, str], Doc("endpoint -> the last error of a slow poll that is failing now")
+    ]
+
+
+class KeyExpired(TypedDict):
+    """The latest ekmip.akv.keyExpired ONTAP logged in the last 24 hours (the window of the
+    alert OntapAkvKeyExpired), while the cluster answers."""
+
+    event: Annotated[str, Doc(values=(KEY_EXPIRED_EVENT,))]
+    node: str
+    time: Annotated[float, Doc("ONTAP's time of the latest such event (Unix seconds)")]
+
+
+def _get_error_doc(kind: str) -> Doc:
+    endpoint, words = BY_KIND[kind], KEY_MANAGER_WORDS[kind]
+    codes = ", ".join(sorted(endpoint.get_errors))
+    return Doc(
+        f"Set while ONTAP answers GET {endpoint.path} with an error code NetApp documents for "
+        f"it ({codes}); {words.json_key} are then the last known."
+    )
+
+
+# A cluster lists every kind's configurations under the kind's own keys.
+Cluster = TypedDict(  # type: ignore[misc]
+    "Cluster",
+    {
+        "name": str,
+        "address": str,
+        "labels": dict[str, str],
+        "state": Annotated[str, Doc(values=STATES)],
+        "problems": list[str],
+        "notes": Annotated[
+            list[str],
+            Doc("informational lines, never a problem: one per inactive configuration"),
+        ],
+        "up": bool,
+        "ontap": Ontap | None,
+        "last_success": MaybeUnixTime,
+        "akvs_as_of": MaybeUnixTime,
+        "last_poll": Poll | None,
+        "history": list[Poll],
+        "poll_errors": Annotated[dict[str, int], Doc(minimum=0, keys=REASONS)],
+        **{
+            f"{kind}_error": Annotated[GetError | None, _get_error_doc(kind)]
+            for kind in KEY_MANAGER_WORDS
+        },
+        **{
+            words.json_key: list[_configuration_model(kind)]  # type: ignore[misc]
+            for kind, words in KEY_MANAGER_WORDS.items()
+        },
+        "key_manager": KeyManagerSettings,
+        "key_expired": Annotated[KeyExpired | None, Doc("null: none")],
+    },
+)
+Cluster.__doc__ = "One cluster: its last poll, state, problems and key-manager configurations."
+
+
+class Shard(TypedDict):
+    """The shard this process polls (run --shard I --total-shards N); 0 of 1 unsharded."""
+
+    ordinal: Count
+    total: Annotated[int, Doc(minimum=1)]
+
+
+class Exporter(TypedDict):
+    """The exporter's own health."""
+
+    version: str
+    started_at: UnixTime
+    config_reload_ok: bool
+    last_reload_error: str | None
+    shard: Shard
+    configured_clusters: Annotated[
+        int,
+        Doc("clusters in the whole configuration; `clusters` lists only this shard's", minimum=0),
+    ]
+
+
+class StatusDocument(TypedDict):
+    """GET /api/v1/status."""
+
+    generated_at: UnixTime
+    exporter: Exporter
+    summary: Summary
+    clusters: list[Cluster]  # type: ignore[valid-type]
+
+
+def schema() -> dict[str, Any]:
+    """Return docs/status.schema.json: the JSON Schema of ``StatusDocument``."""
+    return document_schema(
+        StatusDocument,
+        title="akv-exporter GET /api/v1/status (and akv-exporter check --format json)",
+        description="Exactly what this version sends (the exporter's tests validate every "
+        "answer against it). Field names are stable within /api/v1: later versions may add "
+        "fields (and update this file), never rename or remove one. See docs/api.md. "
+        "Generated from akv_exporter/assessment_json.py by `make generated`.",
+    )
+
+
+# --- the document ---------------------------------------------------------------------------------
+
+
+def to_json(fleet: FleetStatus) -> StatusDocument:
     """Return the ``GET /api/v1/status`` document (docs/api.md, docs/status.schema.json)."""
     exporter = fleet.exporter
     return {
@@ -34,13 +318,13 @@ def to_json(fleet: FleetStatus) -> dict[str, Any]:
     }
 
 
-def _check_json(check: Check | None, flag: str) -> dict[str, Any] | None:
+def _check_json(check: Check | None, flag: str) -> Any:
     if check is None:
         return None
     return {flag: check.ok, "code": check.code, "message": check.message}
 
 
-def _outcome_json(outcome: PollOutcome) -> dict[str, Any]:
+def _outcome_json(outcome: PollOutcome) -> Poll:
     return {
         "started": outcome.started,
         "duration": outcome.duration,
@@ -94,7 +378,7 @@ def _key_manager_json(view: KeyManagerView) -> dict[str, Any]:
     }
 
 
-def _event_json(event: EmsEvent) -> dict[str, Any]:
+def _event_json(event: EmsEvent) -> Event:
     return {
         "node": event.node,
         "index": event.index,
@@ -105,7 +389,7 @@ def _event_json(event: EmsEvent) -> dict[str, Any]:
     }
 
 
-def _blast_radius_json(view: ClusterView) -> dict[str, Any]:
+def _blast_radius_json(view: ClusterView) -> KeyManagerSettings:
     blast = view.snapshot.blast
     config = blast.policy
     return {
@@ -130,7 +414,7 @@ def _blast_radius_json(view: ClusterView) -> dict[str, Any]:
     }
 
 
-def _cluster_json(view: ClusterView) -> dict[str, Any]:
+def _cluster_json(view: ClusterView) -> Cluster:
     snapshot = view.snapshot
     identity = snapshot.identity
     return {

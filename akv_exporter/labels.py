@@ -2,7 +2,8 @@
 
 The metrics renderer emits these; the configuration refuses a configured label of the same name,
 since a series cannot carry one label twice. tests/test_metrics.py checks that every label the
-renderer emits is listed here.
+metric catalogue (metrics/catalogue.py) declares, and so every label the renderer emits, is
+listed here.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ EXPORTER_LABELS = frozenset(
         "python_version",  # akv_exporter_build_info
         "reason",  # akv_exporter_cluster_poll_errors_total
         "status",  # akv_exporter_ontap_requests_total
+        "key_manager",  # ontap_key_manager_* (the health-monitor policy)
+        "state",  # ontap_encrypted_volumes
+        "event",  # ontap_ems_*
+        "endpoint",  # akv_exporter_endpoint_* (the slow polls)
     }
 )
 

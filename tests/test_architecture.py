@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "akv_exporter.certificates",
             "akv_exporter.limits",
             "akv_exporter.heap",
+            "akv_exporter.json_schema",
         ),
     ),
     (

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import re
 import subprocess
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from akv_exporter.labels import EXPORTER_LABELS
+from akv_exporter.metrics.catalogue import CLUSTER_FAMILIES, GLOBAL_FAMILIES, PROBE_FAMILIES
 from akv_exporter.metrics.exposition import Exposition
-from akv_exporter.metrics.render import label_message, render_cluster
+from akv_exporter.metrics.render import label_message, render_cluster, render_probe
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import ClusterIdentity
-from akv_exporter.ontap.key_manager_endpoint import parse_records
-from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
-from tests.helpers import akv_record, find, require_binary, samples
+from akv_exporter.ontap.key_manager_endpoint import Check, parse_records
+from akv_exporter.ontap.key_manager_policy import parse_key_manager_config
+from akv_exporter.ontap.volumes import parse_volumes
+from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, EventCount, PollOutcome
+from tests.helpers import akv_record, find, policy, require_binary, samples, volume
 
 
 def snapshot(**overrides) -> ClusterSnapshot:
@@ -143,8 +148,6 @@ def test_render_cluster_groups_samples_by_family():
 
 
 def test_every_label_the_renderer_emits_is_in_the_reserved_vocabulary():
-    from akv_exporter.labels import EXPORTER_LABELS
-
     configured = {"datacenter"}
     emitted = {name for (_, labels) in samples(exposition(snapshot()).body()) for name, _ in labels}
     assert emitted - configured <= EXPORTER_LABELS
@@ -180,3 +183,52 @@ def test_clusters_keep_their_publishing_order_whatever_order_their_polls_land_in
     assert [labels for (name, labels) in samples(landed.body()) if name.endswith("_up")] == [
         (("cluster", name), ("datacenter", "dc1")) for name in names
     ]
+
+
+def every_series_snapshot() -> ClusterSnapshot:
+    """Return a cluster whose snapshot gives a sample of every cluster family."""
+    return snapshot(
+        refused={"akv": Check(False, "65537551", "vault\n  is locked")},
+        blast=BlastRadius(
+            policy=parse_key_manager_config(policy()),
+            volumes=parse_volumes([volume("vs1"), volume("vs1", "offline", 1)]),
+            volumes_as_of=990.0,
+            events=(EventCount("n1", "ekmip.akv.notAvailable", 2, 980.0),),
+            errors={("/api/storage/volumes", "timeout"): 1},
+            last_success={"/api/storage/volumes": 970.0},
+        ),
+    )
+
+
+def label_names(body: bytes) -> dict[str, set[tuple[str, ...]]]:
+    """Return, per sample name, the label names of its series in the order they were written."""
+    names: dict[str, set[tuple[str, ...]]] = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            series = line.rpartition(" ")[0]
+            name, _, labels = series.partition("{")
+            found = tuple(re.findall(r'(\w+)="(?:[^"\\]|\\.)*"', labels))
+            names.setdefault(name, set()).add(found)
+    return names
+
+
+def test_every_family_carries_the_labels_the_catalogue_declares():
+    # docs/metrics.md is generated from the catalogue: the renderers must keep to it.
+    out = Exposition(process_metrics=False)
+    out.update("0", every_series_snapshot())
+    out.set_reload(successful=True, timestamp=5.0)
+    probe = render_probe(every_series_snapshot(), True, 0.5, False)
+    written = label_names(out.scrape()) | label_names(probe)
+    for family in CLUSTER_FAMILIES:
+        assert written.get(family.name) == {("cluster", "datacenter", *family.labels)}, family
+    for family in (*GLOBAL_FAMILIES, *PROBE_FAMILIES):
+        assert written.get(family.name) == {family.labels}, family
+
+
+def test_the_configuration_refuses_every_label_the_exporter_sets():
+    # A configured label named like one of the exporter's would give a series two labels of one
+    # name, which Prometheus refuses with the whole scrape (config.RESERVED_LABELS).
+    declared = {
+        label for family in (*CLUSTER_FAMILIES, *GLOBAL_FAMILIES) for label in family.labels
+    }
+    assert {"cluster", *declared} - EXPORTER_LABELS == set()

@@ -1,21 +1,31 @@
-"""The metric catalogue: every family the exporter exposes, its name, type and help.
+"""The metric catalogue: every family the exporter exposes, its name, type, labels and help.
 
-The catalogue's order is the order of /metrics. A kind of key manager brings its own families
-(``KEY_MANAGER_FAMILIES``); docs/metrics.md is generated from this module.
+Declarations only: the renderers (render.py) write the samples, and docs/metrics.md is generated
+from this module (``make generated``). The catalogue's order is the order of /metrics. A kind of
+key manager brings its own families (``KEY_MANAGER_FAMILIES``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from akv_exporter.labels import AKV_INFO_LABELS
+
+# The labels of a key-manager configuration's series, after the cluster's.
+CONFIGURATION = ("svm", "uuid")
+
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    """A metric family: its sample name, kind (gauge, counter, info) and help text."""
+    """A metric family: its sample name, kind (gauge, counter, info), help text and labels."""
 
     name: str  # the sample name, as Prometheus stores it
     kind: str
     help: str
+    # The labels its samples carry in this order; a cluster's families carry `cluster` and the
+    # cluster's configured labels before these (tests/test_metrics.py holds the renderers to it).
+    labels: tuple[str, ...] = ()
+    doc: str = ""  # docs/metrics.md only: what the value means beyond the help (markdown)
 
     def header(self, openmetrics: bool) -> bytes:
         """Return the HELP and TYPE lines for the text format or OpenMetrics."""
@@ -29,35 +39,62 @@ class Family:
         return f"# HELP {name} {self.help}\n# TYPE {name} {kind}\n".encode()
 
 
-AKV_INFO = Family("ontap_akv_info", "info", "AKV configuration of an ONTAP cluster or SVM.")
-AKV_ENABLED = Family("ontap_akv_enabled", "gauge", "1 if the AKV configuration is enabled.")
+AKV_INFO = Family(
+    "ontap_akv_info",
+    "info",
+    "AKV configuration of an ONTAP cluster or SVM.",
+    labels=(*CONFIGURATION, *AKV_INFO_LABELS),
+)
+AKV_ENABLED = Family(
+    "ontap_akv_enabled",
+    "gauge",
+    "1 if the AKV configuration is enabled.",
+    labels=CONFIGURATION,
+    doc="1 active, 0 inactive: ONTAP's `enabled` (9.14 and later), else inferred: 1 when ONTAP "
+    "returned the advanced fields or the release predates 9.14 (one configuration per scope, "
+    "always in use); no series when nothing says ([api.md](api.md#states)).",
+)
 AKV_AZURE = Family(
     "ontap_akv_azure_reachable",
     "gauge",
     "1 if Azure Key Vault is reachable from all nodes (ONTAP azure_reachability.reachable).",
+    labels=(*CONFIGURATION, "code"),
 )
 AKV_KEK = Family(
     "ontap_akv_kek_available",
     "gauge",
     "1 if the AKV-wrapped KEK is available on all nodes (ONTAP state.available).",
+    labels=(*CONFIGURATION, "code"),
+    doc="From `state.available`, else `state.cluster_state`.",
 )
 AKV_EKMIP = Family(
     "ontap_akv_ekmip_reachable",
     "gauge",
     "1 if the node reaches the embedded KMIP servers (ONTAP ekmip_reachability.reachable).",
+    labels=(*CONFIGURATION, "node", "code"),
+    doc="One series per node.",
 )
 AKV_MESSAGE = Family(
-    "ontap_akv_status_message_info", "info", "ONTAP's status message for a failing AKV check."
+    "ontap_akv_status_message_info",
+    "info",
+    "ONTAP's status message for a failing AKV check.",
+    labels=(*CONFIGURATION, "check", "node", "code", "message"),
+    doc="`check` is `azure`, `kek` or `ekmip` (`node` is empty but for `ekmip`); one series per "
+    "non-empty message, whitespace folded, at most 256 characters.",
 )
 AKV_UNREACHABLE_SINCE = Family(
     "ontap_akv_azure_unreachable_since_timestamp_seconds",
     "gauge",
     "Unix time of the first poll of the current Azure-unreachable streak.",
+    labels=CONFIGURATION,
+    doc="Kept across restarts (`state_file`).",
 )
 AKV_GET_ERROR = Family(
     "ontap_akv_get_error_info",
     "info",
     "ONTAP answered GET azure-key-vaults with an AKV error code NetApp documents for it.",
+    labels=("code", "message"),
+    doc="The cluster stays up and its configurations stay as last known ([api.md](api.md)).",
 )
 
 
@@ -102,7 +139,10 @@ KEY_MANAGER_FAMILIES = {
 }
 
 CLUSTER_INFO = Family(
-    "akv_exporter_cluster_info", "info", "ONTAP cluster identity as reported by GET /api/cluster."
+    "akv_exporter_cluster_info",
+    "info",
+    "ONTAP cluster identity as reported by GET /api/cluster.",
+    labels=("cluster_uuid", "version"),
 )
 CLUSTER_UP = Family(
     "akv_exporter_cluster_up", "gauge", "1 if the last poll of the cluster got a valid answer."
@@ -116,15 +156,24 @@ CLUSTER_POLL_DURATION = Family(
     "akv_exporter_cluster_poll_duration_seconds", "gauge", "Duration of the last poll."
 )
 CLUSTER_POLL_ERRORS = Family(
-    "akv_exporter_cluster_poll_errors_total", "counter", "Failed polls, by reason."
+    "akv_exporter_cluster_poll_errors_total",
+    "counter",
+    "Failed polls, by reason.",
+    labels=("reason",),
+    doc="Every reason is present from the first poll on (0).",
 )
 CLUSTER_REQUESTS = Family(
-    "akv_exporter_ontap_requests_total", "counter", "HTTP requests answered by ONTAP, by status."
+    "akv_exporter_ontap_requests_total",
+    "counter",
+    "HTTP requests answered by ONTAP, by status.",
+    labels=("status",),
+    doc="`status` is the HTTP status code.",
 )
 CLUSTER_SKIPPED = Family(
     "akv_exporter_cluster_skipped_records_total",
     "counter",
     "Malformed azure-key-vaults records skipped.",
+    doc="The rest of the answer is kept.",
 )
 RELOAD_OK = Family(
     "akv_exporter_config_last_reload_successful",
@@ -136,23 +185,38 @@ RELOAD_TIME = Family(
     "gauge",
     "Unix time of the last successful configuration load.",
 )
-BUILD_INFO = Family("akv_exporter_build_info", "info", "Version of akv-exporter and Python.")
+BUILD_INFO = Family(
+    "akv_exporter_build_info",
+    "info",
+    "Version of akv-exporter and Python.",
+    labels=("version", "python_version"),
+)
 PROBE_SUCCESS = Family(
-    "akv_exporter_probe_success", "gauge", "1 if the probe got a valid answer from the cluster."
+    "akv_exporter_probe_success",
+    "gauge",
+    "1 if the probe got a valid answer from the cluster.",
+    doc="`/probe` only.",
 )
 PROBE_DURATION = Family(
-    "akv_exporter_probe_duration_seconds", "gauge", "How long the probe took, in seconds."
+    "akv_exporter_probe_duration_seconds",
+    "gauge",
+    "How long the probe took, in seconds.",
+    doc="`/probe` only.",
 )
 KM_MONITOR_ENABLED = Family(
     "ontap_key_manager_health_monitor_enabled",
     "gauge",
     "1 if ONTAP's key-manager health monitor runs (health_monitor_policy.<km>.enabled).",
+    labels=("key_manager",),
+    doc="`key_manager`: ONTAP's name of the policy (`akv`, `aws`, `barbican`, `gcp`, `ikp`, "
+    "`kmip`, `okm`).",
 )
 KM_VOLUME_OFFLINE = Family(
     "ontap_key_manager_manage_volume_offline",
     "gauge",
     "1 if ONTAP takes encrypted volumes offline when the key manager stays unreachable "
     "(health_monitor_policy.<km>.manage_volume_offline).",
+    labels=("key_manager",),
 )
 KM_MONITOR_INTERVAL = Family(
     "ontap_key_manager_health_monitor_interval_seconds",
@@ -160,45 +224,63 @@ KM_MONITOR_INTERVAL = Family(
     "How often ONTAP's health monitor checks each key manager (health_monitor_polling_interval).",
 )
 ENCRYPTED_VOLUMES = Family(
-    "ontap_encrypted_volumes", "gauge", "Volumes with encryption.enabled, by SVM and volume state."
+    "ontap_encrypted_volumes",
+    "gauge",
+    "Volumes with encryption.enabled, by SVM and volume state.",
+    labels=("svm", "state"),
+    doc="`online` and `offline` are always present (0) for an SVM with encrypted volumes or "
+    "with an AKV configuration of its own.",
 )
 EMS_EVENTS = Family(
     "ontap_ems_events_total",
     "counter",
     "ONTAP key-manager EMS events logged since the exporter started (history not counted).",
+    labels=("node", "event"),
+    doc="ONTAP's `ekmip.akv.*` events; those of the 24 hours before start give the series at 0.",
 )
 EMS_EVENT_LAST = Family(
     "ontap_ems_event_last_timestamp_seconds",
     "gauge",
     "Unix time of the last such EMS event, from the last 24 hours before start on.",
+    labels=("node", "event"),
 )
 ENDPOINT_ERRORS = Family(
     "akv_exporter_endpoint_poll_errors_total",
     "counter",
     "Failed slow polls (policy, volumes, EMS events), by endpoint and reason; never cluster down.",
+    labels=("endpoint", "reason"),
+    doc="`endpoint`: `/api/security/key-manager-configs`, `/api/storage/volumes`, "
+    "`/api/support/ems/events`.",
 )
 ENDPOINT_LAST_SUCCESS = Family(
     "akv_exporter_endpoint_last_success_timestamp_seconds",
     "gauge",
     "Unix time of the last good answer of a slow-polled endpoint.",
+    labels=("endpoint",),
 )
 SHARD_ORDINAL = Family(
-    "akv_exporter_shard_ordinal", "gauge", "The shard this process polls (--shard; 0 unsharded)."
+    "akv_exporter_shard_ordinal",
+    "gauge",
+    "The shard this process polls (--shard; 0 unsharded).",
+    doc="[scaling.md](scaling.md)",
 )
 TOTAL_SHARDS = Family(
     "akv_exporter_total_shards",
     "gauge",
     "How many shards the clusters are split into (1 unsharded).",
+    doc="`--total-shards`; [scaling.md](scaling.md)",
 )
 PROBE_CACHED = Family(
     "akv_exporter_probe_cached",
     "gauge",
     "1 if the probe returned the cluster's last poll, which ended within poll.min_interval.",
+    doc="`/probe` only.",
 )
 STATE_WRITE_ERRORS = Family(
     "akv_exporter_state_write_errors_total",
     "counter",
     "Failed writes of the state file (unreachable streaks); polling and serving go on.",
+    doc="One warning per failure streak; unreachable streaks are kept in memory.",
 )
 
 CLUSTER_FAMILIES = (
