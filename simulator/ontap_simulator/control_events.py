@@ -56,10 +56,12 @@ def append_events(cluster: SimulatedCluster, body: Any) -> list[ems.EmsEvent]:
     name = parse_text(body["name"], "name")
     if not _EVENT_NAME.fullmatch(name):
         raise StateError("name", f"expected a dotted EMS message name, got {name!r}")
-    if name.startswith("ekmip.akv.") and name not in ems.CATALOGUE:
+    if name.startswith(ems.CATALOGUED_GROUPS) and name not in ems.CATALOGUE:
+        group = next(g for g in ems.CATALOGUED_GROUPS if name.startswith(g))
+        known = sorted(n for n in ems.CATALOGUE if n.startswith(group))
         raise StateError(
-            "name", f"{name} is no ekmip.akv event of NetApp's EMS reference "
-            f"(known: {', '.join(sorted(ems.CATALOGUE))})",
+            "name", f"{name} is no {group.rstrip('.')} event of NetApp's EMS reference "
+            f"(known: {', '.join(known)})",
         )  # fmt: skip
     if not ems.available_in(name, state.version):
         since = ems.CATALOGUE[name].since
@@ -89,7 +91,8 @@ def append_events(cluster: SimulatedCluster, body: Any) -> list[ems.EmsEvent]:
         parameters: dict[str, str] = {}
         text = log_message
         if name in ems.CATALOGUE:
-            parameters, default_text = ems.akv_event(name, ems.akv_facts(state, svm, node.name))
+            facts = ems.facts_for(state, name, svm, node.name)
+            parameters, default_text = ems.akv_event(name, facts)
             text = log_message if log_message is not None else default_text
         parameters.update({str(k): str(v) for k, v in given.items()})
         appended.append(

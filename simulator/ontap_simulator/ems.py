@@ -9,6 +9,13 @@ Which ``ekmip.akv.*`` events a release can log follows NetApp's EMS reference: t
 reference lists ``available``, ``keyExpired``, ``keyVersionChanged``, ``notAvailable`` and
 ``volOffline``; ``volOnline`` appears in the 9.13.1 reference. Names, severities and parameter
 names are NetApp's (its "ekmip.akv events" page); the log texts are the simulator's own wording.
+
+The other key managers' events, names, severities and parameters from NetApp's EMS reference
+(the "ekmip.gckms", "ekmip.awskms", "km.keyserver" and "km.keyretrieve" pages): ``ekmip.gckms.*``
+from 9.10.1 (its 9.10.1 reference has the page), ``ekmip.awskms.*`` from 9.12.1 (absent from
+the 9.10.1 and 9.11.1 references); their ``volOnline``, like AKV's, from 9.13.1 (the release
+that added it is not stated: the simulator's reading). ``km.keyserver.*`` and
+``km.keyretrieve.failed`` on every release simulated. NetApp documents no Barbican events.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ontap_simulator.model import ClusterState
+from ontap_simulator.model import CloudKms, ClusterState, KeyManager
 from ontap_simulator.query import Kind, answer_collection
 from ontap_simulator.records import LINKS, NODES_PATH, REF, Tree, links
 from ontap_simulator.verdict import PastEvent
@@ -118,6 +125,106 @@ CATALOGUE: dict[str, Message] = {
         ),
     ),
 }
+
+
+def _cloud(
+    since: tuple[int, int, int], severity: str, parameters: tuple[str, ...], text: str
+) -> Message:
+    """Return a catalogue entry whose text is ``text`` formatted with the facts."""
+    return Message(since, severity, parameters, lambda f: text.format_map(f))
+
+
+_GCKMS = ("projectId", "keyringLocation", "keyringName", "keyName", "vserver")
+_GCKMS_OFFLINE = ("vserver", "keyName", "projectId", "keyringLocation", "keyringName")
+_GCKMS_KEY = '"{keyName}" of key ring "{keyringName}" ({keyringLocation}, project {projectId})'
+_AWSKMS = ("region", "keyId", "vserver")
+_AWSKMS_OFFLINE = ("vserver", "keyId", "region")
+GCKMS_FROM = (9, 10, 0)
+AWSKMS_FROM = (9, 12, 0)
+VOL_ONLINE_FROM = (9, 13, 0)
+CATALOGUE.update(
+    {
+        "ekmip.gckms.notAvailable": _cloud(
+            GCKMS_FROM, "alert", _GCKMS,
+            'The Google Cloud KMS key ' + _GCKMS_KEY + ' of SVM "{vserver}" is not available '
+            'for key operations from node "{node}".',
+        ),
+        "ekmip.gckms.available": _cloud(
+            GCKMS_FROM, "notice", _GCKMS,
+            'The Google Cloud KMS key ' + _GCKMS_KEY + ' of SVM "{vserver}" is available '
+            'again from node "{node}".',
+        ),
+        "ekmip.gckms.volOffline": _cloud(
+            GCKMS_FROM, "alert", _GCKMS_OFFLINE,
+            'SVM "{vserver}" is blocked and its {volumes} encrypted volumes are offline: the '
+            'Google Cloud KMS key ' + _GCKMS_KEY + ' could not be accessed.',
+        ),
+        "ekmip.gckms.volOnline": _cloud(
+            VOL_ONLINE_FROM, "notice", _GCKMS_OFFLINE,
+            'The {volumes} encrypted volumes of SVM "{vserver}" are back online: the Google '
+            'Cloud KMS key ' + _GCKMS_KEY + ' is accessible again.',
+        ),
+        "ekmip.gckms.keyVersionChg": _cloud(
+            GCKMS_FROM, "notice", (*_GCKMS[:4], "vserver", "oldKeyVersion", "newKeyVersion"),
+            'The version of the Google Cloud KMS key ' + _GCKMS_KEY + ' of SVM "{vserver}" '
+            "changed from {oldKeyVersion} to {newKeyVersion}; the KEK is re-wrapped.",
+        ),
+        "ekmip.awskms.notAvailable": _cloud(
+            AWSKMS_FROM, "alert", _AWSKMS,
+            'The AWS KMS key "{keyId}" ({region}) of SVM "{vserver}" is not available for key '
+            'operations from node "{node}".',
+        ),
+        "ekmip.awskms.available": _cloud(
+            AWSKMS_FROM, "notice", _AWSKMS,
+            'The AWS KMS key "{keyId}" ({region}) of SVM "{vserver}" is available again from '
+            'node "{node}".',
+        ),
+        "ekmip.awskms.volOffline": _cloud(
+            AWSKMS_FROM, "alert", _AWSKMS_OFFLINE,
+            'SVM "{vserver}" is blocked and its {volumes} encrypted volumes are offline: the AWS '
+            'KMS key "{keyId}" ({region}) could not be accessed.',
+        ),
+        "ekmip.awskms.volOnline": _cloud(
+            max(AWSKMS_FROM, VOL_ONLINE_FROM), "notice", _AWSKMS_OFFLINE,
+            'The {volumes} encrypted volumes of SVM "{vserver}" are back online: the AWS KMS key '
+            '"{keyId}" ({region}) is accessible again.',
+        ),
+        "ekmip.awskms.keyChg": _cloud(
+            AWSKMS_FROM, "notice", ("keyId", "region", "vserver"),
+            'The key material of the AWS KMS key "{keyId}" ({region}) of SVM "{vserver}" '
+            "changed.",
+        ),
+        "ekmip.awskms.keyVersionChg": _cloud(
+            AWSKMS_FROM, "notice", (*_AWSKMS, "oldKeyVersion", "newKeyVersion"),
+            'The version of the AWS KMS key "{keyId}" ({region}) of SVM "{vserver}" changed '
+            "from {oldKeyVersion} to {newKeyVersion}.",
+        ),
+        "km.keyserver.notavailable": _cloud(
+            (9, 8, 0), "alert", ("address", "vserver", "keyserver_status"),
+            'The external key server {address} of SVM "{vserver}" is not available from node '
+            '"{node}": {keyserver_status}.',
+        ),
+        "km.keyserver.available": _cloud(
+            (9, 8, 0), "notice", ("address", "vserver"),
+            'The external key server {address} of SVM "{vserver}" is available again from node '
+            '"{node}".',
+        ),
+        "km.keyretrieve.failed": _cloud(
+            (9, 8, 0), "alert", ("node", "vserver", "vserverId", "vserverUuid"),
+            'Node "{node}" could not retrieve the complete set of keys of SVM "{vserver}" from '
+            "its key servers at boot.",
+        ),
+    }
+)  # fmt: skip
+# The EMS groups the catalogue covers whole: a name of theirs it lacks is no NetApp event.
+CATALOGUED_GROUPS = (
+    "ekmip.akv.",
+    "ekmip.gckms.",
+    "ekmip.awskms.",
+    "km.keyserver.",
+    "km.keyretrieve.",
+)
+
 # Events of other subsystems (names from NetApp's examples) so that a log is not all AKV.
 BACKGROUND = ("raid.aggr.log.CP.count", "callhome.spares.low", "raid.autoPart.disabled")
 
@@ -141,7 +248,7 @@ def available_in(name: str, version: tuple[int, int, int]) -> bool:
     """Return whether the release's EMS catalogue has the event (others are not restricted)."""
     message = CATALOGUE.get(name)
     if message is None:
-        return not name.startswith("ekmip.akv.")
+        return not name.startswith(CATALOGUED_GROUPS)
     return version >= message.since
 
 
@@ -165,6 +272,63 @@ def akv_facts(state: ClusterState, svm: str, node: str, volumes: int = 0) -> dic
         "node": node,
         "volumes": str(volumes),
     }
+
+
+def cloud_facts(
+    state: ClusterState, config: CloudKms | None, node: str, volumes: int = 0, svm: str = ""
+) -> dict[str, str]:
+    """Return what an ekmip.gckms or ekmip.awskms event can say about a configuration on
+    ``node`` (``svm``: the SVM the event names, default the configuration's)."""
+    value = config.attribute if config is not None else (lambda _name, default="": default)
+    key = str(value("key_name") or value("key_id"))
+    return {
+        "vserver": svm or (config.svm_name if config else "") or state.name,
+        "projectId": str(value("project_id")),
+        "keyringLocation": str(value("key_ring_location")),
+        "keyringName": str(value("key_ring_name")),
+        "keyName": str(value("key_name")),
+        "region": str(value("region")),
+        "keyId": str(value("key_id")),
+        "oldKeyVersion": hashlib.sha256(f"{key}/previous".encode()).hexdigest()[:8],
+        "newKeyVersion": hashlib.sha256(f"{key}/current".encode()).hexdigest()[:8],
+        "node": node,
+        "volumes": str(volumes),
+    }
+
+
+def kmip_facts(
+    state: ClusterState, manager: KeyManager | None, address: str, node: str, status: str = ""
+) -> dict[str, str]:
+    """Return what a km.keyserver or km.keyretrieve event can say about a key manager's server
+    (or the key manager: ``address`` empty) on ``node``."""
+    svm = (manager.svm_name if manager else "") or state.name
+    svm_uuid = (manager.svm_uuid if manager else "") or state.uuid
+    return {
+        "address": address,
+        "vserver": svm,
+        "keyserver_status": status or "not_responding",
+        "node": node,
+        "vserverId": str(int(hashlib.sha256(svm_uuid.encode()).hexdigest()[:4], 16) % 1000 + 2),
+        "vserverUuid": svm_uuid,
+    }
+
+
+def facts_for(state: ClusterState, name: str, svm: str, node: str) -> dict[str, str]:
+    """Return the facts of a catalogued event about ``svm``'s configuration of the event's key
+    manager ("" = the cluster-scoped one), for the control API."""
+    if name.startswith("ekmip.akv."):
+        return akv_facts(state, svm, node)
+    if name.startswith("ekmip."):
+        provider = "gcp" if name.startswith("ekmip.gckms.") else "aws"
+        configs = state.cloud(provider)
+        config = next((c for c in configs if c.svm_name == svm), configs[0] if configs else None)
+        return cloud_facts(state, config, node, svm=svm)
+    managers = [m for m in state.key_managers if m.kind == "kmip"]
+    manager = next((m for m in managers if m.svm_name == svm), managers[0] if managers else None)
+    address = manager.servers[0].server if manager and manager.servers else ""
+    facts = kmip_facts(state, manager, address, node)
+    facts["vserver"] = svm or facts["vserver"]
+    return facts
 
 
 def akv_event(name: str, facts: Mapping[str, str]) -> tuple[dict[str, str], str]:

@@ -13,7 +13,7 @@ from collections import Counter
 from typing import TypeVar
 
 from ontap_simulator import ems, key_manager_configs, volumes
-from ontap_simulator.model import Akv, ClusterState, Node
+from ontap_simulator.model import Akv, ClusterState, Node, ontap_uuid
 
 T = TypeVar("T")
 
@@ -50,14 +50,6 @@ SVM_PURPOSES = (
     ("svm_sap", "sap"),
     ("svm_files", "files"),
 )
-
-
-def ontap_uuid(rng: random.Random) -> str:
-    """Return a uuid shaped like ONTAP's (time-based, a NetApp MAC in the node part)."""
-    return (
-        f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-11{rng.choice('abcdef')}"
-        f"{rng.randrange(10)}-{0x8000 | rng.getrandbits(14):04x}-00a098{rng.getrandbits(24):06x}"
-    )
 
 
 def azure_guid(rng: random.Random) -> str:

@@ -84,11 +84,17 @@ def akv_monitor(state: ClusterState) -> HealthPolicy | None:
     Before 9.10 no health monitor settings exist; 9.10.1 to 9.14.1 have no policy to change
     its behaviour, so it acts as the default policy does.
     """
+    return monitor_policy(state, "akv")
+
+
+def monitor_policy(state: ClusterState, keystore_type: str) -> HealthPolicy | None:
+    """Return what the health monitor does for one keystore type (``akv``, ``gcp``, ``aws``,
+    ``barbican``, ``kmip``); None: there is no monitor (before 9.10, as for AKV)."""
     if not has_endpoint(state.version):
         return None
     if state.version < POLICY_FROM:
         return DEFAULT_POLICY
-    return config_of(state).policy("akv")
+    return config_of(state).policy(keystore_type)
 
 
 def polling_interval_s(state: ClusterState) -> float:

@@ -8,6 +8,7 @@ rules (``{"reachable": false}`` fills in ONTAP's code and message) hold everywhe
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,14 @@ NODE_STATES = ("up", "booting", "down", "taken_over", "waiting_for_giveback", "d
 STATE_FIELDS = ("available", "cluster_state")
 CODE_TYPES = ("string", "int")
 AUTHENTICATION_METHODS = ("client_secret", "certificate")
+
+
+def ontap_uuid(rng: random.Random) -> str:
+    """Return a uuid shaped like ONTAP's (time-based, a NetApp MAC in the node part)."""
+    return (
+        f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-11{rng.choice('abcdef')}"
+        f"{rng.randrange(10)}-{0x8000 | rng.getrandbits(14):04x}-00a098{rng.getrandbits(24):06x}"
+    )
 
 
 class StateError(ValueError):
@@ -122,6 +131,87 @@ class Akv:
 
 
 @dataclass(frozen=True, slots=True)
+class CloudKms:
+    """One Google Cloud KMS, AWS KMS or Barbican configuration and its checks (cloud_kms.py).
+
+    ``provider`` is ONTAP's keystore type (``gcp``, ``aws``, ``barbican``); ``attributes`` are
+    the provider's own ordinary fields in record order (project_id, region, keystone_url...);
+    ``service`` is the provider's ``<service>_reachability``; ``ekmip`` lists only nodes not
+    healthy (Barbican has no EKMIP).
+    """
+
+    provider: str
+    uuid: str
+    svm_name: str  # "" for the cluster-scoped configuration
+    svm_uuid: str
+    attributes: tuple[tuple[str, Any], ...] = ()
+    enabled: bool = True  # only Barbican reports it; GCP and AWS configurations are always on
+    configuration_name: str = "default"
+    service: Status = HEALTHY
+    kek: Status = HEALTHY
+    ekmip: Mapping[str, Status] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> str:
+        return "svm" if self.svm_name else "cluster"
+
+    def attribute(self, name: str, default: Any = "") -> Any:
+        """Return one of the provider's own fields."""
+        return next((value for key, value in self.attributes if key == name), default)
+
+    def ekmip_of(self, node: str) -> Status:
+        """Return the node's EKMIP status (healthy unless set)."""
+        return self.ekmip.get(node, HEALTHY)
+
+
+KEY_SERVER_STATES = ("available", "not_responding", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class KmipServer:
+    """One external KMIP key server of a key manager and how each node reaches it."""
+
+    server: str  # "host:port"
+    secondary_key_servers: str = ""  # comma-delimited, as ONTAP sends it on key-managers
+    timeout: int = 25
+    username: str = ""
+    # Node name -> key_server_state; a node left out is "available". Never mutated.
+    node_states: Mapping[str, str] = field(default_factory=dict)
+    # None: ONTAP's meaning, true when the server is available on every node.
+    cluster_availability: bool | None = None
+
+    def state_of(self, node: str) -> str:
+        return self.node_states.get(node, "available")
+
+
+# ONTAP's healthy key-manager status (NetApp's example: "No action needed at this time.").
+KEY_MANAGER_OK_CODE = 65537200
+KEY_MANAGER_OK_MESSAGE = "No action needed at this time."
+
+
+@dataclass(frozen=True, slots=True)
+class KeyManager:
+    """One entry of /api/security/key-managers: external KMIP servers or the Onboard Key Manager."""
+
+    uuid: str
+    kind: str  # "kmip" (external) or "okm" (onboard)
+    svm_name: str = ""  # "" for the cluster (admin SVM); OKM is cluster-scoped only
+    svm_uuid: str = ""
+    enabled: bool = True
+    configuration_name: str = "default"
+    status_code: int = KEY_MANAGER_OK_CODE
+    status_message: str = KEY_MANAGER_OK_MESSAGE
+    servers: tuple[KmipServer, ...] = ()
+    client_certificate: str = ""
+    server_ca_certificates: tuple[str, ...] = ()
+    key_backup: str = ""  # OKM's backup block: fake key material, never asked for by the exporter
+
+    @property
+    def scope(self) -> str:
+        return "svm" if self.svm_name else "cluster"
+
+
+@dataclass(frozen=True, slots=True)
 class Faults:
     """How a cluster misbehaves; the defaults mean it behaves."""
 
@@ -135,8 +225,14 @@ class Faults:
     state_field: str | None = None  # None: the release's own (cluster_state before 9.10)
     code_type: str | None = None  # None: the release's own (int before 9.10)
     empty_pages: bool = False
-    # GET azure-key-vaults answers with this error, one of the codes NetApp documents for it.
+    # GET azure-key-vaults answers with this error, one of the codes NetApp documents for it;
+    # the others likewise for their endpoint (GET_ERRORS lists the codes).
     akv_error_code: str | None = None
+    gcp_kms_error_code: str | None = None
+    aws_kms_error_code: str | None = None
+    barbican_kms_error_code: str | None = None
+    key_managers_error_code: str | None = None
+    key_stores_error_code: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """Return the faults that are set, as the control API shows them."""
@@ -166,6 +262,12 @@ class ClusterState:
     volumes: tuple[SvmVolumes, ...] = ()
     # The EMS log's first entries (ems.py); the log itself lives beside the state, it only grows.
     ems_history: tuple[PastEvent, ...] = ()
+    # GCP, AWS and Barbican configurations (cloud_kms.py), in that order of providers.
+    cloud_kms: tuple[CloudKms, ...] = ()
+    # External KMIP and Onboard Key Manager entries (key_managers.py).
+    key_managers: tuple[KeyManager, ...] = ()
+    # Key store uuid -> a `state` that is not the derived one (key_stores.py); never mutated.
+    key_store_states: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def release(self) -> str:
@@ -175,9 +277,20 @@ class ClusterState:
         """Return the configuration with this uuid, None if there is none."""
         return next((a for a in self.akvs if a.uuid == uuid), None)
 
-    def active(self, akv: Akv) -> bool:
+    def active(self, akv: Akv | CloudKms) -> bool:
         """Return whether ONTAP computes checks for it (before 9.14 every configuration is)."""
         return akv.enabled or self.version < (9, 14, 0)
+
+    def cloud(self, provider: str) -> tuple[CloudKms, ...]:
+        """Return the configurations of one cloud provider (``gcp``, ``aws``, ``barbican``)."""
+        return tuple(c for c in self.cloud_kms if c.provider == provider)
+
+    def svms_with_own_key_manager(self) -> set[str]:
+        """Return the SVMs with an active SVM-scoped configuration of any key manager."""
+        own = {a.svm_name for a in self.akvs if a.svm_name and self.active(a)}
+        own.update(c.svm_name for c in self.cloud_kms if c.svm_name and self.active(c))
+        own.update(k.svm_name for k in self.key_managers if k.svm_name and k.enabled)
+        return own
 
 
 # --- parsing and merging patches -------------------------------------------------------------
@@ -349,6 +462,34 @@ AKV_GET_ERRORS = {
 }
 
 
+# The errors NetApp documents for the other key-manager GETs, in its words
+# (../shared/reference/ontap-key-managers.md lists each page). Key-managers: the instance GET's.
+GET_ERRORS: dict[str, dict[str, str]] = {
+    "akv_error_code": AKV_GET_ERRORS,
+    "gcp_kms_error_code": {
+        "65537551": AKV_GET_ERRORS["65537551"],
+        "65537552": AKV_GET_ERRORS["65537552"],
+        "65537730": "The Google Cloud Key Management Service is unreachable from one or more "
+        "nodes.",
+    },
+    "aws_kms_error_code": {
+        "65537551": AKV_GET_ERRORS["65537551"],
+        "65537552": AKV_GET_ERRORS["65537552"],
+        "65537915": "The Amazon Web Service Key Management Service is unreachable from one or "
+        "more nodes.",
+    },
+    "barbican_kms_error_code": {
+        "65539801": "The Barbican Key Management Service is unreachable from one or more nodes.",
+    },
+    "key_managers_error_code": {
+        "65537201": "There are no key servers configured for this SVM in the local cluster.",
+        "65537202": "There are no key servers configured for this SVM in the remote cluster.",
+        "65537203": "Internal error. Failed to check for key servers on partner cluster.",
+    },
+    "key_stores_error_code": {"13434920": "SVM does not exist."},
+}
+
+
 def merge_faults(faults: Faults, patch: Any, key: str = "faults") -> Faults:
     """Return ``faults`` with a faults patch applied; null or false removes a fault."""
     patch = _mapping(patch, key)
@@ -371,8 +512,8 @@ def merge_faults(faults: Faults, patch: Any, key: str = "faults") -> Faults:
             changes[name] = _choice(value, STATE_FIELDS, where)
         elif name == "code_type":
             changes[name] = _choice(value, CODE_TYPES, where)
-        elif name == "akv_error_code":
-            changes[name] = _choice(str(value), tuple(AKV_GET_ERRORS), where)
+        elif name in GET_ERRORS:
+            changes[name] = _choice(str(value), tuple(GET_ERRORS[name]), where)
         else:
             changes[name] = parse_bool(value, where)
     return dataclasses.replace(faults, **changes)

@@ -20,7 +20,7 @@ import datetime
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -67,11 +67,25 @@ class Kind:
 
     tree: Tree
     default_fields: tuple[str, ...]  # what a collection GET returns without `fields`
+    # Returned only when named (or `**`); a dotted name is an advanced field inside an ordinary
+    # one (key-managers' `external.servers.connectivity`).
     advanced: frozenset[str] = frozenset()
     always: tuple[str, ...] = ("uuid", "_links")  # returned whatever `fields` says
     # The fields whose values name a record in a `next` link (`start.<field>=...`); records
     # without a uuid (EMS events: node and index) name another.
     cursor: tuple[str, ...] = ("uuid",)
+    # Derived from the dotted names of ``advanced``: top-level field -> advanced paths below it.
+    nested_advanced: Mapping[str, tuple[tuple[str, ...], ...]] = field(
+        default_factory=dict, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        nested: dict[str, list[tuple[str, ...]]] = {}
+        for name in self.advanced:
+            head, *rest = name.split(".")
+            if rest:
+                nested.setdefault(head, []).append(tuple(rest))
+        object.__setattr__(self, "nested_advanced", {k: tuple(v) for k, v in nested.items()})
 
     @property
     def start_parameters(self) -> tuple[str, ...]:
@@ -150,6 +164,7 @@ def project(record: Mapping[str, Any], selection: Selection, kind: Kind) -> dict
     """Return the part of ``record`` the selection asks for (values are shared, not copied)."""
     named = selection.named or {}
     out: dict[str, Any] = {}
+    hidden = kind.nested_advanced if not selection.advanced else None
     for key, value in record.items():
         whole = selection.advanced or (selection.ordinary and key not in kind.advanced)
         if whole or key in kind.always:
@@ -157,7 +172,34 @@ def project(record: Mapping[str, Any], selection: Selection, kind: Kind) -> dict
         elif key in named:
             sub = named[key]
             out[key] = value if sub is True else _project_nested(value, sub)
+        else:
+            continue
+        if hidden and key in hidden:
+            out[key] = _hide(out[key], hidden[key], named.get(key))
     return out
+
+
+def _hide(value: Any, paths: tuple[tuple[str, ...], ...], named: Any) -> Any:
+    """Return ``value`` without the advanced ``paths`` below it that ``named`` does not name."""
+    for path in paths:
+        selected = named
+        for part in path:
+            selected = selected.get(part) if isinstance(selected, Mapping) else None
+        if selected is None:  # not named down to the advanced field itself
+            value = _strip(value, path)
+    return value
+
+
+def _strip(value: Any, path: tuple[str, ...]) -> Any:
+    """Return a copy of ``value`` without ``path`` (through arrays); shared parts stay shared."""
+    if isinstance(value, list):
+        return [_strip(item, path) for item in value]
+    if not isinstance(value, Mapping) or path[0] not in value:
+        return value
+    head, rest = path[0], path[1:]
+    if not rest:
+        return {k: v for k, v in value.items() if k != head}
+    return {**value, head: _strip(value[head], rest)}
 
 
 def _project_nested(value: Any, selection: Mapping[str, Any]) -> Any:

@@ -74,19 +74,41 @@ class SimulatedKeyManager:
     default_fields: tuple[str, ...]  # what ONTAP returns without `fields`
     advanced: frozenset[str]  # returned only when `fields` names them (or `**`)
     render: Callable[[ClusterState], tuple[dict[str, Any], ...]]
-    # Fields newer than 9.8 -> the release that introduced them: asking an older release for
-    # one is ONTAP error 262197.
+    # Fields newer than the endpoint -> the release that introduced them (dotted for a nested
+    # field, ``external.servers.connectivity.node_states``): asking an older release for one is
+    # ONTAP error 262197.
     introduced: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
     # The error a cluster's faults make it answer instead of records: (code, message) or None.
     refusal: Callable[[ClusterState], tuple[str, str] | None] = lambda _cluster: None
+    # The release that introduced the endpoint; an older one answers as for any unknown path.
+    since: tuple[int, int, int] = (9, 8, 0)
+    # Whether ``refusal`` answers the collection GET too; False where NetApp documents the
+    # errors for the instance GET only (key-managers).
+    collection_refusal: bool = True
 
     def tree_of(self, version: tuple[int, int, int]) -> Tree:
         """Return the fields a release knows."""
-        return {
-            name: subtree
-            for name, subtree in self.tree.items()
-            if self.introduced.get(name, (9, 8, 0)) <= version
-        }
+        return without_newer(self.tree, self.introduced, version)
+
+
+def without_newer(
+    tree: Tree, introduced: Mapping[str, tuple[int, int, int]], version: tuple[int, int, int]
+) -> Tree:
+    """Return ``tree`` without the (dotted) fields introduced after ``version``."""
+    pruned: dict[str, Any] = dict(tree)
+    for name, since in introduced.items():
+        if since <= version:
+            continue
+        *parents, leaf = name.split(".")
+        node = pruned
+        for parent in parents:
+            child = node.get(parent)
+            if child is None:
+                break
+            node[parent] = node = dict(child)
+        else:
+            node.pop(leaf, None)
+    return pruned
 
 
 def version_full(version: tuple[int, int, int]) -> str:

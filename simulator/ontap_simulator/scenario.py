@@ -234,6 +234,8 @@ def _cluster(entry: Any, defaults: Mapping[str, Any], key: str, taken: set[str])
                 state = merge(state, entry[extension])
             except StateError as error:
                 raise StateError(f"{key}.{error.key}", error.reason) from None
+    if "volumes" not in entry:  # and for the SVMs of the other key managers
+        state = volumes.with_other_key_managers(f"scenario:{name}", state)
     return state
 
 

@@ -76,6 +76,9 @@ class SimulatedCluster:
         self.events = EventLog(baseline)
         # Authenticated requests by User-Agent: shows which exporter (shard) asked.
         self.clients: Counter[str] = Counter()
+        # Authenticated requests by endpoint (route) and query shape (request_shape): what
+        # was asked, e.g. that no request to key-managers named `*`, `**` or `onboard`.
+        self.requests: dict[str, Counter[str]] = {}
 
     @property
     def name(self) -> str:
@@ -232,6 +235,7 @@ class OntapApp:
         if faults.auth_reject or not _authorized(request, state):
             return _unauthorized()
         cluster.clients[request.headers.get("User-Agent", "")] += 1
+        _log_request(cluster, request)
         if faults.http_status:
             return _fault_response(request, state)
         try:
@@ -276,6 +280,26 @@ class OntapApp:
         return _json_response(request, body)
 
 
+def request_shape(query: Iterable[tuple[str, str]]) -> str:
+    """Return a request's query as the request log keeps it: ``fields`` with its value, every
+    other parameter by name only (``fields=uuid,status&max_records``), so that paging cursors
+    and filter values do not make every request a new entry."""
+    return "&".join(
+        f"{name}={value}" if name == "fields" else name
+        for name, value in query
+        if not name.startswith("start.")
+    )
+
+
+def _log_request(cluster: SimulatedCluster, request: web.Request) -> None:
+    resource = request.match_info.route.resource
+    endpoint = resource.canonical if resource is not None else request.path
+    shapes = cluster.requests.get(endpoint)
+    if shapes is None:
+        shapes = cluster.requests[endpoint] = Counter()
+    shapes[request_shape(request.query.items())] += 1
+
+
 def _answering(
     answer: Callable[[ClusterState, EventLog, str, list[tuple[str, str]]], dict[str, Any]],
 ) -> Handler:
@@ -298,19 +322,23 @@ def _key_manager_handlers(app: OntapApp, endpoint: SimulatedKeyManager) -> tuple
             advanced=endpoint.advanced,
         )
 
-    def refuse(cluster: SimulatedCluster) -> None:
+    def refuse(cluster: SimulatedCluster, instance: bool) -> None:
+        if cluster.state.version < endpoint.since:  # the release does not have the endpoint
+            raise OntapError(404, "4", "API not found")
+        if not (instance or endpoint.collection_refusal):
+            return
         # The codes are NetApp's for this GET; the HTTP status 500 is the simulator's.
         refusal = endpoint.refusal(cluster.state)
         if refusal is not None:
             raise OntapError(500, *refusal)
 
     async def collection(request: web.Request, cluster: SimulatedCluster) -> web.Response:
-        refuse(cluster)
+        refuse(cluster, instance=False)
         records = cluster.rendered().key_managers[endpoint.path]
         return app._collection(request, cluster, records, kind_of(cluster.state.version))
 
     async def instance(request: web.Request, cluster: SimulatedCluster) -> web.Response:
-        refuse(cluster)
+        refuse(cluster, instance=True)
         by_uuid = cluster.rendered().key_managers_by_uuid[endpoint.path]
         record = by_uuid.get(request.match_info["uuid"])
         kind = kind_of(cluster.state.version)

@@ -20,7 +20,6 @@ from typing import Any
 from ontap_simulator.ems import EventLog
 from ontap_simulator.model import (
     PATCH_EXTENSIONS,
-    Akv,
     ClusterState,
     StateError,
     check_keys,
@@ -145,15 +144,15 @@ def describe(state: ClusterState) -> dict[str, Any]:
 # --- what the health monitor changes ---------------------------------------------------------
 
 
-def covered_svms(state: ClusterState, akv: Akv) -> tuple[str, ...]:
-    """Return the SVMs whose volume keys this AKV configuration holds.
+def covered_svms(state: ClusterState, svm: str) -> tuple[str, ...]:
+    """Return the SVMs whose volume keys a configuration of ``svm`` ("" = cluster scope) holds.
 
     An SVM-scoped configuration: its SVM. The cluster-scoped one: every SVM without an active
-    configuration of its own.
+    configuration of its own (of any key manager).
     """
-    if akv.svm_name:
-        return (akv.svm_name,)
-    own = {a.svm_name for a in state.akvs if a.svm_name and state.active(a)}
+    if svm:
+        return (svm,)
+    own = state.svms_with_own_key_manager()
     return tuple(v.svm for v in state.volumes if v.svm not in own)
 
 
@@ -255,3 +254,26 @@ def generate(seed_text: str, state: ClusterState) -> tuple[SvmVolumes, ...]:
         encrypted = count - rng.randint(0, count // 4) if cluster_scoped else 0
         volumes.append(SvmVolumes(svm, _svm_uuid(state, svm), count, encrypted))
     return tuple(volumes)
+
+
+def with_other_key_managers(seed_text: str, state: ClusterState) -> ClusterState:
+    """Return the cluster with volumes for each SVM of a GCP, AWS, Barbican or KMIP
+    configuration that has none yet: 3 to 40, most encrypted (as ``generate`` does for AKV).
+
+    A generator of its own, so that the volumes of AKV-only clusters stay as they were.
+    """
+    rng = random.Random(f"akv-sim:volumes:others:{seed_text}")
+    have = {v.svm for v in state.volumes}
+    svms = [(c.svm_name, c.svm_uuid) for c in state.cloud_kms if c.svm_name]
+    svms += [(m.svm_name, m.svm_uuid) for m in state.key_managers if m.svm_name]
+    added = []
+    for svm, svm_uuid in dict(svms).items():
+        if svm in have:
+            continue
+        count = rng.randint(3, 40)
+        encrypted = count - rng.randint(0, count // 5)
+        added.append(SvmVolumes(svm, svm_uuid or _svm_uuid(state, svm), count, encrypted))
+    if not added:
+        return state
+    return dataclasses.replace(state, volumes=(*state.volumes, *added))
+
