@@ -1,11 +1,14 @@
 """The control API (plain HTTP, loopback): list clusters, patch their state, reset them.
 
-    GET   /simulator/clusters                 every cluster: name, url, nodes, akvs, faults and
-                                              authenticated requests by User-Agent ("clients")
-    GET   /simulator/clusters/{name}          one cluster with every check
-    PATCH /simulator/clusters/{name}          merge {"akvs": {...}, "faults": {...}}
+    GET   /simulator/clusters                 every cluster: name, url, nodes, akvs (and the
+                                              other key managers), faults and authenticated
+                                              requests by User-Agent ("clients")
+    GET   /simulator/clusters/{name}          one cluster with every check and its request log
+    PATCH /simulator/clusters/{name}          merge {"akvs": {...}, "faults": {...}, ...}
     POST  /simulator/clusters/{name}/reset    back to the scenario's state
     POST  /simulator/reset                    every cluster back to the scenario's state
+    GET   /simulator/requests                 every cluster's request log (below)
+    DELETE /simulator/requests                empty every request log
 
 plus, with a health monitor, the EMS and clock routes of control_events.py.
 
@@ -19,9 +22,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ontap_simulator import control_events, key_manager_configs, volumes
+from ontap_simulator import control_events, key_manager_configs, key_managers, key_stores, volumes
+from ontap_simulator.cloud_kms import Provider
 from ontap_simulator.health import HealthMonitor
-from ontap_simulator.model import ClusterState, StateError, Status, apply_patch
+from ontap_simulator.keymanagers import CLOUD_PROVIDERS
+from ontap_simulator.model import CloudKms, ClusterState, StateError, Status, apply_patch
 from ontap_simulator.server import Fleet, SimulatedCluster
 
 
@@ -41,9 +46,48 @@ def cluster_summary(cluster: SimulatedCluster) -> dict[str, Any]:
             {"uuid": akv.uuid, "svm": akv.svm_name, "scope": akv.scope, "enabled": akv.enabled}
             for akv in state.akvs
         ],
+        **{
+            provider.patch_key: [
+                {"uuid": c.uuid, "svm": c.svm_name, "scope": c.scope, "enabled": c.enabled}
+                for c in state.cloud(provider.keystore_type)
+            ]
+            for provider in CLOUD_PROVIDERS
+        },
+        "key_managers": [
+            {
+                "uuid": m.uuid,
+                "type": m.kind,
+                "svm": m.svm_name,
+                "scope": m.scope,
+                "enabled": m.enabled,
+            }
+            for m in state.key_managers
+        ],
         "faults": state.faults.as_json(),
         "clients": dict(cluster.clients),
     }
+
+
+def _cloud_detail(provider: Provider, state: ClusterState, config: CloudKms) -> dict[str, Any]:
+    detail = {
+        "uuid": config.uuid,
+        "svm": config.svm_name,
+        "scope": config.scope,
+        "enabled": config.enabled,
+        **dict(config.attributes),
+        provider.service_field: _status(config.service, "reachable"),
+        "state": _status(config.kek, "cluster_state"),
+    }
+    if provider.ekmip:
+        detail["ekmip_reachability"] = {
+            node.name: _status(config.ekmip_of(node.name), "reachable") for node in state.nodes
+        }
+    return detail
+
+
+def request_log(cluster: SimulatedCluster) -> dict[str, dict[str, int]]:
+    """Return the cluster's authenticated requests: endpoint -> query shape -> count."""
+    return {endpoint: dict(shapes) for endpoint, shapes in cluster.requests.items()}
 
 
 def cluster_detail(
@@ -68,6 +112,13 @@ def cluster_detail(
         }
         for akv in state.akvs
     ]
+    for provider in CLOUD_PROVIDERS:
+        detail[provider.patch_key] = [
+            _cloud_detail(provider, state, c) for c in state.cloud(provider.keystore_type)
+        ]
+    detail["key_managers"] = key_managers.describe(state)
+    detail["key_stores"] = key_stores.describe(state)
+    detail["requests"] = request_log(cluster)
     detail["key_manager_config"] = key_manager_configs.describe(state)
     detail["volumes"] = volumes.describe(state)
     detail["events"] = len(cluster.events)
@@ -119,12 +170,22 @@ def control_app(fleet: Fleet, health: HealthMonitor | None = None) -> web.Applic
             cluster.reset()
         return web.json_response({"reset": len(fleet)})
 
+    async def requests(request: web.Request) -> web.Response:
+        return web.json_response({cluster.name: request_log(cluster) for cluster in fleet})
+
+    async def clear_requests(request: web.Request) -> web.Response:
+        for cluster in fleet:
+            cluster.requests.clear()
+        return web.json_response({"cleared": len(fleet)})
+
     app = web.Application()
     app.router.add_get("/simulator/clusters", list_clusters)
     app.router.add_get("/simulator/clusters/{name}", show)
     app.router.add_patch("/simulator/clusters/{name}", patch)
     app.router.add_post("/simulator/clusters/{name}/reset", reset)
     app.router.add_post("/simulator/reset", reset_all)
+    app.router.add_get("/simulator/requests", requests)
+    app.router.add_delete("/simulator/requests", clear_requests)
     if health is not None:
         control_events.register(app, lookup, health)
     return app

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ontap_simulator import ems, key_stores
+from ontap_simulator import ems, key_managers, key_stores
 from ontap_simulator.clock import SimClock
 from ontap_simulator.key_manager_configs import akv_monitor, monitor_policy, polling_interval_s
 from ontap_simulator.keymanagers import CLOUD_PROVIDERS
@@ -111,8 +111,12 @@ _NO_EVENTS = ("", "", "", "")
 def _events(group: str) -> tuple[str, str, str, str]:
     if not group:
         return _NO_EVENTS
-    return (f"{group}.notAvailable", f"{group}.available", f"{group}.volOffline",
-            f"{group}.volOnline")  # fmt: skip
+    return (
+        f"{group}.notAvailable",
+        f"{group}.available",
+        f"{group}.volOffline",
+        f"{group}.volOnline",
+    )
 
 
 def _akv_target(state: ClusterState, akv: Akv) -> Target:
@@ -122,8 +126,17 @@ def _akv_target(state: ClusterState, akv: Akv) -> Target:
         # The volumes' SVM may be covered by the cluster-scoped configuration: name its vault.
         return {**ems.akv_facts(st, akv.svm_name, node, volumes), "svm": svm or st.name}
 
-    return Target(akv.uuid, "akv", akv.uuid, akv.svm_name, frozenset(nodes), everywhere,
-                  _events("ekmip.akv"), facts, offline=True)  # fmt: skip
+    return Target(
+        akv.uuid,
+        "akv",
+        akv.uuid,
+        akv.svm_name,
+        frozenset(nodes),
+        everywhere,
+        _events("ekmip.akv"),
+        facts,
+        offline=True,
+    )
 
 
 def targets(state: ClusterState) -> list[Target]:
@@ -140,24 +153,50 @@ def targets(state: ClusterState) -> list[Target]:
         def facts(st: ClusterState, node: str, svm: str, volumes: int, c: Any = config) -> Any:
             return ems.cloud_facts(st, c, node, volumes, svm)
 
-        found.append(Target(config.uuid, config.provider, config.uuid, config.svm_name,
-                            frozenset(nodes), everywhere, _events(provider.ems), facts,
-                            offline=True))  # fmt: skip
+        found.append(
+            Target(
+                config.uuid,
+                config.provider,
+                config.uuid,
+                config.svm_name,
+                frozenset(nodes),
+                everywhere,
+                _events(provider.ems),
+                facts,
+                offline=True,
+            )
+        )
     all_nodes = {node.name for node in state.nodes}
     for manager in state.key_managers:
-        if manager.kind != "kmip" or not (manager.enabled or state.version < (9, 16, 0)):
+        if manager.kind != "kmip" or not key_managers.active(state, manager):
             continue
         for server in manager.servers:
             down = {n for n in all_nodes if server.state_of(n) == "not_responding"}
 
-            def kmip(st: ClusterState, node: str, svm: str, volumes: int, m: Any = manager,
-                     address: str = server.server) -> dict[str, str]:  # fmt: skip
+            def kmip(
+                st: ClusterState,
+                node: str,
+                svm: str,
+                volumes: int,
+                m: Any = manager,
+                address: str = server.server,
+            ) -> dict[str, str]:
                 return ems.kmip_facts(st, m, address, node)
 
             events = ("km.keyserver.notavailable", "km.keyserver.available", "", "")
-            found.append(Target(f"{manager.uuid}/{server.server}", "kmip", manager.uuid,
-                                manager.svm_name, frozenset(down), down == all_nodes, events,
-                                kmip, offline=False))  # fmt: skip
+            found.append(
+                Target(
+                    f"{manager.uuid}/{server.server}",
+                    "kmip",
+                    manager.uuid,
+                    manager.svm_name,
+                    frozenset(down),
+                    down == all_nodes,
+                    events,
+                    kmip,
+                    offline=False,
+                )
+            )
     return found
 
 

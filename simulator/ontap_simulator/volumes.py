@@ -276,4 +276,3 @@ def with_other_key_managers(seed_text: str, state: ClusterState) -> ClusterState
     if not added:
         return state
     return dataclasses.replace(state, volumes=(*state.volumes, *added))
-
