@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import copy
+import functools
 import inspect
 import json
 import os
@@ -36,6 +37,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import jsonschema
+import marshmallow
 import pytest
 import yaml
 from aiohttp import web
@@ -1007,3 +1009,38 @@ async def watch_csp(page) -> list[str]:
         " event.blockedURI));"
     )
     return violations
+
+
+# --- NetApp's schemas (netapp_ontap) ------------------------------------------------------
+
+
+def _walk(value: Any, schema: marshmallow.Schema, where: str) -> None:
+    """Fail on any key the schema has no field for, at any depth (from_dict checks the top)."""
+    by_key = {f.data_key or name: f for name, f in schema.fields.items()}
+    for key, item in value.items():
+        assert key in by_key, f"{where}.{key}: not a field of {type(schema).__name__}"
+        _walk_field(item, by_key[key], f"{where}.{key}")
+
+
+def _walk_field(value: Any, field: marshmallow.fields.Field, where: str) -> None:
+    if value is None:
+        return
+    if isinstance(field, marshmallow.fields.List):
+        assert isinstance(value, list), f"{where}: expected a list"
+        for index, item in enumerate(value):
+            _walk_field(item, field.inner, f"{where}[{index}]")
+    elif isinstance(field, marshmallow.fields.Nested):
+        assert isinstance(value, dict), f"{where}: expected an object"
+        _walk(value, field.schema, where)
+
+
+@functools.cache
+def _schema(resource: Any) -> marshmallow.Schema:
+    # One instance per resource: building NetApp's larger schemas is slow.
+    return resource._schema()
+
+
+def netapp_validate(resource: Any, record: dict[str, Any], where: str) -> Any:
+    """Return NetApp's object for ``record``; fail if NetApp's schema refuses any part of it."""
+    _walk(record, _schema(resource), where)
+    return resource.from_dict(record, strict=True)

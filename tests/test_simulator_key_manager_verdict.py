@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import functools
 import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import marshmallow
 import pytest
 from netapp_ontap.resources import EmsEvent, KeyManagerConfig, Volume
 from ontap_simulator import (
@@ -31,7 +29,7 @@ from ontap_simulator.model import apply_patch
 from ontap_simulator.query import Kind, answer_collection
 from ontap_simulator.scenario import load_scenario
 
-from tests.helpers import all_pages, cluster_url, control, get
+from tests.helpers import all_pages, cluster_url, control, get, netapp_validate
 
 KMC_PATH = "/api/security/key-manager-configs"
 VOLUMES_PATH = "/api/storage/volumes"
@@ -85,41 +83,6 @@ def url(sim: RunningSimulator, release: str) -> str:
     return cluster_url(sim, name_of(release))
 
 
-# --- NetApp's schemas --------------------------------------------------------------------------
-
-
-def _walk(value: Any, schema: marshmallow.Schema, where: str) -> None:
-    """Fail on any key the schema has no field for, at any depth (from_dict checks the top)."""
-    by_key = {f.data_key or name: f for name, f in schema.fields.items()}
-    for key, item in value.items():
-        assert key in by_key, f"{where}.{key}: not a field of {type(schema).__name__}"
-        _walk_field(item, by_key[key], f"{where}.{key}")
-
-
-def _walk_field(value: Any, field: marshmallow.fields.Field, where: str) -> None:
-    if value is None:
-        return
-    if isinstance(field, marshmallow.fields.List):
-        assert isinstance(value, list), f"{where}: expected a list"
-        for index, item in enumerate(value):
-            _walk_field(item, field.inner, f"{where}[{index}]")
-    elif isinstance(field, marshmallow.fields.Nested):
-        assert isinstance(value, dict), f"{where}: expected an object"
-        _walk(value, field.schema, where)
-
-
-@functools.cache
-def _schema(resource: Any) -> marshmallow.Schema:
-    # One instance per resource: building NetApp's larger schemas is slow.
-    return resource._schema()
-
-
-def validate(resource: Any, record: dict[str, Any], where: str) -> Any:
-    """Return NetApp's object for ``record``; fail if NetApp's schema refuses any part of it."""
-    _walk(record, _schema(resource), where)
-    return resource.from_dict(record, strict=True)
-
-
 # --- GET /api/security/key-manager-configs ------------------------------------------------------
 
 
@@ -144,7 +107,7 @@ async def test_key_manager_configs_per_release(
         query = "?fields=health_monitor_polling_interval"
         status, body, _ = await get(session, url(sim, release) + KMC_PATH + query)
     assert status == 200, body
-    config = validate(KeyManagerConfig, body, release)
+    config = netapp_validate(KeyManagerConfig, body, release)
     assert config.health_monitor_polling_interval == 15
     assert "records" not in body  # one object, not a collection
     if version < (9, 15, 0):
@@ -158,7 +121,7 @@ async def test_key_manager_configs_per_release(
         assert config.health_monitor_policy.akv.manage_volume_offline is True
     # Without `fields` every ordinary field comes.
     status, everything, _ = await get(session, url(sim, release) + KMC_PATH)
-    validate(KeyManagerConfig, everything, release)
+    netapp_validate(KeyManagerConfig, everything, release)
     assert {"cc_mode_enabled", "cloud_kms_retry_count"} <= set(everything)
 
 
@@ -206,7 +169,7 @@ async def test_volumes_validate_and_filter_per_release(
     records, _ = await all_pages(session, base, VOLUMES_PATH + "?fields=**&max_records=4")
     assert len(records) == 7 + 3 + 4 + 2
     for record in records:
-        volume = validate(Volume, record, f"{release} {record['name']}")
+        volume = netapp_validate(Volume, record, f"{release} {record['name']}")
         assert volume.state == "online"
     query = "?encryption.enabled=true&fields=svm.name,state,encryption.enabled&max_records=5"
     encrypted, _ = await all_pages(session, base, VOLUMES_PATH + query)
@@ -271,7 +234,7 @@ async def test_events_appended_filtered_by_name_time_and_index(
         "ekmip.akv.keyVersionChanged",
     ]
     for record in records:
-        event = validate(EmsEvent, record, record["message"]["name"])
+        event = netapp_validate(EmsEvent, record, record["message"]["name"])
         assert event.time >= before
         assert record["log_message"].startswith(record["message"]["name"] + ": ")
     # Newest first; per node the index only grows.
@@ -470,7 +433,7 @@ async def test_generated_fleet_answers_validate_against_netapp_schemas() -> None
                     assert status == 404
                     seen["no_endpoint"] += 1
                 else:
-                    validate(KeyManagerConfig, config, info.name)
+                    netapp_validate(KeyManagerConfig, config, info.name)
                     policy = config.get("health_monitor_policy")
                     seen["no_policy"] += policy is None
                     seen["manage_false"] += (
@@ -484,11 +447,11 @@ async def test_generated_fleet_answers_validate_against_netapp_schemas() -> None
                 for record in _one_of_each(
                     volumes, lambda r: (r["state"], r["encryption"]["enabled"])
                 ):
-                    validate(Volume, record, f"{info.name} {record['name']}")
+                    netapp_validate(Volume, record, f"{info.name} {record['name']}")
                 events, _ = await all_pages(session, info.url, EVENTS_PATH + "?fields=**")
                 assert events
                 for record in _one_of_each(events, lambda r: r["message"]["name"]):
-                    validate(EmsEvent, record, f"{info.name} {record['message']['name']}")
+                    netapp_validate(EmsEvent, record, f"{info.name} {record['message']['name']}")
                 seen["akv_history"] += any(
                     r["message"]["name"].startswith("ekmip.akv.") for r in events
                 )

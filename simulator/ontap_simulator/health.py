@@ -293,6 +293,10 @@ class HealthMonitor:
             if node.name in target.failing and node.name not in watch.notified:
                 watch.notified.add(node.name)
                 self._log(cluster, node.name, target, target.events[0], target.svm)
+            elif node.name in watch.notified and node.name not in target.failing:
+                # This node is fine again while another one is not.
+                watch.notified.discard(node.name)
+                self._log(cluster, node.name, target, target.events[1], target.svm)
 
     def _take_offline(self, cluster: SimulatedCluster, target: Target, watch: Watch) -> None:
         state = cluster.state

@@ -260,7 +260,11 @@ def merge(state: ClusterState, patch: Any) -> ClusterState:
     for manager in state.key_managers:
         for name in ("*", manager.uuid):
             if name in patch:
-                manager = _merge_one(state, manager, patch[name], f"{key}.{name}")
+                entry = patch[name]
+                if name == "*" and manager.kind == "okm" and isinstance(entry, Mapping):
+                    # "*" means every key manager that has what the patch names.
+                    entry = {k: v for k, v in entry.items() if k != "servers"}
+                manager = _merge_one(state, manager, entry, f"{key}.{name}")
         merged.append(manager)
     return dataclasses.replace(state, key_managers=tuple(merged))
 
