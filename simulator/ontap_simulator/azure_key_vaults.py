@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ontap_simulator.model import AKV_GET_ERRORS, Akv, ClusterState
+from ontap_simulator.model import Akv, ClusterState, error_fault
 from ontap_simulator.records import (
     CHECK,
     LINKS,
@@ -120,12 +120,6 @@ def _record(cluster: ClusterState, akv: Akv) -> dict[str, Any]:
     return record
 
 
-def refusal(cluster: ClusterState) -> tuple[str, str] | None:
-    """Return the AKV error the cluster's `akv_error_code` fault names (code, NetApp's words)."""
-    code = cluster.faults.akv_error_code
-    return None if code is None else (code, AKV_GET_ERRORS[code])
-
-
 ENDPOINT = SimulatedKeyManager(
     path=PATH,
     tree=TREE,
@@ -133,5 +127,5 @@ ENDPOINT = SimulatedKeyManager(
     advanced=ADVANCED,
     render=render,
     introduced=INTRODUCED,
-    refusal=refusal,
+    refusal=error_fault("akv_error_code"),
 )

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ontap_simulator.model import (
-    GET_ERRORS,
     CloudKms,
     ClusterState,
     StateError,
     Status,
     check_keys,
+    error_fault,
     merge_ekmip,
     merge_status,
     ontap_uuid,
@@ -109,10 +109,6 @@ def endpoint(provider: Provider) -> SimulatedKeyManager:
         configs = sorted(cluster.cloud(provider.keystore_type), key=lambda c: c.uuid)
         return tuple(_record(provider, cluster, config) for config in configs)
 
-    def refusal(cluster: ClusterState) -> tuple[str, str] | None:
-        code = getattr(cluster.faults, provider.error_fault)
-        return None if code is None else (code, GET_ERRORS[provider.error_fault][code])
-
     return SimulatedKeyManager(
         path=provider.path,
         tree=provider.tree(),
@@ -120,7 +116,7 @@ def endpoint(provider: Provider) -> SimulatedKeyManager:
         advanced=provider.advanced,
         render=render,
         introduced=provider.introduced,
-        refusal=refusal,
+        refusal=error_fault(provider.error_fault),
         since=provider.since,
     )
 

@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ontap_simulator.model import (
-    GET_ERRORS,
     KEY_MANAGER_OK_CODE,
     KEY_MANAGER_OK_MESSAGE,
     KEY_SERVER_STATES,
@@ -36,6 +35,7 @@ from ontap_simulator.model import (
     KmipServer,
     StateError,
     check_keys,
+    error_fault,
     ontap_uuid,
     parse_bool,
     parse_int,
@@ -175,11 +175,6 @@ def _hashed_uuid(text: str) -> str:
     return f"{digest[:8]}-{digest[8:12]}-11ee-{digest[12:16]}-00a098{digest[16:22]}"
 
 
-def refusal(cluster: ClusterState) -> tuple[str, str] | None:
-    code = cluster.faults.key_managers_error_code
-    return None if code is None else (code, GET_ERRORS["key_managers_error_code"][code])
-
-
 ENDPOINT = SimulatedKeyManager(
     path=PATH,
     tree=TREE,
@@ -187,7 +182,7 @@ ENDPOINT = SimulatedKeyManager(
     advanced=ADVANCED,
     render=render,
     introduced=INTRODUCED,
-    refusal=refusal,
+    refusal=error_fault("key_managers_error_code"),
     since=(9, 6, 0),
     collection_refusal=False,
 )

@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ontap_simulator.model import (
-    GET_ERRORS,
     PATCH_EXTENSIONS,
     ClusterState,
     StateError,
     check_keys,
+    error_fault,
 )
 from ontap_simulator.records import REF, SimulatedKeyManager, Tree, links
 
@@ -121,11 +121,6 @@ def render(cluster: ClusterState) -> tuple[dict[str, Any], ...]:
     return tuple(records)
 
 
-def refusal(cluster: ClusterState) -> tuple[str, str] | None:
-    code = cluster.faults.key_stores_error_code
-    return None if code is None else (code, GET_ERRORS["key_stores_error_code"][code])
-
-
 ENDPOINT = SimulatedKeyManager(
     path=PATH,
     tree=TREE,
@@ -134,7 +129,7 @@ ENDPOINT = SimulatedKeyManager(
     advanced=frozenset(),
     render=render,
     introduced=INTRODUCED,
-    refusal=refusal,
+    refusal=error_fault("key_stores_error_code"),
     since=(9, 10, 0),
 )
 

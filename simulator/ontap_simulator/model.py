@@ -490,6 +490,17 @@ GET_ERRORS: dict[str, dict[str, str]] = {
 }
 
 
+def error_fault(name: str) -> Callable[[ClusterState], tuple[str, str] | None]:
+    """Return an endpoint's ``refusal``: the GET error the cluster's fault ``name`` names
+    (code, NetApp's words), None while the fault is not set."""
+
+    def refusal(cluster: ClusterState) -> tuple[str, str] | None:
+        code = getattr(cluster.faults, name)
+        return None if code is None else (code, GET_ERRORS[name][code])
+
+    return refusal
+
+
 def merge_faults(faults: Faults, patch: Any, key: str = "faults") -> Faults:
     """Return ``faults`` with a faults patch applied; null or false removes a fault."""
     patch = _mapping(patch, key)
