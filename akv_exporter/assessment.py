@@ -138,6 +138,18 @@ def utc_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def span(seconds: float) -> str:
+    """Return a length of time, rounded for reading: "42 s", "12 min", "3.5 h", "2.0 d"."""
+    seconds = abs(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def configuration_label(status: KeyManagerStatus) -> str:
     """Return how a configuration is named to people: its SVM, or "cluster" for the admin SVM."""
     return f"svm {status.svm}" if status.svm else "cluster"
@@ -228,6 +240,8 @@ class ClusterView:
     notes: tuple[str, ...] = ()  # informational lines (inactive configurations): no problem
     # The latest ekmip.akv.keyExpired within KEY_EXPIRED_WINDOW (node, ONTAP's time); None: none.
     key_expired: EventCount | None = None
+    # Why no configuration is listed, in words true of the cluster now; "" when some are.
+    no_configuration: str = ""
 
     @property
     def needs_attention(self) -> bool:
@@ -350,7 +364,9 @@ def _problems(
         problems.append("not polled yet")
     for kind, error in snapshot.refused.items():
         what = f"ONTAP answered the {KEY_MANAGER_WORDS[kind].name} query with an error"
-        problems.append(f"{_coded(error, what)} (configurations as last known)")
+        known = any(view.status.kind == kind for view in views)
+        shown = "configurations as last known" if known else "no configuration known"
+        problems.append(f"{_coded(error, what)} ({shown})")
     stale = ""
     if last is not None and (not snapshot.up or snapshot.refused):
         stale = " (last known)"
@@ -403,6 +419,31 @@ def _notes(views: Iterable[KeyManagerView]) -> list[str]:
         for view in views
         if view.state == INACTIVE
     ]
+
+
+def why_no_configuration(snapshot: ClusterSnapshot, now: float) -> str:
+    """Return why ``snapshot`` lists no key-manager configuration, saying only what is true now.
+
+    A cluster whose last good poll was a minute ago and whose state was dropped after
+    poll.stale_after has answered: it is not "a cluster that has not answered".
+    """
+    if snapshot.key_managers:
+        return ""
+    if snapshot.last is None:
+        return "Not polled yet."
+    if snapshot.up and snapshot.refused:
+        names = " and ".join(KEY_MANAGER_WORDS[kind].name for kind in snapshot.refused)
+        return f"No {names} state known: ONTAP answered the {names} query with an error."
+    if snapshot.up:
+        return "No AKV configuration on this cluster."
+    if snapshot.last_success is None:
+        return "No AKV state known: the cluster has not answered since the exporter started."
+    ago = span(now - snapshot.last_success)
+    return (
+        f"No AKV state known: the last good poll was {ago} ago"
+        f" ({utc_time(snapshot.last_success)}); what it reported was dropped after"
+        " poll.stale_after without a good poll since."
+    )
 
 
 def policy_of(snapshot: ClusterSnapshot) -> tuple[str, str]:
@@ -489,7 +530,17 @@ def assess_cluster(snapshot: ClusterSnapshot, now: float) -> ClusterView:
         state = min(states, key=urgency, default=INACTIVE if views else HEALTHY)
     problems = tuple(_problems(snapshot, views, key_expired))
     notes = tuple(_notes(views))
-    return ClusterView(snapshot, state, problems, tuple(views), policy, note, notes, key_expired)
+    return ClusterView(
+        snapshot,
+        state,
+        problems,
+        tuple(views),
+        policy,
+        note,
+        notes,
+        key_expired,
+        why_no_configuration(snapshot, now),
+    )
 
 
 def verdict(
@@ -520,7 +571,16 @@ def verdict(
 def summarize(clusters: Iterable[ClusterView]) -> Summary:
     """Return the fleet's counts and its most urgent state."""
     clusters = list(clusters)
-    views = [view for cluster in clusters for view in cluster.key_managers]
+    # A cluster that answered a key manager's query with an error keeps that kind's last known
+    # configurations for the page, but they are not counted: `check`, polling once, cannot know
+    # them, and the totals of both must agree. The refused query counts (clusters_akv_error).
+    counted = [
+        (index, view)
+        for index, cluster in enumerate(clusters)
+        for view in cluster.key_managers
+        if not (cluster.snapshot.up and view.status.kind in cluster.snapshot.refused)
+    ]
+    views = [view for _, view in counted]
 
     def count(state: str) -> int:
         return sum(1 for view in views if view.state == state)
@@ -558,7 +618,9 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         configurations_kek_unavailable=kek,
         configurations_unknown=count(UNKNOWN),
         configurations_inactive=count(INACTIVE),
-        ekmip_nodes_down=sum(len(c.ekmip_nodes_down) for c in clusters),
+        ekmip_nodes_down=len(
+            {(index, n.node) for index, v in counted for n in v.status.ekmip_unreachable}
+        ),
         clusters_akv_error=len(answered),
         clusters_key_expired=key_expired,
         volumes_offline=offline,

@@ -25,6 +25,7 @@ import signal
 from akv_exporter import assessment
 from akv_exporter.assessment import (
     DOWN,
+    KEY_MANAGER_WORDS,
     PENDING,
     ClusterView,
     FleetStatus,
@@ -124,7 +125,15 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
 def _rows(cluster: ClusterView) -> list[tuple[str, ...]]:
     name = cluster.snapshot.name
     if cluster.state in (DOWN, PENDING) or not cluster.key_managers:
-        word = "NO AKV CONFIGURATION" if cluster.state not in (DOWN, PENDING) else "-"
+        snapshot = cluster.snapshot
+        if cluster.state in (DOWN, PENDING):
+            word = "-"
+        elif snapshot.refused:
+            # ONTAP refused the query itself: whether there are configurations is not known.
+            kinds = " AND ".join(KEY_MANAGER_WORDS[kind].name for kind in snapshot.refused)
+            word = f"{kinds} QUERY ERROR"
+        else:
+            word = "NO AKV CONFIGURATION"
         return [(name, word, cluster.state.upper(), "-", "-", "-")]
     rows = []
     for view in sorted(cluster.key_managers, key=lambda v: urgency(v.state)):

@@ -14,15 +14,19 @@ import time
 
 import jsonschema
 import pytest
+from aiohttp import web
 
+from akv_exporter.assessment_json import to_json
 from tests.helpers import (
     SCHEMA,
+    Clock,
     InFlight,
     akv_record,
     check,
     closed_port_url,
     config_for,
     event,
+    exporter_with_clock,
     perfdata,
 )
 
@@ -287,3 +291,55 @@ def test_check_that_cannot_run_at_all_is_one_unknown_line(tmp_path):
     assert result.returncode == 3, result
     assert result.stdout == "AKV UNKNOWN - check failed: OSError: [Errno 24] Too many open files\n"
     assert result.stderr == ""
+
+
+async def refuse_the_akv_query(request):
+    """ONTAP's answer when the AKV query itself fails (65537549, NetApp's REST reference)."""
+    if request.path == "/api/cluster":
+        return web.json_response(
+            {"name": "c1", "uuid": "cccc", "version": {"generation": 9, "major": 14, "minor": 1}}
+        )
+    body = {"error": {"code": "65537549", "message": "unreachable from one or more nodes."}}
+    return web.json_response(body, status=500)
+
+
+async def test_an_akv_query_error_is_named_so_and_check_counts_as_the_page(fake_ontap, tmp_path):
+    fake_ontap.records = [akv_record("u1"), akv_record("u2", "vs2")]
+    config = config_for(tmp_path, fake_ontap.url)
+    clock = Clock()
+    exporter = exporter_with_clock(config, clock)
+    await exporter.poll_all()
+    fake_ontap.handler = refuse_the_akv_query
+    clock.now += 60
+    await exporter.poll_all()
+    page = exporter.status()  # what the page and /api/v1/status show: two configurations last known
+    await exporter.stop()
+    assert [len(c.key_managers) for c in page.clusters] == [2]
+
+    code, out, _ = await check(config)  # one poll, nothing known from before
+    first, *rest = out.splitlines()
+    assert code == 2
+    counted = perfdata(first)
+    summary = to_json(page)["summary"]
+    for perf, key in [
+        ("configurations", "configurations"),
+        ("unreachable", "configurations_unreachable"),
+        ("akv_errors", "clusters_akv_error"),
+        ("volumes_at_stake", "volumes_at_stake"),
+    ]:
+        assert counted[perf] == str(summary[key]), (perf, counted[perf], summary[key])
+    rows = [" ".join(line.split()) for line in rest]
+    assert "c0 AKV QUERY ERROR AZURE_UNREACHABLE - - -" in rows
+    assert not [row for row in rows if "NO AKV CONFIGURATION" in row]
+    assert (
+        "c0: ONTAP answered the AKV query with an error (code 65537549): unreachable from one or"
+        " more nodes. (no configuration known)"
+    ) in rows
+
+
+async def test_a_cluster_without_akv_configurations_is_still_named_so(fake_ontap, tmp_path):
+    fake_ontap.records = []
+    code, out, _ = await check(config_for(tmp_path, fake_ontap.url))
+    assert code == 0
+    rows = [" ".join(line.split()) for line in out.splitlines()]
+    assert "c0 NO AKV CONFIGURATION HEALTHY - - -" in rows

@@ -23,7 +23,7 @@ from akv_exporter.assessment_json import to_json
 from akv_exporter.check import exit_code, status_line, table
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import ClusterIdentity
-from akv_exporter.ontap.key_manager_endpoint import parse_records
+from akv_exporter.ontap.key_manager_endpoint import Check, parse_records
 from akv_exporter.ontap.volumes import parse_volumes
 from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, EventCount, PollOutcome
 from akv_exporter.web.status_page import render_page
@@ -486,3 +486,37 @@ async def test_the_page_works_behind_a_reverse_proxy_under_a_path_prefix(fake_on
     }
     for link, (target, status) in answers.items():
         assert target.startswith(page_url) and status == 200, (link, target, status)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said", "never"),
+    [
+        (  # answered 72 s ago; its state was dropped after poll.stale_after since
+            {"up": False, "last_success": NOW - 72, "key_managers_as_of": None},
+            "the last good poll was 72 s ago (2023-11-14 22:13:48 UTC)",
+            "has not answered",
+        ),
+        (
+            {"up": False, "last_success": None, "key_managers_as_of": None},
+            "the cluster has not answered since the exporter started",
+            "the last good poll was",
+        ),
+        (
+            {"refused": {"akv": Check(False, "65537549", "unreachable from one or more nodes.")}},
+            "No AKV state known: ONTAP answered the AKV query with an error.",
+            "No AKV configuration on this cluster",
+        ),
+        # Healthy, so folded into one row on the page: only the words are checked.
+        ({}, "No AKV configuration on this cluster.", "No AKV state known"),
+    ],
+    ids=["stale-after-a-good-poll", "never-answered", "akv-query-error", "none-configured"],
+)
+def test_a_cluster_without_configurations_says_why_in_words_true_of_it(overrides, said, never):
+    cluster = snapshot("c1", [], **overrides)
+    fleet = assess([cluster], INFO, NOW)
+    (view,) = fleet.clusters
+    assert said in view.no_configuration
+    assert never not in view.no_configuration
+    page = html.unescape(render_page(fleet))
+    assert never not in page
+    assert (said in page) == view.needs_attention

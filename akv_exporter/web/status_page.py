@@ -39,6 +39,7 @@ from akv_exporter.assessment import (
     FleetStatus,
     KeyManagerView,
     configuration_label,
+    span,
     unreachable_state,
     utc_time,
     words,
@@ -94,18 +95,6 @@ def anchor(name: str) -> str:
 def clock(ts: float) -> str:
     """Return the time of day of ``ts``, for a deadline: "14:35 UTC"."""
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M UTC")
-
-
-def span(seconds: float) -> str:
-    """Return a length of time, rounded for reading: "42 s", "12 min", "3.5 h", "2.0 d"."""
-    seconds = abs(seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 def duration(seconds: float) -> str:
