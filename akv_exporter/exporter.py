@@ -219,7 +219,7 @@ class Exporter:
             try:
                 await self.listener.apply(config.web)
             except (OSError, ValueError) as error:  # cannot bind, or the files changed again
-                return self._refuse([f"{path}:0: web: {error}"])
+                return self._refuse([f"{path}: web: {error}"])
         mine = self.shard.select(config)
         if config.state_file != self.config.state_file:
             self.state.move(mine.state_file)

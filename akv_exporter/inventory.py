@@ -23,8 +23,8 @@ from akv_exporter.config import (
     ClusterConfig,
     Config,
     ConfigError,
-    load_config,
-    parse_cluster_list,
+    read_cluster_list,
+    read_config,
     read_text,
 )
 from akv_exporter.harvest import poller_files, read_harvest
@@ -51,12 +51,16 @@ def cluster_files(directory: Path) -> list[Path]:
 def load(path: str | Path) -> Inventory:
     """Return the configuration at ``path`` with its inventory; ConfigError lists every problem.
 
-    Any problem in any source refuses the whole: a reload keeps the running inventory.
+    Every source is read even when another has problems, so that one file's problems hide no
+    other's (a typo in one file, a duplicate address in the next). Any problem in any source
+    refuses the whole: a reload keeps the running inventory.
     """
-    config = load_config(path)
-    if not config.inventory.enabled:
+    path = Path(path)
+    config, problems = read_config(read_text(path), path)
+    if config is None or not config.inventory.enabled:
+        if problems or config is None:
+            raise ConfigError(problems)
         return Inventory(config)
-    problems: list[str] = []
     clusters = list(config.clusters)
     files: list[Path] = []
     skipped: tuple[tuple[str, str], ...] = ()
@@ -74,10 +78,14 @@ def load(path: str | Path) -> Inventory:
         for file in cluster_files(config.inventory.clusters_dir):
             files.append(file)
             try:
-                text = read_text(file)
-                clusters.extend(parse_cluster_list(text, file, config.cluster_defaults))
-            except ConfigError as error:
+                found, found_problems = read_cluster_list(
+                    read_text(file), file, config.cluster_defaults
+                )
+            except ConfigError as error:  # unreadable
                 problems.extend(error.problems)
+            else:
+                clusters.extend(found)
+                problems.extend(found_problems)
     problems.extend(_duplicates(clusters))
     if problems:
         raise ConfigError(problems)
@@ -98,7 +106,7 @@ def _duplicates(clusters: list[ClusterConfig]) -> list[str]:
         for what, identity in (("name", cluster.name), ("address", cluster.url)):
             if not identity:
                 continue
-            # Clusters reach here only from files that passed their own duplicate check.
+            # Each file reported its own duplicates and left them out of ``clusters``.
             first = seen.setdefault((what, identity), cluster)
             if first is not cluster:
                 problems.append(

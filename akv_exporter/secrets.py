@@ -177,11 +177,13 @@ def scalar(mapping: Mapping, key: str) -> str | None:
 def read_harvest_credentials(path: Path) -> Any:
     """Return the parsed Harvest credentials_file at ``path``; SecretError naming it if not."""
     try:
-        return parse_yaml(read_text(path), path)
-    except ConfigError as error:
-        if error.problems[0].startswith(f"{path}:0: (file): "):  # unreadable, too big, not UTF-8
-            reason = error.problems[0].split(": ", 2)[2]
-            raise SecretError(f"credentials_file {path}: {reason}") from None
+        text = read_text(path)
+    except ConfigError as error:  # unreadable, too big, not UTF-8: "FILE: reason"
+        reason = error.problems[0].removeprefix(f"{path}: ")
+        raise SecretError(f"credentials_file {path}: {reason}") from None
+    try:
+        return parse_yaml(text, path)
+    except ConfigError:
         # A YAML problem may quote its line: never repeat a line of a secrets file.
         raise SecretError(f"credentials_file {path} is not valid YAML") from None
 

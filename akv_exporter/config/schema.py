@@ -1,0 +1,40 @@
+"""The JSON Schema of the configuration file, generated from its models (akv_exporter.config.model).
+
+An editor with the YAML language server validates a configuration as it is typed when the file's
+first line names the schema (config/akv-exporter.example.yml does). Regenerate after changing a
+model: `python -m akv_exporter.config.schema docs/akv-exporter.schema.json`; a test fails while
+the published file differs from what this writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from akv_exporter.config.model import ConfigFile
+
+SCHEMA_ID = "akv-exporter.schema.json"
+
+
+def json_schema() -> dict:
+    """Return the JSON Schema (draft 2020-12) of akv-exporter's configuration file."""
+    schema = ConfigFile.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def schema_text() -> str:
+    """Return the schema as published: indented JSON, keys in model order, a final newline."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m akv_exporter.config.schema FILE", file=sys.stderr)
+        return 2
+    Path(argv[0]).write_text(schema_text(), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
