@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "configuration",
         (
             "akv_exporter.config",
+            "akv_exporter.config.*",
             "akv_exporter.secrets",
             "akv_exporter.harvest",
             "akv_exporter.inventory",
@@ -71,6 +72,14 @@ STEPS: tuple[tuple[str, ...], ...] = (
         "akv_exporter.metrics.exposition",
     ),
     ("akv_exporter.assessment", "akv_exporter.assessment_json"),
+    # The values, reading YAML, the file's models, loading (checks and building), the schema.
+    (
+        "akv_exporter.config.values",
+        "akv_exporter.config.yamlfile",
+        "akv_exporter.config.model",
+        "akv_exporter.config.load",
+        "akv_exporter.config.schema",
+    ),
 )
 # The simulator sits beside the flow: it may use the base layer and itself; only the demo and
 # the command line may start it.

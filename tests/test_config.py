@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from akv_exporter.config import ConfigError, cluster_url, load_config, parse_duration
+from akv_exporter.inventory import load
 from tests.helpers import REPO, write_config
 
 GOOD = """
@@ -268,3 +269,77 @@ def test_min_interval_defaults_to_ten_seconds_or_the_interval_when_shorter(tmp_p
     assert floor("  interval: 60s\n  min_interval: 0s\n") == 0.0
     problems = problems_of(tmp_path, "poll:\n  interval: 5s\n  min_interval: 10s\n")
     assert any("poll.min_interval: must not exceed poll.interval (5s)" in p for p in problems)
+
+
+def test_a_typo_in_a_cluster_file_hides_no_duplicate_address_in_that_file(tmp_path):
+    directory = tmp_path / "clusters.d"
+    directory.mkdir()
+    (directory / "team.yml").write_text(
+        "- {address: 10.0.0.2, usernme: u, password: p}\n"
+        "- {address: 10.0.0.1, username: u, password: p}\n"
+    )
+    path = write_config(
+        tmp_path,
+        f"clusters:\n  - {{address: 10.0.0.1, username: u, password: p}}\n"
+        f"inventory:\n  clusters_dir: {directory}\n",
+    )
+    checked = _cli("check-config", str(path))
+    assert checked.returncode == 2
+    team = directory / "team.yml"
+    assert checked.stderr.splitlines() == [
+        f"{team}:1: clusters[0].usernme: unknown key (did you mean 'username'?); valid keys here:"
+        " username, password, password_env, password_file, credentials_command,"
+        " client_cert_file, client_key_file, tls, labels, name, address",
+        f"{team}:2: address 'https://10.0.0.1:443' is also defined at {path}:2",
+    ]
+
+
+def test_a_typo_in_the_main_file_hides_no_duplicate_in_the_inventory(tmp_path):
+    directory = tmp_path / "clusters.d"
+    directory.mkdir()
+    (directory / "team.yml").write_text("- {name: same, address: b, username: u, password: p}\n")
+    path = write_config(
+        tmp_path,
+        f"pol: {{}}\nclusters:\n  - {{name: same, address: a, username: u, password: p}}\n"
+        f"inventory:\n  clusters_dir: {directory}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert [p.split(": ")[1] for p in caught.value.problems] == [
+        "pol",
+        f"name 'same' is also defined at {path}:3",
+    ], caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (  # not also "address is missing"
+            "clusters:\n  - address: ${AKV_NOT_SET_ANYWHERE}\n    username: u\n    password: p\n",
+            ":2: clusters[0].address: environment variable AKV_NOT_SET_ANYWHERE is not set",
+        ),
+        (  # not also "username is missing"
+            "clusters:\n  - address: a\n    username: ${AKV_NOT_SET_ANYWHERE}\n    password: p\n",
+            ":3: clusters[0].username: environment variable AKV_NOT_SET_ANYWHERE is not set",
+        ),
+        (  # not also "address is missing"
+            "clusters:\n  - adress: a\n    username: u\n    password: p\n",
+            ":2: clusters[0].adress: unknown key (did you mean 'address'?)",
+        ),
+        (  # not also "username is missing" for every cluster
+            "defaults: {usernme: u, password: p}\nclusters:\n  - address: a\n  - address: b\n",
+            ":1: defaults.usernme: unknown key (did you mean 'username'?)",
+        ),
+        (  # not also "no secret"
+            "clusters:\n  - address: a\n    username: u\n    password_file: /nonexistent/pw\n",
+            ":4: clusters[0].password_file: file '/nonexistent/pw' does not exist",
+        ),
+        (  # not also "must be a command"
+            "clusters:\n  - address: a\n    username: u\n    credentials_command: ''\n",
+            ":4: clusters[0].credentials_command: must be a command",
+        ),
+    ],
+)
+def test_one_problem_gives_one_line(tmp_path, body, line):
+    (problem,) = problems_of(tmp_path, body)
+    assert problem.startswith(f"{tmp_path / 'akv.yml'}{line}"), problem

@@ -216,9 +216,12 @@ def _poll(section: model.PollSection | None, problems: Problems) -> PollConfig:
 
 def _inventory(section: model.InventorySection | None, problems: Problems) -> InventoryConfig:
     inventory = section or model.InventorySection()
-    if inventory.harvest_pollers and inventory.harvest is None:
-        if not problems.refused(("inventory", "harvest")):
-            problems.add(("inventory", "harvest_pollers"), "needs inventory.harvest")
+    if (
+        inventory.harvest_pollers
+        and inventory.harvest is None
+        and not problems.refused(("inventory", "harvest"))
+    ):
+        problems.add(("inventory", "harvest_pollers"), "needs inventory.harvest")
     watch = inventory.watch_interval
     return InventoryConfig(
         harvest=inventory.harvest,

@@ -166,7 +166,18 @@ LabelName = Annotated[
     _check(label_name_problem),
     WithJsonSchema({"type": "string", "pattern": LABEL_NAME.pattern}),
 ]
-Labels = Annotated[dict[LabelName, Annotated[str, _TEXT]] | None, BeforeValidator(_written_values)]
+# Values as written: `rack: 010` is "010" (an editor following YAML 1.2 asks for quotes there).
+Labels = Annotated[
+    dict[LabelName, Annotated[str, _TEXT]] | None,
+    BeforeValidator(_written_values),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": LABEL_NAME.pattern},
+            "additionalProperties": {"type": "string"},
+        }
+    ),
+]
 Patterns = Annotated[
     list[Annotated[str, _check(lambda value: None if value else "is empty")]] | None,
     BeforeValidator(_as_list),
