@@ -2,7 +2,9 @@
 
 - docs/metrics.md: every metric family, from the catalogue (akv_exporter/metrics/catalogue.py);
 - docs/status.schema.json: the JSON Schema of GET /api/v1/status, from the document's model
-  (akv_exporter/assessment_json.py).
+  (akv_exporter/assessment_json.py);
+- docs/akv-exporter.schema.json: the JSON Schema of the configuration file, from its models
+  (akv_exporter/config/model.py).
 
 tests/test_generated_docs.py fails while a generated file is out of date. `--check` only says
 whether they are (exit 1 naming the stale files).
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from akv_exporter import assessment_json
 from akv_exporter.assessment import KEY_MANAGER_WORDS
+from akv_exporter.config.schema import schema_text as config_schema_text
 from akv_exporter.metrics.catalogue import (
     CLUSTER_FAMILIES,
     GLOBAL_FAMILIES,
@@ -104,7 +107,11 @@ def status_schema() -> str:
     return json.dumps(assessment_json.schema(), indent=2) + "\n"
 
 
-OUTPUTS = {"metrics.md": metrics_page, "status.schema.json": status_schema}
+OUTPUTS = {
+    "metrics.md": metrics_page,
+    "status.schema.json": status_schema,
+    "akv-exporter.schema.json": config_schema_text,
+}
 
 
 def stale() -> list[str]:

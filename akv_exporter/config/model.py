@@ -4,8 +4,8 @@ Each model is one mapping of the file and its fields are the file's keys. A fiel
 its key is absent or empty: the defaults live with the values (akv_exporter.config.values), and
 akv_exporter.config.load merges them and checks what spans keys (timeout against interval, one
 secret per cluster, unique names). Every refusal raised here is the reason exactly as the user
-reads it; load adds the file, the line and the key. `python -m akv_exporter.config.schema`
-writes docs/akv-exporter.schema.json from ConfigFile.
+reads it; load adds the file, the line and the key. `make generated` writes
+docs/akv-exporter.schema.json from ConfigFile.
 """
 
 # No `from __future__ import annotations`: pydantic reads these annotations, calls included.

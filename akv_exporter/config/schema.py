@@ -1,16 +1,13 @@
 """The JSON Schema of the configuration file, generated from its models (akv_exporter.config.model).
 
 An editor with the YAML language server validates a configuration as it is typed when the file's
-first line names the schema (config/akv-exporter.example.yml does). Regenerate after changing a
-model: `python -m akv_exporter.config.schema docs/akv-exporter.schema.json`; a test fails while
-the published file differs from what this writes.
+first line names the schema (config/akv-exporter.example.yml does). `make generated`
+(docs/generate.py) writes it after a model changed; a test fails while the file is stale.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 from akv_exporter.config.model import ConfigFile
 
@@ -26,15 +23,3 @@ def json_schema() -> dict:
 def schema_text() -> str:
     """Return the schema as published: indented JSON, keys in model order, a final newline."""
     return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m akv_exporter.config.schema FILE", file=sys.stderr)
-        return 2
-    Path(argv[0]).write_text(schema_text(), encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
