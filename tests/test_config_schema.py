@@ -33,8 +33,15 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 
 def _is_configuration(document: object) -> bool:
-    """Return whether a YAML document is an akv-exporter configuration (only its keys)."""
-    return isinstance(document, dict) and bool(document) and set(document) <= TOP_KEYS
+    """Return whether a YAML document is an akv-exporter configuration.
+
+    Only the configuration's keys; a simulator scenario has `clusters` too, but its clusters
+    have no `address` (the simulator gives them one).
+    """
+    if not isinstance(document, dict) or not document or not set(document) <= TOP_KEYS:
+        return False
+    clusters = document.get("clusters") or []
+    return not any(isinstance(c, dict) and "address" not in c for c in clusters)
 
 
 def shipped_and_documented_configurations() -> list[tuple[str, object]]:
