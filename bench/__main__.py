@@ -278,6 +278,7 @@ class SizeResults:
     simulator_cpu: float
     netapp_ontap: list[Round] | None
     seconds: float
+    fleet: str = ""  # its key managers in words (SimulatorProcess.mix)
 
     @property
     def floor(self) -> float:
@@ -286,7 +287,7 @@ class SizeResults:
 
 async def measure_size(args: argparse.Namespace, clusters: int, with_netapp: bool) -> SizeResults:
     began = time.perf_counter()
-    simulator = SimulatorProcess(clusters)
+    simulator = SimulatorProcess(clusters, providers=args.providers)
     print(f"bench: {clusters} clusters: starting the simulator", file=sys.stderr, flush=True)
     await simulator.start()
     try:
@@ -328,6 +329,7 @@ async def measure_size(args: argparse.Namespace, clusters: int, with_netapp: boo
         simulator_cpu,
         netapp,
         time.perf_counter() - began,
+        simulator.mix(),
     )
 
 
@@ -392,6 +394,7 @@ def detail(result: SizeResults) -> list[str]:
         f"### {n:,} clusters ({result.akvs:,} AKV configurations, {scrapes.series:,} series; "
         f"measured in {result.seconds:.0f} s)",
         "",
+        f"- Key managers: {result.fleet}.",
         f"- Exporter process: {view.start_to_polling:.1f} s from start to polling (Python, "
         f"configuration), then {view.polling_to_view:.1f} s to the first full view; "
         f"{view.cpu_seconds:.1f} s of CPU by then ({view.cpu_seconds / n * 1000:.1f} ms per "
@@ -500,6 +503,13 @@ def main(argv: list[str] | None = None, results: Path = RESULTS) -> int:
     parser.add_argument("--scrapes", type=int, default=40, help="GET /metrics per measurement")
     parser.add_argument(
         "--no-netapp-ontap", action="store_true", help="skip NetApp's library (slow)"
+    )
+    parser.add_argument(
+        "--providers",
+        choices=("mixed", "akv"),
+        default="mixed",
+        help="the fleet's key managers: AKV everywhere and others on some clusters (mixed), "
+        "or AKV only",
     )
     args = parser.parse_args(argv)
     load = os.getloadavg()

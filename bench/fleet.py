@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,8 @@ class SimulatedCluster:
     name: str
     url: str
     version: str  # its ONTAP release, e.g. "9.13.1"
+    # Its key managers beside AKV (keystore types: gcp, aws, barbican, kmip, okm).
+    others: tuple[str, ...] = ()
 
     @property
     def fields(self) -> str:
@@ -116,9 +119,10 @@ class SimulatedCluster:
 class SimulatorProcess:
     """`akv-exporter simulate` in its own process, with every cluster's answers delayed."""
 
-    def __init__(self, clusters: int, seed: int = 7) -> None:
+    def __init__(self, clusters: int, seed: int = 7, providers: str = "mixed") -> None:
         self.size = clusters
         self.seed = seed
+        self.providers = providers  # the simulator's --providers: mixed or akv
         self.process: subprocess.Popen | None = None
         self.ca_file: Path | None = None
         self.control_url = ""
@@ -126,7 +130,7 @@ class SimulatorProcess:
 
     async def start(self) -> None:
         argv = [*command(), "simulate", "--clusters", str(self.size), "--seed", str(self.seed)]
-        argv += ["--control", "127.0.0.1:0"]
+        argv += ["--control", "127.0.0.1:0", "--providers", self.providers]
         self.process = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -139,7 +143,18 @@ class SimulatorProcess:
         async with aiohttp.ClientSession() as http, http.get(listing) as response:
             response.raise_for_status()
             listed = await response.json()
-        self.clusters = [SimulatedCluster(c["name"], c["url"], c["version"]) for c in listed]
+        self.clusters = [
+            SimulatedCluster(c["name"], c["url"], c["version"], _others(c)) for c in listed
+        ]
+
+    def mix(self) -> str:
+        """Return the fleet's key managers in words: "AKV only" or the other ones' counts."""
+        counts = Counter(kind for cluster in self.clusters for kind in set(cluster.others))
+        if not counts:
+            return "AKV only"
+        mixed = sum(1 for cluster in self.clusters if cluster.others)
+        kinds = ", ".join(f"{KIND_NAMES[kind]} {counts[kind]}" for kind in sorted(counts))
+        return f"AKV on every cluster; {mixed:,} clusters also have another key manager ({kinds})"
 
     async def set_faults(self, faults: dict) -> None:
         """Apply the same faults to every cluster through the control API."""
@@ -160,6 +175,17 @@ class SimulatorProcess:
 
     def stop(self) -> None:
         stop(self.process)
+
+
+KIND_NAMES = {"gcp": "GCP", "aws": "AWS", "barbican": "Barbican", "kmip": "KMIP", "okm": "OKM"}
+
+
+def _others(listed: dict) -> tuple[str, ...]:
+    """Return the key managers beside AKV of one cluster of the control API's listing."""
+    cloud = {"gcp_kms": "gcp", "aws_kms": "aws", "barbican_kms": "barbican"}
+    kinds = [kind for key, kind in cloud.items() for _ in listed.get(key, ())]
+    kinds += [manager["type"] for manager in listed.get("key_managers", ())]
+    return tuple(kinds)
 
 
 def write_config(

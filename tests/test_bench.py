@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from bench.__main__ import main
+from bench.fleet import SimulatorProcess
 
 
 def test_bench_writes_a_report_with_every_goal_and_baseline(tmp_path, capsys):
@@ -31,3 +32,19 @@ def test_bench_writes_a_report_with_every_goal_and_baseline(tmp_path, capsys):
     assert report.count("netapp-ontap + threads") == 1
     assert "prometheus-client collector" in report
     assert "Load average" in report
+    assert report.count("- Key managers: ") == 2  # the default fleet is the mixed one
+
+
+async def test_bench_fleet_is_mixed_unless_asked_for_akv_only():
+    # Seed 7 (the bench's): 40 clusters include some with another key manager.
+    mixed, akv_only = SimulatorProcess(40, providers="mixed"), SimulatorProcess(40, providers="akv")
+    try:
+        for simulator in (mixed, akv_only):
+            await simulator.start()
+        assert mixed.mix().startswith("AKV on every cluster; ")
+        assert any(cluster.others for cluster in mixed.clusters)
+        assert akv_only.mix() == "AKV only"
+        assert [c.name for c in akv_only.clusters] == [c.name for c in mixed.clusters]
+    finally:
+        mixed.stop()
+        akv_only.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,11 @@ import aiohttp
 import pytest
 from netapp_ontap.resources import AwsKms, Barbican, GcpKms, SecurityKeyManager, SecurityKeystore
 from ontap_simulator import RunningSimulator, SimulatorOptions, start_simulator
+from ontap_simulator.fleet import generate_fleet
+from ontap_simulator.incidents import IncidentScheduler
+from ontap_simulator.scenario import load_scenario
+from ontap_simulator.server import Fleet
+from ontap_simulator.volumes import encrypted_in
 
 from tests.helpers import all_pages, cluster_url, control, get, netapp_validate
 
@@ -720,3 +726,71 @@ async def test_control_api_logs_km_keyretrieve_failed_with_netapps_parameters(
     old = f"/simulator/clusters/{name_of('9.11.1')}/events"
     status, body = await control(session, sim, "POST", old, {"name": "ekmip.awskms.notAvailable"})
     assert status == 400 and "(from 9.12.1)" in body["error"]
+
+
+# --- the generated fleet, the start line and the incidents --------------------------------------
+
+
+def test_generated_fleet_mixes_key_managers_and_keeps_every_akv() -> None:
+    mixed = generate_fleet(300, seed=7)
+    akv_only = generate_fleet(300, seed=7, providers="akv")
+    kinds = Counter()
+    for cluster, plain in zip(mixed, akv_only, strict=True):
+        # AKV's view of every cluster is what an AKV-only fleet has.
+        assert cluster.akvs == plain.akvs and cluster.akvs
+        assert cluster.volumes[: len(plain.volumes)] == plain.volumes
+        assert not plain.cloud_kms and not plain.key_managers
+        others = [c.provider for c in cluster.cloud_kms] + [m.kind for m in cluster.key_managers]
+        kinds.update(others)
+        if not others:
+            assert cluster == plain
+            continue
+        # Only where no cluster-scoped AKV configuration holds the other SVMs' keys.
+        assert all(a.svm_name for a in cluster.akvs)
+        for config in cluster.cloud_kms:
+            since = {"gcp": (9, 10, 0), "aws": (9, 12, 0), "barbican": (9, 17, 0)}
+            assert cluster.version >= since[config.provider]
+            assert encrypted_in(cluster, [config.svm_name]) > 0
+        assert sum(m.kind == "okm" for m in cluster.key_managers) <= 1
+    assert set(kinds) == {"gcp", "aws", "barbican", "kmip", "okm"}, kinds
+    # Most clusters are AKV-only.
+    assert sum(kinds.values()) < len(mixed) / 2
+
+
+async def test_start_line_names_each_clusters_other_key_managers(tmp_path: Any) -> None:
+    out = io.StringIO()
+    options = SimulatorOptions(scenario=_scenario(tmp_path), plain_http=True, out=out)
+    running = await start_simulator(options)
+    await running.stop()
+    line = next(line for line in out.getvalue().splitlines() if "k9-17-1 " in line)
+    assert " 1 AKV +gcp,aws,barbican,barbican,kmip,okm  user admin" in line
+
+
+def test_incidents_break_and_heal_the_other_key_managers(tmp_path: Any) -> None:
+    scenario = tmp_path / "others.yml"
+    scenario.write_text(
+        "clusters:\n"
+        "  - {name: only-gcp, version: '9.16.1', akvs: [], gcp_kms: [{svm: svm_db}]}\n"
+        "  - {name: only-kmip, version: '9.14.1', akvs: [],\n"
+        "     key_managers: [{type: kmip, servers: [10.0.0.1, 10.0.0.2]}]}\n"
+    )
+    fleet = Fleet(load_scenario(scenario))
+    out = io.StringIO()
+    scheduler = IncidentScheduler(fleet, seed=3, out=out, clock=lambda: 0.0)
+    seen = set()
+    for _ in range(60):
+        incident = scheduler.start_one()
+        assert incident is not None
+        state = fleet.clusters[incident.cluster].state
+        if incident.kind == "gcp_outage":
+            (config,) = state.cloud_kms
+            assert config.service.code == "65537730" and not config.service.ok
+        elif incident.kind == "kmip_server_down":
+            (manager,) = state.key_managers
+            server = next(s for s in manager.servers if s.server == incident.server)
+            assert server.state_of(incident.node) == "not_responding"
+        seen.add(incident.kind)
+        scheduler.heal(incident)
+        assert fleet.clusters[incident.cluster].state == fleet.clusters[incident.cluster].baseline
+    assert {"gcp_outage", "kmip_server_down"} <= seen
+    assert "Google Cloud KMS outage on only-gcp SVM svm_db: unreachable" in out.getvalue()

@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="HOST:PORT of the first cluster; cluster i listens on PORT+i (0: ephemeral ports)",
     )
     parser.add_argument("--control", type=listen_argument, help="HOST:PORT of the control API")
+    parser.add_argument(
+        "--providers",
+        choices=("mixed", "akv"),
+        default="mixed",
+        help="generated key managers: AKV everywhere and on some clusters GCP, AWS, Barbican, "
+        "KMIP or the Onboard Key Manager too (mixed, the default), or AKV only",
+    )
     parser.add_argument("--plain-http", action="store_true", help="serve HTTP, not HTTPS")
     parser.add_argument("--incidents", action="store_true", help="inject incidents that heal")
     parser.add_argument(
@@ -57,6 +64,7 @@ def options_from(args: argparse.Namespace) -> SimulatorOptions:
         plain_http=args.plain_http,
         incidents=args.incidents,
         clock_factor=args.clock_factor,
+        providers=args.providers,
     )
 
 

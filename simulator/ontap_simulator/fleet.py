@@ -12,7 +12,9 @@ import random
 from collections import Counter
 from typing import TypeVar
 
-from ontap_simulator import ems, key_manager_configs, volumes
+from ontap_simulator import aws_kms, barbican_kms, ems, gcp_kms, key_manager_configs, volumes
+from ontap_simulator.cloud_kms import make_config
+from ontap_simulator.key_managers import make_kmip, make_okm
 from ontap_simulator.model import Akv, ClusterState, Node, ontap_uuid
 
 T = TypeVar("T")
@@ -124,8 +126,56 @@ def make_akv(
     )
 
 
-def generate_cluster(seed: int, index: int, name: str, tenants: tuple[str, ...]) -> ClusterState:
-    """Return the healthy cluster number ``index`` of the fleet for ``seed``, named ``name``."""
+PROVIDER_MIXES = ("mixed", "akv")
+# The other key managers of a "mixed" fleet, each on a data SVM of its own (named here), on
+# clusters whose admin SVM has no AKV configuration: (keystore type, SVM, chance, from release).
+OTHER_KEY_MANAGERS = (
+    ("gcp", "svm_analytics", 0.12, (9, 10, 0)),
+    ("aws", "svm_erp", 0.10, (9, 12, 0)),
+    ("barbican", "svm_openstack", 0.75, (9, 17, 0)),
+    ("kmip", "svm_secure", 0.05, (9, 8, 0)),
+)
+# For the admin SVM (the cluster's own keys, NSE/NAE): the Onboard Key Manager or KMIP servers.
+CLUSTER_KEY_MANAGERS = (("okm", 0.15), ("kmip", 0.10))
+_CLOUD = {p.keystore_type: p for p in (gcp_kms.PROVIDER, aws_kms.PROVIDER, barbican_kms.PROVIDER)}
+
+
+def with_other_key_managers(state: ClusterState, seed_text: str) -> ClusterState:
+    """Return the cluster with the other key managers a mixed fleet gives it, if any.
+
+    Only clusters without a cluster-scoped AKV configuration get them (that one would hold the
+    keys of every SVM without its own), so AKV's view of every cluster stays what it was. Drawn
+    from a generator of its own, so the rest of the cluster is as it was without them.
+    """
+    rng = random.Random(f"akv-sim:providers:{seed_text}")
+    draws = [rng.random() for _ in (*OTHER_KEY_MANAGERS, *CLUSTER_KEY_MANAGERS)]
+    if any(not akv.svm_name for akv in state.akvs):
+        return state
+    cloud = list(state.cloud_kms)
+    managers = list(state.key_managers)
+    for draw, (kind, svm, chance, since) in zip(draws, OTHER_KEY_MANAGERS, strict=False):
+        if draw >= chance or state.version < since:
+            continue
+        svm_uuid = ontap_uuid(rng)
+        if kind == "kmip":
+            managers.append(make_kmip(rng, state.name, svm, svm_uuid))
+        else:
+            cloud.append(make_config(_CLOUD[kind], rng, state.name, svm, svm_uuid))
+        break  # one other key manager per cluster at most
+    for draw, (kind, chance) in zip(
+        draws[len(OTHER_KEY_MANAGERS) :], CLUSTER_KEY_MANAGERS, strict=True
+    ):
+        if draw < chance:
+            managers.append(make_okm(rng) if kind == "okm" else make_kmip(rng, state.name))
+            break
+    return dataclasses.replace(state, cloud_kms=tuple(cloud), key_managers=tuple(managers))
+
+
+def generate_cluster(
+    seed: int, index: int, name: str, tenants: tuple[str, ...], providers: str = "mixed"
+) -> ClusterState:
+    """Return the healthy cluster number ``index`` of the fleet for ``seed``, named ``name``;
+    ``providers="akv"`` leaves out the other key managers."""
     rng = random.Random(f"akv-sim:{seed}:cluster:{index}")
     version = _weighted(rng, RELEASES)
     nodes = make_nodes(name, 2 * _weighted(rng, HA_PAIRS), rng)
@@ -149,6 +199,8 @@ def generate_cluster(seed: int, index: int, name: str, tenants: tuple[str, ...])
         nodes=nodes,
         akvs=tuple(akvs),
     )
+    if providers == "mixed":
+        state = with_other_key_managers(state, f"{seed}:{index}")
     return with_key_manager_inventory(state, f"{seed}:{index}")
 
 
@@ -158,16 +210,20 @@ def with_key_manager_inventory(state: ClusterState, seed_text: str) -> ClusterSt
     Drawn from generators of their own, so the rest of the cluster is as it was without them.
     """
     rng = random.Random(f"akv-sim:key-managers:{seed_text}")
-    return dataclasses.replace(
+    state = dataclasses.replace(
         state,
         key_manager_config=key_manager_configs.generate(rng, state.version),
         volumes=volumes.generate(seed_text, state),
         ems_history=ems.generate_history(rng, state),
     )
+    return volumes.with_other_key_managers(seed_text, state)
 
 
-def generate_fleet(count: int, seed: int = 0) -> tuple[ClusterState, ...]:
-    """Return ``count`` healthy clusters, the same for the same seed, with unique names."""
+def generate_fleet(count: int, seed: int = 0, providers: str = "mixed") -> tuple[ClusterState, ...]:
+    """Return ``count`` healthy clusters, the same for the same seed, with unique names: every
+    one with AKV, some also with another key manager (``providers="akv"``: AKV only)."""
+    if providers not in PROVIDER_MIXES:
+        raise ValueError(f"providers must be one of {', '.join(PROVIDER_MIXES)}, got {providers!r}")
     fleet_rng = random.Random(f"akv-sim:{seed}:fleet")
     tenants = (azure_guid(fleet_rng), azure_guid(fleet_rng))
     taken: Counter[str] = Counter()
@@ -176,5 +232,6 @@ def generate_fleet(count: int, seed: int = 0) -> tuple[ClusterState, ...]:
         rng = random.Random(f"akv-sim:{seed}:name:{index}")
         prefix = f"{rng.choice(SITES)}-{_weighted(rng, ENVIRONMENTS)}"
         taken[prefix] += 1
-        clusters.append(generate_cluster(seed, index, f"{prefix}-{taken[prefix]:02d}", tenants))
+        name = f"{prefix}-{taken[prefix]:02d}"
+        clusters.append(generate_cluster(seed, index, name, tenants, providers))
     return tuple(clusters)

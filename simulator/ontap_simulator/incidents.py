@@ -16,9 +16,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from ontap_simulator import ems
+from ontap_simulator.keymanagers import CLOUD_PROVIDERS
 from ontap_simulator.model import (
     HEALTHY,
     Akv,
@@ -39,6 +40,12 @@ KEK_REASONS = (
     "The Azure Key Vault key used to wrap the KEK is disabled.",
 )
 AZURE_REASONS = ("Connection timed out", "Could not resolve host", "HTTP 403 Forbidden")
+# The other key managers' incidents: a provider's service unreachable, one KMIP key server not
+# responding from one node. Only on clusters that have them, and weighted so that a demo shows
+# them on the few clusters that do.
+CLOUD_OUTAGES = {f"{p.keystore_type}_outage": p for p in CLOUD_PROVIDERS}
+OTHER_KINDS = (*CLOUD_OUTAGES, "kmip_server_down")
+OTHER_WEIGHT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,8 @@ class Incident:
     heals_at: float
     akv_uuid: str = ""
     node: str = ""
+    config_uuid: str = ""  # the other key managers' incidents: the configuration
+    server: str = ""  # and the KMIP key server
 
 
 def _now_text() -> str:
@@ -119,9 +128,12 @@ class IncidentScheduler:
             if (candidates or k not in AKV_KINDS)
             and ems.available_in(LOGGED_KINDS.get(k, ""), state.version)
         )
-        kind = self.rng.choice(kinds)
+        others = tuple(k for k in OTHER_KINDS if _other_targets(state, k))
+        kind = self.rng.choice(kinds + others * OTHER_WEIGHT)
         duration = self.rng.uniform(*self.timing.duration_s)
         heals_at = self.clock() + duration
+        if kind in OTHER_KINDS:
+            return self._start_other(cluster, kind, heals_at, duration)
         akv = self.rng.choice(candidates) if kind in AKV_KINDS else None
         node = (
             self.rng.choice(state.nodes).name
@@ -135,6 +147,37 @@ class IncidentScheduler:
         incident = Incident(
             kind, cluster.name, description, heals_at, akv.uuid if akv else "", node
         )
+        self.active[cluster.name] = incident
+        self._say(f"incident started: {description} (heals in {duration:.0f}s)")
+        return incident
+
+    def _start_other(
+        self, cluster: SimulatedCluster, kind: str, heals_at: float, duration: float
+    ) -> Incident:
+        state = cluster.state
+        config_uuid = self.rng.choice(_other_targets(state, kind))
+        node = server = ""
+        if kind == "kmip_server_down":
+            manager = next(m for m in state.key_managers if m.uuid == config_uuid)
+            server = self.rng.choice(manager.servers).server
+            node = self.rng.choice(state.nodes).name
+            states = {**_server(state, config_uuid, server).node_states, node: "not_responding"}
+            state = _with_server(state, config_uuid, server, states)
+            where = f" SVM {manager.svm_name}" if manager.svm_name else ""
+            description = f"KMIP key server {server} not responding from {node} on {state.name}"
+            description += where
+        else:
+            provider = CLOUD_OUTAGES[kind]
+            config = next(c for c in state.cloud_kms if c.uuid == config_uuid)
+            reason = self.rng.choice(AZURE_REASONS)
+            state = _with_cloud(state, config_uuid, provider.unreachable(config, reason))
+            where = f"SVM {config.svm_name}" if config.svm_name else "(cluster scope)"
+            description = f"{provider.title} outage on {state.name} {where}: unreachable"
+        cluster.set_state(state)
+        incident = Incident(
+            kind, cluster.name, description, heals_at, node=node, config_uuid=config_uuid,
+            server=server,
+        )  # fmt: skip
         self.active[cluster.name] = incident
         self._say(f"incident started: {description} (heals in {duration:.0f}s)")
         return incident
@@ -195,8 +238,62 @@ def _with_akv(state: ClusterState, changed: Akv) -> ClusterState:
     return dataclasses.replace(state, akvs=akvs)
 
 
+def _other_targets(state: ClusterState, kind: str) -> list[str]:
+    """Return the uuids of what an incident of the other key managers can break here."""
+    if kind == "kmip_server_down":
+        return [m.uuid for m in state.key_managers if m.kind == "kmip" and m.servers]
+    provider = CLOUD_OUTAGES[kind].keystore_type
+    return [c.uuid for c in state.cloud(provider) if state.active(c)]
+
+
+def _with_cloud(state: ClusterState, uuid: str, service: Any) -> ClusterState:
+    cloud = tuple(
+        dataclasses.replace(c, service=service) if c.uuid == uuid else c for c in state.cloud_kms
+    )
+    return dataclasses.replace(state, cloud_kms=cloud)
+
+
+def _server(state: ClusterState, uuid: str, address: str) -> Any:
+    manager = next((m for m in state.key_managers if m.uuid == uuid), None)
+    return next((s for s in manager.servers if s.server == address), None) if manager else None
+
+
+def _with_server(
+    state: ClusterState, uuid: str, address: str, node_states: dict[str, str]
+) -> ClusterState:
+    managers = []
+    for manager in state.key_managers:
+        if manager.uuid == uuid:
+            servers = tuple(
+                dataclasses.replace(s, node_states=node_states) if s.server == address else s
+                for s in manager.servers
+            )
+            manager = dataclasses.replace(manager, servers=servers)
+        managers.append(manager)
+    return dataclasses.replace(state, key_managers=tuple(managers))
+
+
+def _healed_other(state: ClusterState, baseline: ClusterState, incident: Incident) -> ClusterState:
+    if incident.kind == "kmip_server_down":
+        current = _server(state, incident.config_uuid, incident.server)
+        if current is None:
+            return state
+        before = _server(baseline, incident.config_uuid, incident.server)
+        states = dict(current.node_states)
+        original = before.node_states.get(incident.node) if before else None
+        if original is None:
+            states.pop(incident.node, None)
+        else:
+            states[incident.node] = original
+        return _with_server(state, incident.config_uuid, incident.server, states)
+    before = next((c for c in baseline.cloud_kms if c.uuid == incident.config_uuid), None)
+    return _with_cloud(state, incident.config_uuid, before.service if before else HEALTHY)
+
+
 def _healed(cluster: SimulatedCluster, incident: Incident) -> ClusterState:
     state, baseline = cluster.state, cluster.baseline
+    if incident.kind in OTHER_KINDS:
+        return _healed_other(state, baseline, incident)
     if incident.kind == "http_503":
         faults = dataclasses.replace(
             state.faults,

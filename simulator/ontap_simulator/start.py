@@ -29,6 +29,8 @@ from ontap_simulator.scenario import ScenarioError, load_scenario  # noqa: F401 
 from ontap_simulator.server import Fleet, OntapServers
 from ontap_simulator.tls import server_context, write_certificates
 
+# The start line names a cluster's other key managers in this order.
+_KEY_MANAGER_ORDER = ("gcp", "aws", "barbican", "kmip", "okm")
 # Start-up lists every cluster up to this many; beyond, GET /simulator/clusters lists them.
 _LISTED_CLUSTERS = 50
 
@@ -49,6 +51,9 @@ class SimulatorOptions:
     # ONTAP's key-manager timers (health checks, 60 minutes to volume offline) run this many
     # times as fast as real time; timestamps stay wall-clock. See clock.py.
     clock_factor: float = 1.0
+    # The generated fleet's key managers: "mixed" (AKV everywhere, some clusters also GCP, AWS,
+    # Barbican, KMIP or the Onboard Key Manager) or "akv" (AKV only). See fleet.py.
+    providers: str = "mixed"
     out: TextIO = field(default=sys.stdout, compare=False)
     incident_timing: IncidentTiming = field(default_factory=IncidentTiming)
 
@@ -119,7 +124,7 @@ async def start_simulator(options: SimulatorOptions) -> RunningSimulator:
     else:
         if options.clusters < 1:
             raise ValueError(f"--clusters must be at least 1, got {options.clusters}")
-        states = generate_fleet(options.clusters, options.seed)
+        states = generate_fleet(options.clusters, options.seed, options.providers)
     fleet = Fleet(states)
     health = HealthMonitor(fleet, SimClock(options.clock_factor))
     # One listening socket per cluster plus its clients' connections.
@@ -196,9 +201,14 @@ def _print_start(running: RunningSimulator, options: SimulatorOptions) -> None:
         )
     for info, cluster in zip(running.clusters[:_LISTED_CLUSTERS], running.fleet, strict=False):
         state = cluster.state
+        others = sorted(
+            [c.provider for c in state.cloud_kms] + [m.kind for m in state.key_managers],
+            key=_KEY_MANAGER_ORDER.index,
+        )
+        also = f" +{','.join(others)}" if others else ""
         print(
             f"  {info.name:<16} {info.url:<28} ONTAP {state.release:<7} "
-            f"{len(state.nodes):>2} nodes {len(state.akvs)} AKV  user {info.username}",
+            f"{len(state.nodes):>2} nodes {len(state.akvs)} AKV{also}  user {info.username}",
             file=out,
         )
     hidden = len(running.clusters) - _LISTED_CLUSTERS
