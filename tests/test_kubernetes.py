@@ -41,7 +41,6 @@ CRDS = REPO / "tests" / "data" / "prometheus-operator-crds"
 KUBERNETES_RELEASES = ["1.31", kubernetes_validate.latest_version()]
 CORE_KINDS = {
     "ConfigMap",
-    "Secret",
     "Service",
     "StatefulSet",
     "PodDisruptionBudget",
@@ -99,18 +98,19 @@ def crd_validator(kind: str) -> jsonschema.Validator:
     return jsonschema.Draft202012Validator(strict(version["schema"]["openAPIV3Schema"]))
 
 
-def test_the_layout_is_base_plus_sharded_or_ha_plus_a_probe_example():
+def test_the_layout_is_base_plus_sharded_or_ha_plus_metrics_or_probe():
     assert set(manifests()) == {
         "base/config.yaml",
         "base/service.yaml",
         "base/poddisruptionbudget.yaml",
         "base/networkpolicy.yaml",
-        "base/podmonitor.yaml",
         "base/prometheusrule.yaml",
         "base/dashboards.yaml",
         "sharded/statefulset.yaml",
         "ha/statefulsets.yaml",
+        "metrics/podmonitor.yaml",
         "probe/probe.yaml",
+        "probe/podmonitor.yaml",
     }
     kinds = {d["kind"] for docs in manifests().values() for d in docs}
     assert kinds == CORE_KINDS | set(OPERATOR_KINDS)
@@ -127,7 +127,7 @@ def test_core_objects_are_valid_for_kubernetes(release):
                 except kubernetes_validate.ValidationError as error:
                     pytest.fail(f"{name}: {document['kind']}: {error.message}")
                 checked += 1
-    assert checked == 9
+    assert checked == 8
 
 
 def test_operator_objects_are_valid_for_their_crds():
@@ -141,11 +141,11 @@ def test_operator_objects_are_valid_for_their_crds():
                     where = "/".join(map(str, error.absolute_path))
                     pytest.fail(f"{name}: {document['kind']} at {where}: {error.message}")
                 checked += 1
-    assert checked == 3
+    assert checked == 4
 
 
 def test_the_crd_check_refuses_a_misspelt_field():
-    (monitor,) = objects("PodMonitor")
+    (monitor,) = objects("PodMonitor", "metrics")
     broken = copy.deepcopy(monitor)
     broken["spec"]["podMetricsEndpoints"][0]["intervall"] = "30s"
     with pytest.raises(jsonschema.ValidationError, match="intervall"):
@@ -177,9 +177,8 @@ def test_dashboards_config_map_holds_every_dashboard_for_grafanas_sidecar():
 def test_embedded_configuration_passes_check_config(tmp_path):
     (config_map,) = [c for c in objects("ConfigMap") if c["metadata"]["name"] == "akv-exporter"]
     embedded = config_map["data"]["akv-exporter.yml"]
-    # The Secret is mounted at /run/secrets/ontap in the pod; here a file stands in for it.
-    (secret,) = objects("Secret")
-    (tmp_path / "password").write_text(secret["stringData"]["password"])
+    # The Secret (docs/kubernetes.md) is mounted at /run/secrets/ontap; a file stands in for it.
+    (tmp_path / "password").write_text("not-a-secret")
     path = tmp_path / "akv-exporter.yml"
     path.write_text(embedded.replace("/run/secrets/ontap/password", str(tmp_path / "password")))
     done = subprocess.run(
@@ -265,7 +264,7 @@ def test_disruption_budget_and_network_policy_select_the_exporter_pods():
 
 
 def test_pod_monitor_scrapes_as_the_job_the_rules_name_without_the_pod_label():
-    (monitor,) = objects("PodMonitor")
+    (monitor,) = objects("PodMonitor", "metrics")
     assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"  # value: akv-exporter
     rules = (REPO / "config/prometheus/alerts.yml").read_text()
     assert 'up{job="akv-exporter"}' in rules
@@ -283,6 +282,142 @@ def test_probe_example_shards_by_the_stateful_sets_number_of_shards():
     )
     assert hashmod["modulus"] == stateful_set["spec"]["replicas"]
     assert probe["spec"]["jobName"] == "akv-exporter"
+
+
+# --- what an operator applies: the Secret, the network, the scrape jobs, web TLS and port ------
+
+KUBERNETES_DOC = REPO / "docs/kubernetes.md"
+# Every way docs/kubernetes.md applies the directories: base, one way to run, one way to scrape.
+APPLIED = [("base", run, scrape) for run in ("sharded", "ha") for scrape in ("metrics", "probe")]
+
+
+def test_no_secret_ships_and_the_docs_create_the_one_the_pods_mount():
+    # A Secret in the manifests would overwrite the real password on every re-apply.
+    assert not [d for docs in manifests().values() for d in docs if d["kind"] == "Secret"]
+    created = re.findall(
+        r"kubectl create secret generic (\S+) -n monitoring --from-file=(\w+)=",
+        KUBERNETES_DOC.read_text(encoding="utf-8"),
+    )
+    assert created, "docs/kubernetes.md does not say how to create the password Secret"
+    (config_map,) = [c for c in objects("ConfigMap") if c["metadata"]["name"] == "akv-exporter"]
+    password_file = yaml.safe_load(config_map["data"]["akv-exporter.yml"])["defaults"][
+        "password_file"
+    ]
+    for stateful_set in objects("StatefulSet"):
+        pod = stateful_set["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        mount = next(
+            m for m in container["volumeMounts"] if password_file.startswith(m["mountPath"] + "/")
+        )
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        key = password_file.removeprefix(mount["mountPath"] + "/")
+        assert (volume["secret"]["secretName"], key) in created
+
+
+def test_the_egress_to_ontap_is_the_documented_value():
+    (policy,) = objects("NetworkPolicy")
+    cidrs = [
+        peer["ipBlock"]["cidr"]
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    ]
+    documented = re.findall(r"ships as \*\*`([\d./]+)`\*\*", KUBERNETES_DOC.read_text("utf-8"))
+    assert cidrs and cidrs == documented
+    assert "docs/kubernetes.md" in (DEPLOY / "base/networkpolicy.yaml").read_text()
+
+
+def scrape_jobs(directories: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Return the scrape jobs the Operator makes of ``directories``: job -> paths, the metric
+    names it keeps (a regular expression) and where it comes from."""
+    applied = [
+        d for name, docs in manifests().items() if name.split("/")[0] in directories for d in docs
+    ]
+    pod_labels = [
+        d["spec"]["template"]["metadata"]["labels"] for d in applied if d["kind"] == "StatefulSet"
+    ]
+    jobs: dict[str, dict[str, Any]] = {}
+    for document in applied:
+        name = document["metadata"]["name"]
+        if document["kind"] == "PodMonitor":
+            label = document["spec"].get("jobLabel")
+            for index, endpoint in enumerate(document["spec"]["podMetricsEndpoints"]):
+                job = f"podMonitor/monitoring/{name}/{index}"  # the Operator's default
+                if label:
+                    (job,) = {labels[label] for labels in pod_labels}
+                for rule in endpoint.get("relabelings", []):
+                    if rule.get("targetLabel") == "job":
+                        job = rule["replacement"]
+                keep = [
+                    r["regex"]
+                    for r in endpoint.get("metricRelabelings", [])
+                    if r.get("action") == "keep" and r.get("sourceLabels") == ["__name__"]
+                ]
+                entry = jobs.setdefault(job, {"paths": set(), "keeps": [], "from": []})
+                entry["paths"].add(endpoint.get("path", "/metrics"))
+                entry["keeps"] += keep or [".*"]
+                entry["from"].append(name)
+        elif document["kind"] == "Probe":
+            job = document["spec"].get("jobName", f"probe/monitoring/{name}")
+            entry = jobs.setdefault(job, {"paths": set(), "keeps": [], "from": []})
+            entry["paths"].add(document["spec"]["prober"].get("path", "/probe"))
+            entry["keeps"].append(".*")
+            entry["from"].append(name)
+    return jobs
+
+
+@pytest.mark.parametrize("directories", APPLIED, ids="+".join)
+def test_each_way_of_applying_gives_one_path_per_job_and_each_cluster_once(directories):
+    jobs = scrape_jobs(directories)
+    assert "akv-exporter" in jobs  # the job the rules name (AkvExporterAbsent)
+    for job, entry in jobs.items():
+        assert len(entry["paths"]) == 1, f"job {job} mixes {sorted(entry['paths'])}"
+    # A cluster's series reach Prometheus through exactly one job.
+    carrying = [
+        job
+        for job, entry in jobs.items()
+        if any(re.fullmatch(keep, "ontap_akv_azure_reachable") for keep in entry["keeps"])
+    ]
+    assert carrying == ["akv-exporter"], jobs
+    # The exporter's own series (reloads, shards) are scraped in either mode.
+    assert any(
+        re.fullmatch(keep, "akv_exporter_config_last_reload_successful")
+        for entry in jobs.values()
+        if "/metrics" in entry["paths"]
+        for keep in entry["keeps"]
+    )
+
+
+def test_ports_and_schemes_follow_the_configmaps_web_settings():
+    (config_map,) = [c for c in objects("ConfigMap") if c["metadata"]["name"] == "akv-exporter"]
+    web = yaml.safe_load(config_map["data"]["akv-exporter.yml"]).get("web", {})
+    port = int(web.get("listen", "0.0.0.0:9877").rpartition(":")[2])
+    tls = "tls_cert_file" in web
+    for stateful_set in objects("StatefulSet"):
+        (container,) = stateful_set["spec"]["template"]["spec"]["containers"]
+        named = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert named == {"http": port}
+        for probe in ("livenessProbe", "readinessProbe"):
+            get = container[probe]["httpGet"]
+            assert get["port"] == "http"
+            assert get.get("scheme", "HTTP") == ("HTTPS" if tls else "HTTP"), probe
+    (service,) = objects("Service")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "http")]
+    (policy,) = objects("NetworkPolicy")
+    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [port]
+    for monitor in objects("PodMonitor"):
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            assert endpoint["port"] == "http"
+            assert endpoint.get("scheme", "http") == ("https" if tls else "http")
+    (probe,) = objects("Probe")
+    assert probe["spec"]["prober"].get("scheme", "http") == ("https" if tls else "http")
+    assert probe["spec"]["prober"]["url"].endswith(f":{port}")
+    [route] = [
+        r["replacement"]
+        for r in probe["spec"]["targets"]["staticConfig"]["relabelingConfigs"]
+        if r.get("targetLabel") == "__address__"
+    ]
+    assert route.endswith(f":{port}")
 
 
 # --- the /probe example on a real Prometheus -------------------------------------------------

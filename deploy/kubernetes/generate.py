@@ -107,7 +107,8 @@ def ha_stateful_sets() -> str:
         "# other; Prometheus scrapes both and the alert rules aggregate `instance` away, so an\n"
         "# outage gives one alert and one pod gone changes nothing (docs/scaling.md). Each ONTAP\n"
         "# cluster is asked twice as often as with one replica. Instead of sharded/:\n"
-        "# kubectl apply -n monitoring -f deploy/kubernetes/base -f deploy/kubernetes/ha\n"
+        "# kubectl apply -n monitoring -f deploy/kubernetes/base -f deploy/kubernetes/ha \\\n"
+        "#     -f deploy/kubernetes/metrics     (or .../probe; docs/kubernetes.md)\n"
     )
     return header + _dump(documents)
 
