@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 from fnmatch import fnmatch
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,7 @@ def source_of(name: str) -> Path:
     return root.joinpath(*rest)
 
 
+@cache  # parsed once per session: GRAPH and several tests read every module
 def modules() -> dict[str, ast.Module]:
     return {
         module_name(path): ast.parse(path.read_text(encoding="utf-8"), str(path))
