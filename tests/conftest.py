@@ -1,6 +1,7 @@
 """Fixtures: small real HTTP servers on loopback standing in for ONTAP answers (FakeOntap).
 
-Plain helpers (records, configurations, processes, FakeOntap itself) live in tests/helpers.py.
+Plain helpers (records, configurations, processes, FakeOntap itself) live in the topic modules
+of tests/helpers/ (its __init__.py lists them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from aiohttp import web
 from hypothesis import settings
 
-from tests.helpers import FakeOntap
+from tests.helpers.fake_ontap import FakeOntap
 
 # Property tests check behaviour, not speed (that is `make bench`'s): no per-example deadline,
 # which a loaded 2-core CI machine would turn into flakes.

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import release_of
 from akv_exporter.ontap.key_manager_endpoint import normalize_code, parse_records
-from tests.helpers import akv_record
+from tests.helpers.ontap import akv_record
 
 
 def test_healthy_record_parses_every_check():

@@ -12,15 +12,14 @@ import time
 
 import pytest
 
-from tests.helpers import (
+from tests.helpers.fleet import release, start_fleet
+from tests.helpers.loopback import wait_until
+from tests.helpers.prometheus import (
     Webhook,
     alertmanager_config,
-    release,
     shortened_rules,
     start_alertmanager,
-    start_fleet,
     start_prometheus,
-    wait_until,
 )
 
 pytestmark = pytest.mark.prometheus

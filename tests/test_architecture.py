@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers.repository import REPO
 
 PACKAGE = REPO / "akv_exporter"
 # The simulator is its own distribution beside the exporter (simulator/pyproject.toml).
@@ -297,20 +297,36 @@ def test_only_the_registry_knows_the_key_manager_modules():
     assert importers == ["akv_exporter.ontap.key_manager_registry"], importers
 
 
-def test_tests_share_helpers_through_one_module():
-    # Fixtures come from conftest.py by name; everything else from tests/helpers.py, one style.
+def helper_topics() -> set[str]:
+    return {path.stem for path in (REPO / "tests" / "helpers").glob("*.py")} - {"__init__"}
+
+
+def test_tests_share_helpers_through_the_topic_modules():
+    # Fixtures come from conftest.py by name; everything else from one topic module of
+    # tests/helpers/ (`from tests.helpers.loopback import wait_until`), one style everywhere.
+    allowed = {f"tests.helpers.{topic}" for topic in helper_topics()}
+    # `import test_web`, `from conftest import ...` (rootdir on sys.path) count as ours too.
     ours = {path.stem for path in (REPO / "tests").glob("*.py")}
     stray = []
-    for path in sorted((REPO / "tests").glob("*.py")):
+    paths = [*(REPO / "tests").glob("*.py"), *(REPO / "tests" / "helpers").glob("*.py")]
+    for path in sorted(paths):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and not node.level:
-                names = [node.module or ""]
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if not node.level else ["(relative import)"]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             else:
                 continue
             for name in names:
-                local = name.removeprefix("tests.")
-                if (name.startswith("tests.") or local in ours) and local != "helpers":
-                    stray.append(f"{path.name}:{node.lineno} imports {name}")
+                ours_too = name.partition(".")[0] in ("tests", "(relative import)")
+                if (ours_too or name in ours) and name not in allowed:
+                    stray.append(f"{path.relative_to(REPO)}:{node.lineno} imports {name}")
     assert not stray, stray
+
+
+def test_the_helpers_package_lists_its_topics_and_exports_nothing():
+    package = REPO / "tests" / "helpers" / "__init__.py"
+    tree = ast.parse(package.read_text(encoding="utf-8"))
+    assert len(tree.body) == 1 and ast.get_docstring(tree), "only a docstring, no names"
+    unlisted = [t for t in sorted(helper_topics()) if f"``{t}``" not in ast.get_docstring(tree)]
+    assert not unlisted, f"describe these modules in {package}'s docstring: {unlisted}"

@@ -24,21 +24,10 @@ from akv_exporter.ontap.ems import parse_events, parse_time, query
 from akv_exporter.ontap.key_manager_policy import parse_key_manager_config, release_has_endpoint
 from akv_exporter.ontap.volumes import parse_volumes
 from akv_exporter.web.status_page import render_page
-from tests.helpers import (
-    NETAPP_POLICY,
-    SCHEMA,
-    Clock,
-    akv_record,
-    check,
-    config_for,
-    event,
-    exporter_with_clock,
-    find,
-    perfdata,
-    policy,
-    volume,
-    write_config,
-)
+from tests.helpers.configs import config_for, write_config
+from tests.helpers.exporter import Clock, check, exporter_with_clock
+from tests.helpers.exposition import SCHEMA, find, perfdata
+from tests.helpers.ontap import NETAPP_POLICY, akv_record, event, policy, volume
 
 START = 1_795_000_000.0  # the test clock's start: 2026-11-18
 

@@ -29,20 +29,12 @@ from aiohttp import web
 from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.service import run_exporter
-from tests.helpers import (
-    Clock,
-    akv_record,
-    config_for,
-    consecutive_free_ports,
-    exporter_with_clock,
-    fetch,
-    find,
-    free_port,
-    http_json,
-    stop_process,
-    wait_until,
-    write_config,
-)
+from tests.helpers.configs import config_for, write_config
+from tests.helpers.exporter import Clock, exporter_with_clock
+from tests.helpers.exposition import find
+from tests.helpers.loopback import consecutive_free_ports, fetch, free_port, http_json, wait_until
+from tests.helpers.ontap import akv_record
+from tests.helpers.processes import stop_process
 
 AKV_EXPORTER = str(Path(sys.executable).with_name("akv-exporter"))
 HANG_GUARD = 60.0

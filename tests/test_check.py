@@ -17,18 +17,11 @@ import pytest
 from aiohttp import web
 
 from akv_exporter.assessment_json import to_json
-from tests.helpers import (
-    SCHEMA,
-    Clock,
-    InFlight,
-    akv_record,
-    check,
-    closed_port_url,
-    config_for,
-    event,
-    exporter_with_clock,
-    perfdata,
-)
+from tests.helpers.configs import config_for
+from tests.helpers.exporter import Clock, check, closed_port_url, exporter_with_clock
+from tests.helpers.exposition import SCHEMA, perfdata
+from tests.helpers.fake_ontap import InFlight
+from tests.helpers.ontap import akv_record, event
 
 
 async def test_healthy_fleet_exits_0(make_ontap, tmp_path):

@@ -13,7 +13,8 @@ from akv_exporter.config import SecretSource, TlsConfig
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.akv import AKV_PATH
 from akv_exporter.ontap.client import OntapClient, OntapError
-from tests.helpers import akv_record, cluster_config
+from tests.helpers.configs import cluster_config
+from tests.helpers.ontap import akv_record
 
 
 def deadline(seconds: float = 10.0) -> float:

@@ -9,7 +9,8 @@ import pytest
 
 from akv_exporter.config import ConfigError, cluster_url, load_config, parse_duration
 from akv_exporter.inventory import load
-from tests.helpers import REPO, write_config
+from tests.helpers.configs import write_config
+from tests.helpers.repository import REPO
 
 GOOD = """
 poll:

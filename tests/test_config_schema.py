@@ -17,7 +17,8 @@ import yaml
 from akv_exporter.config import ConfigError, load_config
 from akv_exporter.config.model import ConfigFile
 from akv_exporter.config.schema import schema_text
-from tests.helpers import REPO, write_config
+from tests.helpers.configs import write_config
+from tests.helpers.repository import REPO
 
 SCHEMA = REPO / "docs" / "akv-exporter.schema.json"
 EXAMPLE = REPO / "config" / "akv-exporter.example.yml"

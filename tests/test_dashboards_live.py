@@ -13,7 +13,9 @@ import pytest
 
 from dashboards.generate import render_all
 from dashboards.queries import DEFAULT_VARIABLES, iter_queries, substitute_variables
-from tests.helpers import Fleet, Prometheus, release, start_fleet, start_prometheus, wait_until
+from tests.helpers.fleet import Fleet, release, start_fleet
+from tests.helpers.loopback import wait_until
+from tests.helpers.prometheus import Prometheus, start_prometheus
 
 pytestmark = pytest.mark.prometheus
 DASHBOARDS = {name: json.loads(text) for name, text in render_all().items()}

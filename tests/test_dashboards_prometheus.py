@@ -19,7 +19,8 @@ import pytest
 
 from dashboards.generate import render_all
 from dashboards.queries import DEFAULT_VARIABLES, iter_queries, substitute_variables
-from tests.helpers import Prometheus, start_prometheus, wait_until
+from tests.helpers.loopback import wait_until
+from tests.helpers.prometheus import Prometheus, start_prometheus
 
 pytestmark = pytest.mark.prometheus
 

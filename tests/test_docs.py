@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers.repository import REPO
 
 SHELL_LANGUAGES = {"sh", "bash", "shell"}
 FENCE = re.compile(r"^```\s*([\w-]*)\s*$")

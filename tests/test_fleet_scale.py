@@ -22,7 +22,9 @@ from akv_exporter.ontap.akv import AKV_PATH
 from akv_exporter.ontap.client import tls_context
 from akv_exporter.ontap.cluster import CLUSTER_PATH
 from akv_exporter.ontap.key_manager_endpoint import parse_records
-from tests.helpers import FakeOntap, akv_record, config_for
+from tests.helpers.configs import config_for
+from tests.helpers.fake_ontap import FakeOntap
+from tests.helpers.ontap import akv_record
 
 GUARD = 10.0  # a hang guard, never a speed limit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.helpers import REPO
+from tests.helpers.repository import REPO
 
 
 def test_generated_reference_pages_are_up_to_date():

@@ -28,7 +28,7 @@ from akv_exporter import __version__, check
 from akv_exporter.assessment_json import to_json
 from akv_exporter.config import load_config
 from akv_exporter.web.status_page import render_page
-from tests.helpers import Clock, exporter_with_clock
+from tests.helpers.exporter import Clock, exporter_with_clock
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = 1_700_000_000.0

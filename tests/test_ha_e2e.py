@@ -14,18 +14,15 @@ import time
 import pytest
 
 from akv_exporter.shard import hashmod
-from tests.helpers import (
-    BackgroundLoop,
+from tests.helpers.fleet import BackgroundLoop
+from tests.helpers.loopback import fetch, http_json, wait_until
+from tests.helpers.processes import fleet_config_file, start_exporter
+from tests.helpers.prometheus import (
     Webhook,
     alertmanager_config,
-    fetch,
-    fleet_config_file,
-    http_json,
     shortened_rules,
     start_alertmanager,
-    start_exporter,
     start_prometheus,
-    wait_until,
 )
 
 pytestmark = pytest.mark.prometheus

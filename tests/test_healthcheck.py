@@ -13,7 +13,8 @@ from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.healthcheck import HealthcheckError, run_arguments
 from akv_exporter.web.app import serve
-from tests.helpers import free_port, write_config
+from tests.helpers.configs import write_config
+from tests.helpers.loopback import free_port
 
 
 async def healthcheck(*args: str) -> tuple[int, str, str]:

@@ -26,7 +26,8 @@ from akv_exporter.ontap.client import OntapClient, OntapError
 from akv_exporter.poller import Poller
 from akv_exporter.snapshot import REASONS
 from akv_exporter.unreachable_streaks import UnreachableSince
-from tests.helpers import akv_record, cluster_config
+from tests.helpers.configs import cluster_config
+from tests.helpers.ontap import akv_record
 
 IDENTITY = json.dumps({"name": "c1", "uuid": "u", "version": {"generation": 9, "major": 14}})
 LIMIT = 64 * 1024

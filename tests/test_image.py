@@ -31,7 +31,10 @@ import pytest
 import trustme
 import yaml
 
-from tests.helpers import REPO, BackgroundLoop, find, free_port, http_json, wait_until
+from tests.helpers.exposition import find
+from tests.helpers.fleet import BackgroundLoop
+from tests.helpers.loopback import free_port, http_json, wait_until
+from tests.helpers.repository import REPO
 
 IMAGE = "akv-exporter:test"
 BASE = "python:3.11-slim"  # the Dockerfile's FROM

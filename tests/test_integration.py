@@ -15,7 +15,8 @@ from ontap_simulator import SimulatorOptions, start_simulator
 
 from akv_exporter.demo import demo_config
 from akv_exporter.exporter import Exporter
-from tests.helpers import fetch, find, free_port, wait_until
+from tests.helpers.exposition import find
+from tests.helpers.loopback import fetch, free_port, wait_until
 
 # A simulator fault, and the reason the exporter must give for it.
 FAULTS = {

@@ -602,7 +602,7 @@ async def test_harvest_certificate_auth_presents_the_client_certificate(tmp_path
     from aiohttp import web
     from ontap_simulator.tls import write_certificates
 
-    from tests.helpers import FakeOntap
+    from tests.helpers.fake_ontap import FakeOntap
 
     harvest_home = tmp_path / "harvest"
     (harvest_home / "cert").mkdir(parents=True)
@@ -766,7 +766,8 @@ async def test_run_picks_up_a_cluster_added_to_either_source_on_metrics(simulato
     import subprocess
     import sys
 
-    from tests.helpers import fetch, find, free_port, wait_until
+    from tests.helpers.exposition import find
+    from tests.helpers.loopback import fetch, free_port, wait_until
 
     sims = simulator.clusters
     harvest_home = tmp_path / "harvest"

@@ -24,15 +24,11 @@ import yaml
 from akv_exporter.cli import build_parser, shard_of_args
 from akv_exporter.config import parse_config
 from akv_exporter.shard import Shard
-from tests.helpers import (
-    REPO,
-    BackgroundLoop,
-    consecutive_free_ports,
-    fleet_config_file,
-    start_exporter,
-    start_prometheus,
-    wait_until,
-)
+from tests.helpers.fleet import BackgroundLoop
+from tests.helpers.loopback import consecutive_free_ports, wait_until
+from tests.helpers.processes import fleet_config_file, start_exporter
+from tests.helpers.prometheus import start_prometheus
+from tests.helpers.repository import REPO
 
 DEPLOY = REPO / "deploy" / "kubernetes"
 CRDS = REPO / "tests" / "data" / "prometheus-operator-crds"

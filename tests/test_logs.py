@@ -11,7 +11,7 @@ from aiohttp import web
 
 from akv_exporter.exporter import Exporter
 from akv_exporter.logs import escape_controls, setup_logging
-from tests.helpers import config_for
+from tests.helpers.configs import config_for
 
 HOSTILE_NAME = "evil\n2026-01-01T00:00:00 ERROR akv_exporter: forged\x1b[2J\u2028\x85"
 HOSTILE_MESSAGE = "denied\r\x1b[31mroot password is hunter2\x1b[0m\x00\u202e"

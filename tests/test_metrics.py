@@ -18,7 +18,9 @@ from akv_exporter.ontap.key_manager_endpoint import Check, parse_records
 from akv_exporter.ontap.key_manager_policy import parse_key_manager_config
 from akv_exporter.ontap.volumes import parse_volumes
 from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, EventCount, PollOutcome
-from tests.helpers import akv_record, find, policy, require_binary, samples, volume
+from tests.helpers.exposition import find, samples
+from tests.helpers.ontap import akv_record, policy, volume
+from tests.helpers.repository import require_binary
 
 
 def snapshot(**overrides) -> ClusterSnapshot:

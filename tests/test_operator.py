@@ -24,16 +24,11 @@ from aiohttp import web
 
 from akv_exporter.config import Config, load_config
 from akv_exporter.exporter import Exporter
-from tests.helpers import (
-    CANARY,
-    fetch,
-    find,
-    free_port,
-    start_prometheus,
-    started,
-    wait_until,
-    write_config,
-)
+from tests.helpers.configs import CANARY, write_config
+from tests.helpers.exporter import started
+from tests.helpers.exposition import find
+from tests.helpers.loopback import fetch, free_port, wait_until
+from tests.helpers.prometheus import start_prometheus
 
 
 def named_config(

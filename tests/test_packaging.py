@@ -12,7 +12,10 @@ import zipfile
 import aiohttp
 import pytest
 
-from tests.helpers import REPO, config_for, find, free_port
+from tests.helpers.configs import config_for
+from tests.helpers.exposition import find
+from tests.helpers.loopback import free_port
+from tests.helpers.repository import REPO
 
 # --- what `pip install .` installs: the exporter only; the simulator is its own distribution ----
 

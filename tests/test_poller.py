@@ -12,16 +12,11 @@ from aiohttp import web
 from akv_exporter.config import ConfigError, PollConfig, parse_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.poller import backoff_delay
-from tests.helpers import (
-    CANARY,
-    Clock,
-    InFlight,
-    akv_record,
-    config_for,
-    exporter_with_clock,
-    find,
-    write_config,
-)
+from tests.helpers.configs import CANARY, config_for, write_config
+from tests.helpers.exporter import Clock, exporter_with_clock
+from tests.helpers.exposition import find
+from tests.helpers.fake_ontap import InFlight
+from tests.helpers.ontap import akv_record
 
 
 async def test_healthy_cluster_gives_per_node_ekmip_with_codes(fake_ontap, tmp_path):

@@ -11,7 +11,10 @@ from aiohttp import web
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from akv_exporter.web.probe import probe_timeout
-from tests.helpers import akv_record, config_for, find, samples, started
+from tests.helpers.configs import config_for
+from tests.helpers.exporter import started
+from tests.helpers.exposition import find, samples
+from tests.helpers.ontap import akv_record
 
 
 def test_probe_timeout_is_the_scrape_timeout_less_a_margin_capped_by_poll_timeout():

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.helpers import REPO, start_fleet, start_prometheus, wait_until
+from tests.helpers.fleet import start_fleet
+from tests.helpers.loopback import wait_until
+from tests.helpers.prometheus import start_prometheus
+from tests.helpers.repository import REPO
 
 pytestmark = pytest.mark.prometheus
 

@@ -21,7 +21,8 @@ from akv_exporter.assessment_json import to_json
 from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.web.status_page import render_page
-from tests.helpers import check, find, started
+from tests.helpers.exporter import check, started
+from tests.helpers.exposition import find
 
 VERSIONS = [".".join(map(str, version)).removesuffix(".0") for version, _ in RELEASES]
 

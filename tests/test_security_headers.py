@@ -10,7 +10,9 @@ import bcrypt
 
 from akv_exporter.config import load_config
 from akv_exporter.web.security import NOTHING
-from tests.helpers import basic_auth, config_for, started
+from tests.helpers.configs import config_for
+from tests.helpers.exporter import started
+from tests.helpers.simulator import basic_auth
 
 SAME_EVERYWHERE = {
     "X-Content-Type-Options": "nosniff",

@@ -14,7 +14,9 @@ import pytest
 from akv_exporter.cli import build_parser, main, shard_of_args
 from akv_exporter.exporter import Exporter
 from akv_exporter.shard import UNSHARDED, Shard, hashmod, ordinal_from_hostname
-from tests.helpers import cluster_config, config_for, find, started
+from tests.helpers.configs import cluster_config, config_for
+from tests.helpers.exporter import started
+from tests.helpers.exposition import find
 
 # MD5's last 8 bytes as an unsigned big-endian integer: what Prometheus' hashmod reduces.
 PINNED = {

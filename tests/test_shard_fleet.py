@@ -14,15 +14,10 @@ import pytest
 
 from akv_exporter import __version__
 from akv_exporter.shard import hashmod
-from tests.helpers import (
-    BackgroundLoop,
-    find,
-    fleet_config_file,
-    http_json,
-    samples,
-    start_exporter,
-    wait_until,
-)
+from tests.helpers.exposition import find, samples
+from tests.helpers.fleet import BackgroundLoop
+from tests.helpers.loopback import http_json, wait_until
+from tests.helpers.processes import fleet_config_file, start_exporter
 
 SHARDS = 3
 CLUSTERS = 300

@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 from ontap_simulator import RunningSimulator, SimulatorOptions, start_simulator
 
-from tests.helpers import AKV_PATH, cluster_url, control, get
+from tests.helpers.ontap import AKV_PATH
+from tests.helpers.simulator import cluster_url, control, get
 
 CLUSTER = "yyz-prod-01"  # the first cluster of seed 0: 9.13.1, 4 nodes, 2 SVM-scoped AKVs
 

@@ -21,7 +21,8 @@ from ontap_simulator.model import HEALTHY
 from ontap_simulator.scenario import load_scenario
 from ontap_simulator.server import Fleet
 
-from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, basic_auth, get
+from tests.helpers.ontap import AKV_PATH
+from tests.helpers.simulator import EXAMPLE_SCENARIO, basic_auth, get
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -29,7 +29,8 @@ from ontap_simulator.model import apply_patch
 from ontap_simulator.query import Kind, answer_collection
 from ontap_simulator.scenario import load_scenario
 
-from tests.helpers import all_pages, cluster_url, control, get, netapp_validate
+from tests.helpers.ontap import netapp_validate
+from tests.helpers.simulator import all_pages, cluster_url, control, get
 
 KMC_PATH = "/api/security/key-manager-configs"
 VOLUMES_PATH = "/api/storage/volumes"

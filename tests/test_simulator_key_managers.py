@@ -24,7 +24,8 @@ from ontap_simulator.scenario import load_scenario
 from ontap_simulator.server import Fleet
 from ontap_simulator.volumes import encrypted_in
 
-from tests.helpers import all_pages, cluster_url, control, get, netapp_validate
+from tests.helpers.ontap import netapp_validate
+from tests.helpers.simulator import all_pages, cluster_url, control, get
 
 GCP = "/api/security/gcp-kms"
 AWS = "/api/security/aws-kms"

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import basic_auth
+from tests.helpers.simulator import basic_auth
 
 # The two ways in: one entry (ontap_simulator.cli) behind both.
 ENTRIES = {

@@ -13,7 +13,8 @@ from ontap_simulator import RunningSimulator, SimulatorOptions, start_simulator
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.akv import fields_query
 from akv_exporter.ontap.key_manager_endpoint import parse_records
-from tests.helpers import AKV_PATH, EXAMPLE_SCENARIO, all_pages, cluster_url, get
+from tests.helpers.ontap import AKV_PATH
+from tests.helpers.simulator import EXAMPLE_SCENARIO, all_pages, cluster_url, get
 
 ADVANCED = {"state", "azure_reachability", "ekmip_reachability"}
 

@@ -17,7 +17,8 @@ from ontap_simulator import RunningSimulator, SimulatorOptions, start_simulator
 from ontap_simulator.model import apply_patch
 
 from akv_exporter.ontap.akv import fields_query
-from tests.helpers import AKV_PATH, akv_schema, all_pages, relax_9_8
+from tests.helpers.ontap import AKV_PATH, akv_schema, relax_9_8
+from tests.helpers.simulator import all_pages
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.helpers import REPO
+from tests.helpers.repository import REPO
 
 MINUTES = 3
 CLUSTERS = 300

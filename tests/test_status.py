@@ -27,15 +27,10 @@ from akv_exporter.ontap.key_manager_endpoint import Check, parse_records
 from akv_exporter.ontap.volumes import parse_volumes
 from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, EventCount, PollOutcome
 from akv_exporter.web.status_page import render_page
-from tests.helpers import (
-    CANARY,
-    akv_record,
-    closed_port_url,
-    config_for,
-    started,
-    validate,
-    volume,
-)
+from tests.helpers.configs import CANARY, config_for
+from tests.helpers.exporter import closed_port_url, started
+from tests.helpers.exposition import validate
+from tests.helpers.ontap import akv_record, volume
 
 INFO = ExporterInfo("0.0.0", 1_700_000_000.0, True, None)
 NOW = 1_700_000_100.0

@@ -20,18 +20,11 @@ from playwright.async_api import Page, async_playwright
 from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.web.app import serve
-from tests.helpers import (
-    CHROMIUM_ARGS,
-    REPO,
-    akv_record,
-    closed_port_url,
-    event,
-    policy,
-    require_binary,
-    volume,
-    watch_csp,
-    write_config,
-)
+from tests.helpers.browser import CHROMIUM_ARGS, watch_csp
+from tests.helpers.configs import write_config
+from tests.helpers.exporter import closed_port_url
+from tests.helpers.ontap import akv_record, event, policy, volume
+from tests.helpers.repository import REPO, require_binary
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.helpers import CHROMIUM_ARGS, require_binary, start_fleet, wait_until, watch_csp
+from tests.helpers.browser import CHROMIUM_ARGS, watch_csp
+from tests.helpers.fleet import start_fleet
+from tests.helpers.loopback import wait_until
+from tests.helpers.repository import require_binary
 
 pytestmark = pytest.mark.browser
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers.repository import REPO
 
 UNIT = REPO / "deploy/systemd/akv-exporter.service"
 DOC = REPO / "docs/systemd.md"

@@ -15,7 +15,10 @@ import bcrypt
 
 from akv_exporter.exporter import Exporter
 from akv_exporter.web.app import serve
-from tests.helpers import CANARY, config_for, fetch, find, free_port, started, wait_until
+from tests.helpers.configs import CANARY, config_for
+from tests.helpers.exporter import started
+from tests.helpers.exposition import find
+from tests.helpers.loopback import fetch, free_port, wait_until
 
 
 async def test_metrics_health_and_reload_endpoints(fake_ontap, tmp_path):
