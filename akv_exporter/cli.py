@@ -328,11 +328,15 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             config = load(args.config).config
         except ConfigError as error:
-            # A monitoring plugin that cannot run says UNKNOWN (3), never CRITICAL (2).
-            print(f"AKV UNKNOWN - bad configuration: {error.problems[0]}")
+            # Only the clusters asked about decide: one Nagios service per cluster must not
+            # turn UNKNOWN over another team's unset variable (which is still named on stderr).
+            config, concern = error.about_only(args.cluster or ())
             for problem in error.problems:
                 print(problem, file=sys.stderr)
-            return 3
+            if config is None:
+                # A monitoring plugin that cannot run says UNKNOWN (3), never CRITICAL (2).
+                print(f"AKV UNKNOWN - bad configuration: {concern[0]}")
+                return 3
         if args.timeout is not None:
             poll = dataclasses.replace(config.poll, timeout=args.timeout)
             config = dataclasses.replace(config, poll=poll)

@@ -59,7 +59,7 @@ def load(path: str | Path) -> Inventory:
     config, problems = read_config(read_text(path), path)
     if config is None or not config.inventory.enabled:
         if problems or config is None:
-            raise ConfigError(problems)
+            raise ConfigError(problems, partial=config)
         return Inventory(config)
     clusters = list(config.clusters)
     files: list[Path] = []
@@ -87,9 +87,9 @@ def load(path: str | Path) -> Inventory:
                 clusters.extend(found)
                 problems.extend(found_problems)
     problems.extend(_duplicates(clusters))
-    if problems:
-        raise ConfigError(problems)
     merged = dataclasses.replace(config, clusters=tuple(clusters), inventory_files=tuple(files))
+    if problems:
+        raise ConfigError(problems, partial=merged)
     return Inventory(merged, skipped)
 
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
@@ -336,3 +337,58 @@ async def test_a_cluster_without_akv_configurations_is_still_named_so(fake_ontap
     assert code == 0
     rows = [" ".join(line.split()) for line in out.splitlines()]
     assert "c0 NO AKV CONFIGURATION HEALTHY - - -" in rows
+
+
+def fleet_file(
+    tmp_path, url: str, team_url: str, *, broken: str, poll: str = "60s"
+) -> SimpleNamespace:
+    """c0 (answering at ``url``), c1 whose entry has the problem ``broken``, and a team file's
+    t0 (answering at ``team_url``)."""
+    (tmp_path / "teams").mkdir(exist_ok=True)
+    (tmp_path / "teams" / "storage.yml").write_text(
+        f"- name: t0\n  address: {team_url}\n  username: admin\n  password: p\n"
+    )
+    path = tmp_path / "akv.yml"
+    path.write_text(
+        f"state_file: {tmp_path / 'state.json'}\n"
+        f"poll: {{interval: {poll}, timeout: 2s}}\n"
+        f"inventory: {{clusters_dir: {tmp_path / 'teams'}}}\n"
+        "defaults: {username: admin}\n"
+        "clusters:\n"
+        f"  - {{name: c0, address: {url}, password: p}}\n"
+        f"  - {{name: c1, address: 127.0.0.1:9, {broken}}}\n"
+    )
+    return SimpleNamespace(path=path)
+
+
+@pytest.mark.parametrize(
+    ("broken", "problem"),
+    [
+        ("password_env: AKV_TEST_UNSET_VARIABLE", "environment variable AKV_TEST_UNSET_VARIABLE"),
+        ("pasword: p", "clusters[1].pasword: unknown key"),
+    ],
+    ids=["unset-variable", "typo"],
+)
+async def test_check_cluster_is_decided_only_by_the_clusters_asked_about(
+    make_ontap, tmp_path, monkeypatch, broken, problem
+):
+    monkeypatch.delenv("AKV_TEST_UNSET_VARIABLE", raising=False)
+    a, b = await make_ontap(), await make_ontap()
+    fleet = fleet_file(tmp_path, a.url, b.url, broken=broken)
+    code, out, err = await check(fleet, "--cluster", "c0", "--cluster", "t0")
+    assert code == 0, out
+    assert out.startswith("AKV OK - 2 configurations healthy on 2 clusters | ")
+    assert problem in err  # still named, where the runner logs it
+    # The cluster with the problem, or the whole fleet, is still UNKNOWN, naming it.
+    for asked in (["--cluster", "c1"], ["--cluster", "c0", "--cluster", "c1"], []):
+        code, out, _ = await check(fleet, *asked)
+        assert code == 3, (asked, out)
+        assert out.startswith("AKV UNKNOWN - bad configuration: ") and problem in out, out
+
+
+async def test_check_cluster_is_unknown_for_a_problem_of_the_whole_file(make_ontap, tmp_path):
+    a, b = await make_ontap(), await make_ontap()
+    fleet = fleet_file(tmp_path, a.url, b.url, broken="password: p", poll="soon")
+    code, out, _ = await check(fleet, "--cluster", "c0")
+    assert code == 3
+    assert out.startswith("AKV UNKNOWN - bad configuration: ") and "poll.interval" in out

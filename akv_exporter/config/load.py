@@ -27,6 +27,7 @@ from akv_exporter.config.values import (
     ConfigError,
     InventoryConfig,
     PollConfig,
+    Problem,
     SecretSource,
     TlsConfig,
     WebConfig,
@@ -113,7 +114,20 @@ class Problems:
     def add(self, loc: Loc, reason: str) -> None:
         self._refused.append(loc)
         line = _line_of(self.data, loc)
-        self._lines.append((line, f"{self.where}:{line}: {_key_path(loc)}: {reason}"))
+        text = f"{self.where}:{line}: {_key_path(loc)}: {reason}"
+        self._lines.append((line, Problem(text, self._cluster_at(loc))))
+
+    def _cluster_at(self, loc: Loc) -> frozenset[str]:
+        """Return the name and address of the cluster entry ``loc`` is in; empty if none."""
+        if len(loc) < 2 or loc[0] != "clusters" or not isinstance(loc[1], int):
+            return frozenset()
+        entries = self.data.get("clusters") if isinstance(self.data, Mapping) else None
+        if not isinstance(entries, list) or loc[1] >= len(entries):
+            return frozenset()
+        identity = _identity(entries[loc[1]])
+        if identity is None:  # a wrong name or address: which cluster it is, is not known
+            return frozenset()
+        return frozenset(filter(None, (identity.name, identity.address)))
 
     def refused(self, *locs: Loc) -> bool:
         """Return whether a problem was found at or below any of ``locs``."""
@@ -380,7 +394,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     """Return the validated configuration in ``text``; ConfigError lists every problem."""
     config, problems = read_config(text, path)
     if problems or config is None:
-        raise ConfigError(problems)
+        raise ConfigError(problems, partial=config)
     return config
 
 

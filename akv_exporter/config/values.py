@@ -7,7 +7,7 @@ values are what crosses module boundaries, with defaults merged and durations in
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,49 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 
 
-class ConfigError(Exception):
-    """The configuration file has problems; ``problems`` holds one line for each."""
+class Problem(str):
+    """One problem line that remembers which cluster entry it is about.
 
-    def __init__(self, problems: list[str]):
+    ``clusters`` holds that entry's name and address as written (empty: the file, a section or
+    an entry whose name and address are themselves wrong), so that `check --cluster X` is
+    decided by X's entry alone, not by another team's unset variable.
+    """
+
+    clusters: frozenset[str]
+
+    def __new__(cls, line: str, clusters: frozenset[str] = frozenset()) -> Problem:
+        problem = super().__new__(cls, line)
+        problem.clusters = clusters
+        return problem
+
+
+class ConfigError(Exception):
+    """The configuration file has problems; ``problems`` holds one line for each.
+
+    ``partial``: the configuration without the refused cluster entries, where the rest of the
+    fleet could be read (None otherwise); only `check --cluster` may use it (about_only).
+    """
+
+    def __init__(self, problems: list[str], partial: Config | None = None):
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.partial = partial
+
+    def about_only(self, names: Sequence[str]) -> tuple[Config | None, list[str]]:
+        """Return the configuration to check ``names`` with, and the problems that concern them.
+
+        The configuration is the partial one when every problem is about another cluster's
+        entry and every name is one of the partial configuration's clusters; else None.
+        """
+        asked = set(names)
+        concern = [
+            p for p in self.problems if not getattr(p, "clusters", None) or p.clusters & asked
+        ]
+        if concern or self.partial is None or not asked:
+            return None, concern or self.problems
+        clusters = self.partial.clusters
+        known = {c.name for c in clusters} | {c.address for c in clusters}
+        return (self.partial, []) if asked <= known else (None, self.problems)
 
 
 @dataclass(frozen=True, slots=True)
