@@ -76,6 +76,15 @@ def serving_flags(command: argparse.ArgumentParser, *, required: bool) -> None:
     command.add_argument("--listen", type=listen_argument, help="HOST:PORT (overrides web.listen)")
 
 
+def serving_config(args: argparse.Namespace) -> Config:
+    """Return the configuration `run` serves with these flags; ConfigError when it cannot.
+
+    `healthcheck` reads it the same way, so every flag that changes where or how `run` serves
+    (serving_flags) changes where and how the health check asks.
+    """
+    return load(args.config).config
+
+
 def serving_address(args: argparse.Namespace, config: Config) -> tuple[str, int]:
     """Return the HOST and PORT `run` listens on with these flags and this configuration."""
     return args.listen or config.web.host_port
@@ -246,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _cannot_start(args, [f"akv-exporter run: {error}"])
     try:
-        config = load(args.config).config
+        config = serving_config(args)
     except ConfigError as error:
         return _cannot_start(args, error.problems)
     host, port = serving_address(args, config)
@@ -270,7 +279,7 @@ def _healthcheck(args: argparse.Namespace) -> int:
 
     try:
         served = args if args.config is not None else first_process_arguments(build_parser())
-        config = load(served.config).config
+        config = serving_config(served)
         host, port = serving_address(served, config)
         url = ask(host, port, config.web.tls_cert_file is not None, args.timeout)
     except ConfigError as error:
