@@ -630,9 +630,7 @@ async def test_a_reload_parsing_a_large_file_leaves_health_checks_answering(fake
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-async def test_check_interrupted_says_unknown_and_writes_no_file(
-    make_ontap, tmp_path, signum
-):
+async def test_check_interrupted_says_unknown_and_writes_no_file(make_ontap, tmp_path, signum):
     hung = await make_ontap()
     released = _hang_on(hung)
     scratch = tmp_path / "tmp"
