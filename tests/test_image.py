@@ -126,6 +126,8 @@ def running_engine(directory: Path) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+        # dockerd leaves its default network namespace's mount behind when it stops.
+        subprocess.run(["umount", "/run/docker/netns/default"], capture_output=True, check=False)
 
 
 def debian_mirror() -> str:
