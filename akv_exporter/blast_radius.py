@@ -30,7 +30,8 @@ from typing import Any
 
 from akv_exporter.config import PollConfig
 from akv_exporter.ontap import ems, key_manager_policy, volumes
-from akv_exporter.ontap.client import INVALID_FIELD, OntapClient, OntapError
+from akv_exporter.ontap.answers import INVALID_FIELD, OntapError
+from akv_exporter.ontap.client import OntapClient
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.ems import EmsEvent
 from akv_exporter.ontap.key_manager_policy import KeyManagerConfig

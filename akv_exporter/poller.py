@@ -15,26 +15,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from akv_exporter.blast_radius import BlastRadiusPoller
 from akv_exporter.config import ClusterConfig, Config, PollConfig
-from akv_exporter.ontap.client import UNCHANGED, USER_AGENT, OntapClient, OntapError
-from akv_exporter.ontap.cluster import ClusterIdentity, release_of
-from akv_exporter.ontap.key_manager_endpoint import (
-    Check,
-    KeyManagerEndpoint,
-    KeyManagerStatus,
-    ParsedRecords,
-    parse_records,
-)
-from akv_exporter.ontap.key_manager_registry import BY_KIND, ENDPOINTS
+from akv_exporter.ontap.answers import OntapError
+from akv_exporter.ontap.client import USER_AGENT, OntapClient
+from akv_exporter.ontap.key_manager_endpoint import ParsedRecords
+from akv_exporter.ontap.key_manager_reader import KeyManagerReader
+from akv_exporter.ontap.key_manager_registry import BY_KIND
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 from akv_exporter.unreachable_streaks import UnreachableSince
 
 log = logging.getLogger(__name__)
 _NAMED_IN_WARNING = 5  # clusters named in a warning about many
-IDENTITY_REFRESH = 3600.0  # re-read GET /api/cluster this often (renames, upgrades)
 
 Publish = Callable[[str, ClusterSnapshot], None]
 Retire = Callable[[str], None]
@@ -48,13 +41,8 @@ class _Cluster:
     client: OntapClient
     snapshot: ClusterSnapshot
     radius: BlastRadiusPoller
+    reader: KeyManagerReader  # reads through ``client``; keeps the identity and last parses
     errors: Counter[str] = field(default_factory=Counter)
-    identity: ClusterIdentity | None = None
-    identity_at: float = 0.0
-    # Per endpoint path: the last parse and what it was parsed from (answer digest, release),
-    # reused while the cluster answers the same bytes, which is most polls (parsing was a fifth
-    # of a poll's CPU).
-    parsed: dict[str, tuple[tuple, ParsedRecords]] = field(default_factory=dict)
     failures: int = 0
     skipped: int = 0  # malformed records skipped, cumulative
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -185,9 +173,11 @@ class Poller:
     def _add(self, cluster: ClusterConfig, previous: _Cluster | None = None) -> None:
         """Start tracking ``cluster``; a reloaded one keeps its state, counters and history."""
         requests: Counter[str] = Counter(previous.client.requests) if previous else Counter()
+        client = _client_for(cluster, self.config.poll, requests, self._user_agent)
         entry = _Cluster(
             config=cluster,
-            client=_client_for(cluster, self.config.poll, requests, self._user_agent),
+            client=client,
+            reader=KeyManagerReader(client),
             snapshot=ClusterSnapshot(
                 name=cluster.name or cluster.address, address=cluster.address, labels=cluster.labels
             ),
@@ -200,7 +190,7 @@ class Poller:
             entry.skipped = previous.skipped
             entry.failures = previous.failures
             if previous.config.url == cluster.url:
-                entry.identity, entry.identity_at = previous.identity, previous.identity_at
+                entry.reader.keep_identity(previous.reader)
                 entry.radius = previous.radius  # same cluster: its event cursor and counters
                 entry.completed_at = previous.completed_at  # a reload is no licence to poll
             entry.snapshot = replace(
@@ -408,7 +398,13 @@ class Poller:
             client.unanswered()  # forget what an earlier, cancelled poll left unanswered
             try:
                 async with asyncio.timeout(timeout):
-                    parsed = await self._fetch(entry, began + timeout)
+                    parsed = await entry.reader.read(
+                        began + timeout, self._clock(), lambda: entry.snapshot.key_managers
+                    )
+                    for reason in parsed.skipped:
+                        log.warning(
+                            "cluster %s: skipped a malformed record: %s", entry.config.key, reason
+                        )
             except TimeoutError:
                 where = client.unanswered() or "poll"
                 outcome = PollOutcome(
@@ -454,11 +450,13 @@ class Poller:
         """
         entry = self._clusters[key]
         snapshot = entry.snapshot
-        if not (snapshot.up and snapshot.key_managers and entry.identity and entry.radius.due()):
+        if not (
+            snapshot.up and snapshot.key_managers and entry.reader.identity and entry.radius.due()
+        ):
             return snapshot
         try:
             blast = await entry.radius.poll(
-                entry.client, entry.identity, self.config.poll, snapshot.name
+                entry.client, entry.reader.identity, self.config.poll, snapshot.name
             )
         except Exception:  # a bug must cost one cluster its slow polls, never the exporter
             log.exception("cluster %s: unexpected error in the slow polls", key)
@@ -469,119 +467,18 @@ class Poller:
             )
         return entry.snapshot
 
-    async def _fetch(self, entry: _Cluster, deadline: float) -> ParsedRecords:
-        now = self._clock()
-        early: dict[str, Any] = {}  # endpoint path -> records or error, asked beside /api/cluster
-        if entry.identity is None or now - entry.identity_at > IDENTITY_REFRESH:
-            early = await self._identity_and_first(entry, deadline, now)
-        release = release_of(entry.identity.version)
-        key_managers: list[KeyManagerStatus] = []
-        skipped: list[str] = []
-        refused: dict[str, Check] = {}
-        for endpoint in ENDPOINTS:
-            if release is not None and release < endpoint.introduced:
-                continue  # a release without this endpoint; an unknown release is asked
-            try:
-                if endpoint.path in early:
-                    records = early[endpoint.path]
-                    if isinstance(records, BaseException):
-                        raise records
-                else:
-                    records = await entry.client.key_manager_records(
-                        endpoint,
-                        deadline,
-                        release,
-                        unchanged_if=self._parsed_digest(entry, endpoint, release),
-                    )
-            except OntapError as error:
-                if error.ontap_code not in endpoint.get_errors:
-                    raise
-                # The cluster answered, about this key manager: no records this time, the last
-                # known stay.
-                refused[endpoint.kind] = Check(False, error.ontap_code, error.ontap_message)
-                key_managers += (s for s in entry.snapshot.key_managers if s.kind == endpoint.kind)
-                continue
-            parsed = self._parse(entry, endpoint, records, release)
-            key_managers += parsed.key_managers
-            skipped += parsed.skipped
-        for reason in skipped:
-            log.warning("cluster %s: skipped a malformed record: %s", entry.config.key, reason)
-        return ParsedRecords(tuple(key_managers), tuple(skipped), refused)
-
-    async def _identity_and_first(
-        self, entry: _Cluster, deadline: float, now: float
-    ) -> dict[str, Any]:
-        """Ask GET /api/cluster and the endpoints every release has at once; store the identity.
-
-        Return those endpoints' records (or errors) by path. Asking one after the other doubled
-        a first poll's time (the fleet's first view). Until the release is known they are asked
-        with ``fields=**``: every field the release has, so none is refused for being newer than
-        the release. The identity's error wins, as it would if asked first. Its connection is
-        not kept: one idle connection per cluster, not two, is what memory at fleet scale
-        allows (each TLS connection costs tens of KiB).
-        """
-        client = entry.client
-        known = release_of(entry.identity.version) if entry.identity else None
-        oldest = min(endpoint.introduced for endpoint in ENDPOINTS)
-        endpoints = [
-            e for e in ENDPOINTS if e.introduced == oldest or (known and e.introduced <= known)
-        ]
-        identity, *answers = await asyncio.gather(
-            client.cluster_identity(deadline, close=True),
-            *(
-                client.key_manager_records(e, deadline, known, every_field=known is None)
-                for e in endpoints
-            ),
-            return_exceptions=True,
-        )
-        if isinstance(identity, BaseException):
-            raise identity
-        entry.identity, entry.identity_at = identity, now
-        return {e.path: answer for e, answer in zip(endpoints, answers, strict=True)}
-
-    @staticmethod
-    def _parsed_digest(
-        entry: _Cluster, endpoint: KeyManagerEndpoint, release: tuple[int, int] | None
-    ) -> bytes | None:
-        """Return the digest of the answer last parsed for this release; None if there is none.
-
-        The client skips decoding an answer with this digest (UNCHANGED): it would parse the
-        same, and decoding was a third of a steady poll's CPU.
-        """
-        cached = entry.parsed.get(endpoint.path)
-        return cached[0][0] if cached is not None and cached[0][1] == release else None
-
-    def _parse(
-        self,
-        entry: _Cluster,
-        endpoint: KeyManagerEndpoint,
-        records: list | object,
-        release: tuple[int, int] | None,
-    ) -> ParsedRecords:
-        """Return the endpoint's records parsed, or the last parse when nothing changed."""
-        digest = entry.client.digests.get(endpoint.path)
-        cached = entry.parsed.get(endpoint.path)
-        if digest is not None and cached is not None and cached[0] == (digest, release):
-            return cached[1]
-        if records is UNCHANGED:  # cannot be: UNCHANGED is the digest of the cached parse
-            raise RuntimeError(f"{endpoint.path}: unchanged answer without its parse")
-        parsed = parse_records(endpoint, records, release)
-        if digest is not None:
-            entry.parsed[endpoint.path] = ((digest, release), parsed)
-        return parsed
-
     def _display_name(self, entry: _Cluster) -> str:
         """Return the cluster label: configured name, else ONTAP's (if unique), else address."""
         if entry.config.name:
             return entry.config.name
-        if entry.identity is not None:
-            holder = self._names_in_use().get(entry.identity.name)
+        if entry.reader.identity is not None:
+            holder = self._names_in_use().get(entry.reader.identity.name)
             if holder in (None, entry.config.key):
-                return entry.identity.name
+                return entry.reader.identity.name
             log.warning(
                 "cluster %s calls itself %s, a name already in use; labelling it by its address",
                 entry.config.address,
-                entry.identity.name,
+                entry.reader.identity.name,
             )
         return entry.config.address
 
@@ -630,7 +527,7 @@ class Poller:
             entry.snapshot,
             name=self._display_name(entry),
             up=True,
-            identity=entry.identity,
+            identity=entry.reader.identity,
             key_managers=parsed.key_managers,
             key_managers_as_of=as_of,
             refused=parsed.refused,

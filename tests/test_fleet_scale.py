@@ -13,15 +13,15 @@ import pytest
 from aiohttp import web
 from ontap_simulator.tls import write_certificates
 
-from akv_exporter import poller
 from akv_exporter.config import TlsConfig
 from akv_exporter.exporter import Exporter
 from akv_exporter.limits import raise_open_file_limit
 from akv_exporter.metrics.exposition import Exposition
+from akv_exporter.ontap import key_manager_reader
 from akv_exporter.ontap.akv import AKV_PATH
-from akv_exporter.ontap.client import tls_context
 from akv_exporter.ontap.cluster import CLUSTER_PATH
 from akv_exporter.ontap.key_manager_endpoint import parse_records
+from akv_exporter.ontap.tls import tls_context
 from tests.helpers.configs import config_for
 from tests.helpers.fake_ontap import FakeOntap
 from tests.helpers.ontap import akv_record
@@ -167,7 +167,7 @@ async def test_an_unchanged_answer_is_not_parsed_again(fake_ontap, tmp_path, mon
         parsed.append(records)
         return parse_records(endpoint, records, *args)
 
-    monkeypatch.setattr(poller, "parse_records", counting)
+    monkeypatch.setattr(key_manager_reader, "parse_records", counting)
     exporter = Exporter(config_for(tmp_path, fake_ontap.url), process_metrics=False)
     first = await exporter.poller.poll("c0")
     second = await exporter.poller.poll("c0")

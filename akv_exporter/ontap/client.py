@@ -1,7 +1,8 @@
 """The one HTTP client wrapper for ONTAP: auth, TLS, pagination, error bodies, retries, limits.
 
-Every failure leaves this module as an ``OntapError`` whose ``reason`` is one of the reasons of
-``akv_exporter_cluster_poll_errors_total`` and whose message is one line naming the endpoint.
+Every failure leaves this module as an ``OntapError`` (ontap/answers.py) whose ``reason`` is one
+of the reasons of ``akv_exporter_cluster_poll_errors_total`` and whose message is one line
+naming the endpoint.
 Secrets never enter a message: credentials travel only in the Authorization header or the TLS
 client certificate.
 """
@@ -9,14 +10,9 @@ client certificate.
 from __future__ import annotations
 
 import asyncio
-import asyncio.sslproto
 import hashlib
-import json
 import logging
-import math
-import os
 import ssl
-import weakref
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -27,7 +23,16 @@ from aiohttp.http_exceptions import ContentEncodingError
 from yarl import URL
 
 from akv_exporter import __version__
-from akv_exporter.config import ClusterConfig, SecretSource, TlsConfig
+from akv_exporter.config import ClusterConfig, SecretSource
+from akv_exporter.ontap.answers import (
+    INVALID_FIELD,
+    OntapError,
+    decode_json,
+    json_type,
+    one_line,
+    ontap_error_detail,
+    retry_after_seconds,
+)
 from akv_exporter.ontap.cluster import (
     CLUSTER_FIELDS,
     CLUSTER_PATH,
@@ -36,12 +41,12 @@ from akv_exporter.ontap.cluster import (
     parse_identity,
 )
 from akv_exporter.ontap.key_manager_endpoint import KeyManagerEndpoint
+from akv_exporter.ontap.tls import tls_context
 from akv_exporter.secrets import HARVEST_SCRIPT, Login, SecretError, resolve_login
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"akv-exporter/{__version__}"
-INVALID_FIELD = "262197"  # ONTAP's error for a `fields` entry it does not know
 
 
 class _Unchanged:
@@ -58,145 +63,6 @@ EVERY_FIELD = "**"
 CONNECT_TIMEOUT = 10.0
 _MAX_RETRY_AFTER = 60.0
 _COMMAND_MARGIN = 0.25  # seconds kept from a poll's budget to report a hung credentials_command
-
-
-# asyncio gives every TLS connection a read buffer of SSLProtocol.max_size (256 KiB) the moment it
-# opens: a thousand kept-alive ONTAP connections held 250 MiB of it, more than all the rest of
-# the exporter. ONTAP's answers are a few KiB and TLS records hold 16 KiB at most, so a buffer of
-# one record reads them in as few steps. (A class attribute read when a connection opens; other
-# event loops, such as uvloop, keep their own buffers.)
-TLS_READ_BUFFER = 16 * 1024
-if getattr(asyncio.sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
-    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
-
-# One SSLContext per distinct TLS setting, shared by every cluster using it: each context holds its
-# own copy of the CA bundle (about 0.8 MiB and milliseconds of CPU to load), which at a thousand
-# clusters was most of the exporter's memory. Weak values: a setting no client uses any more is
-# freed with its last client.
-_TLS_CONTEXTS: weakref.WeakValueDictionary[tuple, ssl.SSLContext] = weakref.WeakValueDictionary()
-
-
-def _file_version(path: os.PathLike | None) -> tuple | None:
-    """Return what identifies a file's content cheaply, so a replaced file is read afresh."""
-    if path is None:
-        return None
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return (str(path),)  # loading it raises the clear error
-    return (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-def tls_context(
-    tls: TlsConfig, cert_file: os.PathLike | None = None, key_file: os.PathLike | None = None
-) -> ssl.SSLContext:
-    """Return the client SSLContext for these settings, shared with every cluster using them.
-
-    Raises OSError or ssl.SSLError when a CA, certificate or key file cannot be loaded.
-    """
-    key = (tls, _file_version(tls.ca_file), _file_version(cert_file), _file_version(key_file))
-    context = _TLS_CONTEXTS.get(key)
-    if context is None:
-        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-        if not tls.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if cert_file:
-            context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
-        _TLS_CONTEXTS[key] = context
-    return context
-
-
-class OntapError(Exception):
-    """A failed request, classified: ``reason`` names the class, ``str()`` is one line."""
-
-    def __init__(self, reason: str, endpoint: str, detail: str, status: int | None = None):
-        super().__init__(f"{endpoint}: {detail}")
-        self.reason = reason
-        self.endpoint = endpoint
-        self.status = status
-        self.ontap_code: str | None = None
-        self.ontap_message = ""  # ONTAP's own message, with the code; "" without an error body
-        self.retry_after: float | None = None  # seconds ONTAP asked us to wait (429/503)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def ontap_error_detail(body: Any) -> tuple[str | None, str]:
-    """Return (code, message) from ONTAP's error body ``{"error": {...}}``; (None, "") if none."""
-    if not isinstance(body, Mapping) or not isinstance(body.get("error"), Mapping):
-        return None, ""
-    error = body["error"]
-    code = error.get("code")
-    code = str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
-    message = _one_line(error.get("message") or "") if isinstance(error.get("message"), str) else ""
-    target = error.get("target")
-    if isinstance(target, str) and target:
-        target = _one_line(target, 80)
-        message = f"{message} (target {target})" if message else f"target {target}"
-    return code, message
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Return Retry-After in seconds; None when absent, an HTTP date or not a finite number."""
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: rare for ONTAP; treat as absent
-    # "nan" would compare false everywhere and turn the wait into a tight retry loop.
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Build a JSON object, refusing a key given twice (which of the two would ONTAP mean?)."""
-    result = dict(pairs)  # in C; only an object with a repeated key comes out shorter
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _value in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {json.dumps(key)[:80]}")
-            seen.add(key)
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 parses to inf without ever spelling "Infinity"
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def decode_json(body: bytes) -> Any:
-    """Return the value of a strict JSON document (RFC 8259: UTF-8, no NaN, unique keys).
-
-    Raises ValueError naming the first problem, also for nesting too deep to decode.
-    """
-    text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    try:
-        return json.loads(
-            text,
-            object_pairs_hook=_unique_keys,
-            parse_constant=_no_constant,
-            parse_float=_finite_float,
-        )
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
 
 
 class OntapClient:
@@ -386,10 +252,10 @@ class OntapClient:
                     "tls", endpoint, f"certificate not trusted: {error.certificate_error}"
                 ) from None
             except aiohttp.ClientSSLError as error:
-                raise OntapError("tls", endpoint, f"TLS error: {_one_line(error)}") from None
+                raise OntapError("tls", endpoint, f"TLS error: {one_line(error)}") from None
             except aiohttp.ClientConnectorError as error:
                 raise OntapError(
-                    "connect", endpoint, f"cannot connect: {_one_line(error.strerror or error)}"
+                    "connect", endpoint, f"cannot connect: {one_line(error.strerror or error)}"
                 ) from None
             except aiohttp.ClientPayloadError as error:
                 if isinstance(error.__cause__, ContentEncodingError):
@@ -397,19 +263,19 @@ class OntapClient:
                         "invalid_response", endpoint, f"answer cannot be decompressed: {error}"
                     ) from None
                 raise OntapError(
-                    "connect", endpoint, f"connection dropped mid-answer: {_one_line(error)}"
+                    "connect", endpoint, f"connection dropped mid-answer: {one_line(error)}"
                 ) from None
             except aiohttp.ServerDisconnectedError as error:
                 raise OntapError(
-                    "connect", endpoint, f"connection dropped: {_one_line(error)}"
+                    "connect", endpoint, f"connection dropped: {one_line(error)}"
                 ) from None
             except aiohttp.ClientResponseError as error:
                 # The status line or headers are not HTTP (aiohttp's parser refused them).
                 raise OntapError(
-                    "invalid_response", endpoint, f"malformed HTTP answer: {_one_line(error, 120)}"
+                    "invalid_response", endpoint, f"malformed HTTP answer: {one_line(error, 120)}"
                 ) from None
             except aiohttp.ClientError as error:
-                raise OntapError("connect", endpoint, _one_line(error)) from None
+                raise OntapError("connect", endpoint, one_line(error)) from None
 
             if status == 401:
                 source = self.cluster.secret
@@ -418,7 +284,7 @@ class OntapClient:
                     await self._auth(refresh=True, deadline=deadline)
                     continue
                 raise OntapError("auth", endpoint, "HTTP 401: credentials rejected", status)
-            wait = _retry_after(answer_headers) if status in (429, 503) else None
+            wait = retry_after_seconds(answer_headers) if status in (429, 503) else None
             if wait is not None:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if wait <= min(remaining - 0.5, _MAX_RETRY_AFTER):
@@ -465,12 +331,12 @@ class OntapClient:
             raise OntapError(
                 "invalid_response",
                 endpoint,
-                f"answer is not JSON ({content_type or 'no content type'}): {_one_line(error, 80)}",
+                f"answer is not JSON ({content_type or 'no content type'}): {one_line(error, 80)}",
                 200,
             ) from None
         if not isinstance(value, dict):
             raise OntapError(
-                "invalid_response", endpoint, f"answer is {_json_type(value)}, not an object", 200
+                "invalid_response", endpoint, f"answer is {json_type(value)}, not an object", 200
             )
         return value
 
