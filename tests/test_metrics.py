@@ -6,8 +6,10 @@ import gzip
 import re
 import subprocess
 
+import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from akv_exporter.config import ConfigError, load_config
 from akv_exporter.labels import EXPORTER_LABELS
 from akv_exporter.metrics.catalogue import CLUSTER_FAMILIES, GLOBAL_FAMILIES, PROBE_FAMILIES
 from akv_exporter.metrics.exposition import Exposition
@@ -18,6 +20,7 @@ from akv_exporter.ontap.key_manager_endpoint import Check, parse_records
 from akv_exporter.ontap.key_manager_policy import parse_key_manager_config
 from akv_exporter.ontap.volumes import parse_volumes
 from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, EventCount, PollOutcome
+from tests.helpers.configs import write_config
 from tests.helpers.exposition import find, samples
 from tests.helpers.ontap import akv_record, policy, volume
 from tests.helpers.repository import require_binary
@@ -227,10 +230,17 @@ def test_every_family_carries_the_labels_the_catalogue_declares():
         assert written.get(family.name) == {family.labels}, family
 
 
-def test_the_configuration_refuses_every_label_the_exporter_sets():
+DECLARED_LABELS = sorted(
+    {"cluster", *(label for f in (*CLUSTER_FAMILIES, *GLOBAL_FAMILIES) for label in f.labels)}
+)
+
+
+@pytest.mark.parametrize("label", DECLARED_LABELS)
+def test_the_configuration_refuses_every_label_the_exporter_sets(tmp_path, label):
     # A configured label named like one of the exporter's would give a series two labels of one
-    # name, which Prometheus refuses with the whole scrape (config.RESERVED_LABELS).
-    declared = {
-        label for family in (*CLUSTER_FAMILIES, *GLOBAL_FAMILIES) for label in family.labels
-    }
-    assert {"cluster", *declared} - EXPORTER_LABELS == set()
+    # name, which Prometheus refuses with the whole scrape.
+    body = "clusters:\n  - address: a\n    username: u\n    password: p\n    labels:\n"
+    path = write_config(tmp_path, body + f"      {label}: x\n")
+    with pytest.raises(ConfigError, match=f"labels.{label}: is a label the exporter sets itself"):
+        load_config(path)
+    assert label in EXPORTER_LABELS
