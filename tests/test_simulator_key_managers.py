@@ -758,6 +758,16 @@ def test_generated_fleet_mixes_key_managers_and_keeps_every_akv() -> None:
     assert sum(kinds.values()) < len(mixed) / 2
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_twelve_cluster_demo_fleet_shows_each_other_key_manager_once(seed: int) -> None:
+    fleet = generate_fleet(12, seed)
+    kinds = [c.provider for s in fleet for c in s.cloud_kms]
+    kinds += [m.kind for s in fleet for m in s.key_managers]
+    assert sorted(kinds) == ["aws", "barbican", "gcp", "kmip", "okm"]
+    # The same clusters in a larger fleet of the seed.
+    assert generate_fleet(13, seed)[:12] == fleet
+
+
 async def test_start_line_names_each_clusters_other_key_managers(tmp_path: Any) -> None:
     out = io.StringIO()
     options = SimulatorOptions(scenario=_scenario(tmp_path), plain_http=True, out=out)

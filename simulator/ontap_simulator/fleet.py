@@ -127,55 +127,57 @@ def make_akv(
 
 
 PROVIDER_MIXES = ("mixed", "akv")
-# The other key managers of a "mixed" fleet, each on a data SVM of its own (named here), on
-# clusters whose admin SVM has no AKV configuration: (keystore type, SVM, chance, from release).
+# A "mixed" fleet: in each block of BLOCK consecutive clusters, one of each of these on the
+# clusters whose admin SVM has no AKV configuration (that one would hold the keys of every SVM
+# without its own): (keystore type, its data SVM or "" for the admin SVM, from release). So a
+# 12-cluster demo shows each of them once.
+BLOCK = 12
 OTHER_KEY_MANAGERS = (
-    ("gcp", "svm_analytics", 0.12, (9, 10, 0)),
-    ("aws", "svm_erp", 0.10, (9, 12, 0)),
-    ("barbican", "svm_openstack", 0.75, (9, 17, 0)),
-    ("kmip", "svm_secure", 0.05, (9, 8, 0)),
+    ("barbican", "svm_openstack", (9, 17, 0)),
+    ("aws", "svm_erp", (9, 12, 0)),
+    ("gcp", "svm_analytics", (9, 10, 0)),
+    ("kmip", "svm_secure", (9, 8, 0)),
+    ("okm", "", (9, 8, 0)),
 )
-# For the admin SVM (the cluster's own keys, NSE/NAE): the Onboard Key Manager or KMIP servers.
-CLUSTER_KEY_MANAGERS = (("okm", 0.15), ("kmip", 0.10))
+# Barbican needs 9.17.1: a block without such a cluster runs one of its 9.14.1+ clusters on it.
+BARBICAN_RELEASE = (9, 17, 1)
 _CLOUD = {p.keystore_type: p for p in (gcp_kms.PROVIDER, aws_kms.PROVIDER, barbican_kms.PROVIDER)}
 
 
-def with_other_key_managers(state: ClusterState, seed_text: str) -> ClusterState:
-    """Return the cluster with the other key managers a mixed fleet gives it, if any.
+def assign_other_key_managers(block: list[ClusterState], rng: random.Random) -> dict[int, str]:
+    """Return which of a block's clusters (by position) gets which other key manager."""
+    eligible = [i for i, state in enumerate(block) if all(a.svm_name for a in state.akvs)]
+    rng.shuffle(eligible)
+    roles: dict[int, str] = {}
+    for kind, _svm, since in OTHER_KEY_MANAGERS:
+        free = [i for i in eligible if i not in roles]
+        fitting = [i for i in free if block[i].version >= since]
+        if not fitting and kind == "barbican":
+            fitting = [i for i in free if block[i].version >= (9, 14, 0)]
+        if fitting:
+            roles[fitting[0]] = kind
+    return roles
 
-    Only clusters without a cluster-scoped AKV configuration get them (that one would hold the
-    keys of every SVM without its own), so AKV's view of every cluster stays what it was. Drawn
-    from a generator of its own, so the rest of the cluster is as it was without them.
-    """
+
+def with_other_key_manager(state: ClusterState, kind: str, seed_text: str) -> ClusterState:
+    """Return the cluster with one other key manager (and Barbican's release, if need be)."""
     rng = random.Random(f"akv-sim:providers:{seed_text}")
-    draws = [rng.random() for _ in (*OTHER_KEY_MANAGERS, *CLUSTER_KEY_MANAGERS)]
-    if any(not akv.svm_name for akv in state.akvs):
-        return state
-    cloud = list(state.cloud_kms)
-    managers = list(state.key_managers)
-    for draw, (kind, svm, chance, since) in zip(draws, OTHER_KEY_MANAGERS, strict=False):
-        if draw >= chance or state.version < since:
-            continue
-        svm_uuid = ontap_uuid(rng)
-        if kind == "kmip":
-            managers.append(make_kmip(rng, state.name, svm, svm_uuid))
-        else:
-            cloud.append(make_config(_CLOUD[kind], rng, state.name, svm, svm_uuid))
-        break  # one other key manager per cluster at most
-    for draw, (kind, chance) in zip(
-        draws[len(OTHER_KEY_MANAGERS) :], CLUSTER_KEY_MANAGERS, strict=True
-    ):
-        if draw < chance:
-            managers.append(make_okm(rng) if kind == "okm" else make_kmip(rng, state.name))
-            break
-    return dataclasses.replace(state, cloud_kms=tuple(cloud), key_managers=tuple(managers))
+    svm = next(svm for k, svm, _ in OTHER_KEY_MANAGERS if k == kind)
+    if kind == "barbican" and state.version < BARBICAN_RELEASE:
+        state = dataclasses.replace(state, version=BARBICAN_RELEASE)
+    if kind == "okm":
+        return dataclasses.replace(state, key_managers=(*state.key_managers, make_okm(rng)))
+    if kind == "kmip":
+        # Half of them hold the admin SVM's keys, the others a data SVM's.
+        svm, svm_uuid = (svm, ontap_uuid(rng)) if rng.random() < 0.5 else ("", "")
+        manager = make_kmip(rng, state.name, svm, svm_uuid)
+        return dataclasses.replace(state, key_managers=(*state.key_managers, manager))
+    config = make_config(_CLOUD[kind], rng, state.name, svm, ontap_uuid(rng))
+    return dataclasses.replace(state, cloud_kms=(*state.cloud_kms, config))
 
 
-def generate_cluster(
-    seed: int, index: int, name: str, tenants: tuple[str, ...], providers: str = "mixed"
-) -> ClusterState:
-    """Return the healthy cluster number ``index`` of the fleet for ``seed``, named ``name``;
-    ``providers="akv"`` leaves out the other key managers."""
+def base_cluster(seed: int, index: int, name: str, tenants: tuple[str, ...]) -> ClusterState:
+    """Return the AKV part of the healthy cluster number ``index`` of the fleet for ``seed``."""
     rng = random.Random(f"akv-sim:{seed}:cluster:{index}")
     version = _weighted(rng, RELEASES)
     nodes = make_nodes(name, 2 * _weighted(rng, HA_PAIRS), rng)
@@ -192,16 +194,13 @@ def generate_cluster(
             akvs.append(make_akv(rng, svm=svm, svm_uuid=svm_uuid, word=word, **inactive, **common))
     if rng.random() < 0.3:
         akvs.append(make_akv(rng, svm="", svm_uuid="", word="admin", **common))
-    state = ClusterState(
+    return ClusterState(
         name=name,
         uuid=ontap_uuid(rng),
         version=version,
         nodes=nodes,
         akvs=tuple(akvs),
     )
-    if providers == "mixed":
-        state = with_other_key_managers(state, f"{seed}:{index}")
-    return with_key_manager_inventory(state, f"{seed}:{index}")
 
 
 def with_key_manager_inventory(state: ClusterState, seed_text: str) -> ClusterState:
@@ -227,11 +226,24 @@ def generate_fleet(count: int, seed: int = 0, providers: str = "mixed") -> tuple
     fleet_rng = random.Random(f"akv-sim:{seed}:fleet")
     tenants = (azure_guid(fleet_rng), azure_guid(fleet_rng))
     taken: Counter[str] = Counter()
-    clusters = []
-    for index in range(count):
+    # Whole blocks, so that which cluster gets which other key manager does not depend on the
+    # fleet's size: cluster i stays the same in every fleet of the seed.
+    blocks = -(-count // BLOCK) if providers == "mixed" else 0
+    bases = []
+    for index in range(max(count, blocks * BLOCK)):
         rng = random.Random(f"akv-sim:{seed}:name:{index}")
         prefix = f"{rng.choice(SITES)}-{_weighted(rng, ENVIRONMENTS)}"
         taken[prefix] += 1
-        name = f"{prefix}-{taken[prefix]:02d}"
-        clusters.append(generate_cluster(seed, index, name, tenants, providers))
+        bases.append(base_cluster(seed, index, f"{prefix}-{taken[prefix]:02d}", tenants))
+    roles: dict[int, str] = {}
+    for block in range(blocks):
+        first = block * BLOCK
+        rng = random.Random(f"akv-sim:{seed}:providers:block:{block}")
+        chosen = assign_other_key_managers(bases[first : first + BLOCK], rng)
+        roles.update({first + position: kind for position, kind in chosen.items()})
+    clusters = []
+    for index, state in enumerate(bases[:count]):
+        if index in roles:
+            state = with_other_key_manager(state, roles[index], f"{seed}:{index}")
+        clusters.append(with_key_manager_inventory(state, f"{seed}:{index}"))
     return tuple(clusters)
