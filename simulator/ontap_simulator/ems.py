@@ -364,7 +364,7 @@ class EventLog:
             if node is None:
                 continue
             if past.name in CATALOGUE:
-                facts = akv_facts(state, past.svm, node.name)
+                facts = facts_for(state, past.name, past.svm, node.name)
                 parameters, text = akv_event(past.name, facts)
                 self.append(
                     node.name, node.uuid, past.name, parameters=parameters, log_message=text,
