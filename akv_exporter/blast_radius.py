@@ -114,6 +114,13 @@ class BlastRadiusPoller:
         except ValueError as error:
             self._failed(endpoint, cluster, "invalid_response", str(error))
         else:
+            if endpoint in self.state.last_error:
+                log.info(
+                    "slow poll answers again: cluster=%s endpoint=%s",
+                    cluster,
+                    endpoint,
+                    extra={"cluster": cluster, "endpoint": endpoint},
+                )
             self.state = replace(
                 self.state,
                 last_success={**self.state.last_success, endpoint: self._clock()},
@@ -125,7 +132,9 @@ class BlastRadiusPoller:
     def _failed(self, endpoint: str, cluster: str, reason: str, detail: str) -> None:
         self._errors[(endpoint, reason)] += 1
         line = f"{endpoint}: {detail}"
-        log.warning(
+        # Once when the failure starts; again only at debug (its end is logged by _ask).
+        log.log(
+            logging.DEBUG if endpoint in self.state.last_error else logging.WARNING,
             "slow poll failed: cluster=%s endpoint=%s reason=%s error=%s",
             cluster,
             endpoint,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 
 from akv_exporter import assessment
@@ -221,6 +222,8 @@ async def run_check(config: Config, clusters: list[str] | None, fmt: str) -> int
 
 async def _poll_and_judge(config: Config, clusters: list[str] | None, fmt: str) -> int:
     setup_logging("warning", "text")  # stdout carries only the verdict; warnings go to stderr
+    # The outages the verdict lists would be logged too, as they "start" at check's only poll.
+    logging.getLogger("akv_exporter.state_changes").setLevel(logging.ERROR)
     # It reads the exporter's unreachable streaks and writes nothing, not even a temporary file:
     # it runs in the exporter's pod, whose root filesystem is read-only and which has no /tmp.
     exporter = Exporter(config, process_metrics=False, persist_state=False)

@@ -22,8 +22,8 @@ from akv_exporter.ontap.answers import OntapError
 from akv_exporter.ontap.client import USER_AGENT, OntapClient
 from akv_exporter.ontap.key_manager_endpoint import ParsedRecords
 from akv_exporter.ontap.key_manager_reader import KeyManagerReader
-from akv_exporter.ontap.key_manager_registry import BY_KIND
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
+from akv_exporter.state_changes import log_changes
 from akv_exporter.unreachable_streaks import UnreachableSince
 
 log = logging.getLogger(__name__)
@@ -432,6 +432,14 @@ class Poller:
                     started, loop.time() - began, skipped_records=len(parsed.skipped)
                 )
                 snapshot = self._succeeded(entry, parsed, outcome)
+                log.debug(
+                    "polled: cluster=%s duration=%.3fs configurations=%d refused=%s",
+                    snapshot.name,
+                    outcome.duration,
+                    len(parsed.key_managers),
+                    ",".join(f"{k}:{e.code}" for k, e in parsed.refused.items()) or "none",
+                    extra={"cluster": snapshot.name},
+                )
             entry.completed_at = loop.time()
             # A poll (a /probe's, typically) can outlive a reload that retired or replaced its
             # cluster: publishing it would bring back series that no poll ever refreshes again.
@@ -500,14 +508,7 @@ class Poller:
         if entry.failures:
             log.info("cluster %s: answering again after %d failed polls", key, entry.failures)
         entry.failures = 0
-        for kind, error in parsed.refused.items():
-            log.warning(
-                "cluster %s: %s answered ONTAP error %s: %s",
-                key,
-                BY_KIND[kind].path,
-                error.code,
-                error.message,
-            )
+        # An AKV query error is logged when it starts and ends (state_changes), not every poll.
         if parsed.refused:
             # No records: what was known of each configuration stays, as of when it was known.
             since = dict(entry.snapshot.unreachable_since)
@@ -543,7 +544,11 @@ class Poller:
     def _failed(self, entry: _Cluster, outcome: PollOutcome) -> ClusterSnapshot:
         entry.failures += 1
         entry.errors[outcome.reason or "invalid_response"] += 1
-        log.warning(
+        # Once when the failure starts (or its reason changes); its end is logged by _succeeded.
+        previous = entry.snapshot.last
+        repeated = entry.failures > 1 and previous is not None and previous.reason == outcome.reason
+        log.log(
+            logging.DEBUG if repeated else logging.WARNING,
             "poll failed: cluster=%s reason=%s error=%s",
             entry.snapshot.name,
             outcome.reason,
@@ -575,6 +580,7 @@ class Poller:
         return self._clusters.get(entry.config.key) is entry
 
     def _set(self, entry: _Cluster, snapshot: ClusterSnapshot) -> None:
+        log_changes(entry.snapshot, snapshot)
         if snapshot.name != entry.snapshot.name:
             self._names = None  # a cluster's label changed: rebuild the index when next asked
         entry.snapshot = snapshot

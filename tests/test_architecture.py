@@ -49,7 +49,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("ONTAP client and parsers", ("akv_exporter.ontap", "akv_exporter.ontap.*")),
     ("snapshots", ("akv_exporter.snapshot", "akv_exporter.unreachable_streaks")),
-    ("poller", ("akv_exporter.poller", "akv_exporter.blast_radius")),
+    ("poller", ("akv_exporter.poller", "akv_exporter.blast_radius", "akv_exporter.state_changes")),
     (
         "exposition and assessment",
         (

@@ -12,6 +12,8 @@ from aiohttp import web
 from akv_exporter.exporter import Exporter
 from akv_exporter.logs import escape_controls, setup_logging
 from tests.helpers.configs import config_for
+from tests.helpers.exporter import Clock, closed_port_url, exporter_with_clock
+from tests.helpers.ontap import akv_record, volume
 
 HOSTILE_NAME = "evil\n2026-01-01T00:00:00 ERROR akv_exporter: forged\x1b[2J\u2028\x85"
 HOSTILE_MESSAGE = "denied\r\x1b[31mroot password is hunter2\x1b[0m\x00\u202e"
@@ -77,3 +79,110 @@ def test_json_logs_keep_the_original_text_escaped_by_json(json_logs):
     logging.getLogger("akv_exporter.test").warning("cluster %s", HOSTILE_NAME)
     (line,) = json_logs.getvalue().splitlines()
     assert json.loads(line)["msg"] == f"cluster {HOSTILE_NAME}"
+
+
+# --- state changes: logged once when they start, once when they end ----------------------------
+
+AKV_PATH = "/api/security/azure-key-vaults"
+
+
+def said(caplog, level: int = logging.INFO) -> list[tuple[str, str]]:
+    """Return (level, message) of every record at ``level`` or above, in order."""
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= level]
+
+
+async def polls(exporter, clock, count: int, *, slow: bool = False) -> None:
+    for _ in range(count):
+        clock.now += 300 if slow else 60
+        await exporter.poll_all()
+        if slow:
+            await exporter.poller.poll_blast_radius("c0")
+
+
+async def test_an_akv_query_error_is_logged_once_when_it_starts_and_once_when_it_ends(
+    fake_ontap, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="akv_exporter")
+    clock = Clock()
+    exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
+    await exporter.poll_all()
+
+    async def refuse(request):
+        body = {"error": {"code": "65537549", "message": "unreachable from one or more nodes."}}
+        return web.json_response(body, status=500)
+
+    fake_ontap.handler = refuse
+    await polls(exporter, clock, 3)
+    fake_ontap.handler = None
+    await polls(exporter, clock, 2)
+    await exporter.stop()
+    about_it = [(level, m) for level, m in said(caplog) if AKV_PATH in m]
+    assert about_it == [
+        (
+            "WARNING",
+            f"cluster c0: ONTAP answered the {AKV_PATH} query with an error (code 65537549):"
+            " unreachable from one or more nodes.; the last known configurations stay",
+        ),
+        ("INFO", f"cluster c0: ONTAP answers the {AKV_PATH} query again"),
+    ]
+
+
+async def test_outages_are_logged_once_when_they_start_and_once_when_they_end(
+    fake_ontap, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="akv_exporter")
+    clock = Clock()
+    exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
+    await exporter.poll_all()
+    fake_ontap.records = [akv_record(reachable=False, kek=False, ekmip_down=("n2",))]
+    await polls(exporter, clock, 3)
+    fake_ontap.records = [akv_record()]
+    await polls(exporter, clock, 2)
+    await exporter.stop()
+    changes = [(level, m) for level, m in said(caplog) if m.startswith("cluster c0: svm vs1: ")]
+    assert [(level, m.split(" (code")[0]) for level, m in changes] == [
+        ("WARNING", "cluster c0: svm vs1: azure_reachability false"),
+        ("WARNING", "cluster c0: svm vs1: EKMIP unreachable from node n2"),
+        ("WARNING", "cluster c0: svm vs1: KEK unavailable"),
+        ("INFO", "cluster c0: svm vs1: azure_reachability true again"),
+        ("INFO", "cluster c0: svm vs1: EKMIP reachable again from node n2"),
+        ("INFO", "cluster c0: svm vs1: KEK available again"),
+    ]
+    assert "(code 65537549): " in changes[0][1]  # ONTAP's code and message, at the start
+
+
+async def test_encrypted_volumes_going_offline_are_logged_once_and_so_is_their_return(
+    fake_ontap, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="akv_exporter")
+    clock = Clock()
+    exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
+    fake_ontap.volumes = [volume("vs1", index=0), volume("vs1", index=1)]
+    await polls(exporter, clock, 1, slow=True)
+    fake_ontap.volumes = [volume("vs1", index=0), volume("vs1", "offline", index=1)]
+    await polls(exporter, clock, 3, slow=True)
+    fake_ontap.volumes = [volume("vs1", index=0), volume("vs1", index=1)]
+    await polls(exporter, clock, 2, slow=True)
+    await exporter.stop()
+    assert [(level, m) for level, m in said(caplog) if "encrypted volume" in m] == [
+        ("WARNING", "cluster c0: 1 encrypted volumes offline in SVM vs1"),
+        ("INFO", "cluster c0: no encrypted volume offline in SVM vs1 any more"),
+    ]
+
+
+async def test_a_failing_cluster_warns_once_and_debug_says_what_each_poll_did(
+    fake_ontap, tmp_path, caplog
+):
+    caplog.set_level(logging.DEBUG, logger="akv_exporter")
+    clock = Clock()
+    config = config_for(tmp_path, fake_ontap.url, closed_port_url())
+    exporter = exporter_with_clock(config, clock)
+    await polls(exporter, clock, 3)
+    await exporter.stop()
+    failed = [(level, m) for level, m in said(caplog, logging.DEBUG) if "cluster=c1" in m]
+    assert [level for level, _ in failed] == ["WARNING", "DEBUG", "DEBUG"]
+    polled = [m for _, m in said(caplog, logging.DEBUG) if m.startswith("polled: cluster=c0")]
+    assert len(polled) == 3 and all("configurations=1 refused=none" in m for m in polled), polled
+    # A slow poll that keeps failing (here ONTAP's 404 for the EMS log) warns once too.
+    slow = [level for level, m in said(caplog, logging.DEBUG) if "endpoint=/api/support/ems" in m]
+    assert slow[0] == "WARNING" and set(slow[1:]) == {"DEBUG"}, slow
