@@ -33,8 +33,56 @@ def _looks_like(path: Path, marker: bytes) -> bool:
         return False
 
 
-def server_context(cert: Path, key: Path) -> ssl.SSLContext:
-    """Return a server TLS context serving ``cert`` with ``key``; CertificateProblem if not."""
+# The exporter-toolkit's client_auth_type values that verify what a client presents. Its
+# RequestClientCert and RequireAnyClientCert accept a certificate nobody verified: not offered.
+CLIENT_AUTH_TYPES = {
+    "NoClientCert": ssl.CERT_NONE,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def server_context(
+    cert: Path,
+    key: Path,
+    *,
+    client_auth_type: str = "NoClientCert",
+    client_ca_file: Path | None = None,
+    min_version: str | None = None,
+    max_version: str | None = None,
+) -> ssl.SSLContext:
+    """Return a server TLS context serving ``cert`` with ``key``; CertificateProblem if not.
+
+    With ``client_ca_file`` and a verifying ``client_auth_type``, a client must present (or,
+    VerifyClientCertIfGiven, may present) a certificate that CA signed: mutual TLS.
+    """
+    context = _serving(cert, key)
+    if client_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(client_ca_file))
+        except ssl.SSLError:
+            raise CertificateProblem(
+                "client_ca_file", f"{client_ca_file} holds no PEM CA certificate"
+            ) from None
+        except OSError as error:
+            raise CertificateProblem(
+                "client_ca_file", f"cannot read {client_ca_file}: {error.strerror}"
+            ) from None
+    context.verify_mode = CLIENT_AUTH_TYPES[client_auth_type]
+    if min_version is not None:
+        context.minimum_version = TLS_VERSIONS[min_version]
+    if max_version is not None:
+        context.maximum_version = TLS_VERSIONS[max_version]
+    return context
+
+
+def _serving(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(str(cert), str(key), password=_refuse_passphrase)

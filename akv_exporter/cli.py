@@ -70,10 +70,50 @@ def shard_of_args(args: argparse.Namespace, hostname: str | None = None) -> Shar
     return Shard(ordinal, args.total_shards)
 
 
+def config_flags(command: argparse.ArgumentParser, *, required: bool) -> None:
+    """Add --config.file, Prometheus' name, and the older --config."""
+    named = command.add_mutually_exclusive_group(required=required)
+    named.add_argument(
+        "--config.file", dest="config", type=Path, metavar="FILE", help="configuration file (YAML)"
+    )
+    named.add_argument(
+        "--config", dest="config", type=Path, metavar="FILE", help="deprecated: --config.file"
+    )
+
+
 def serving_flags(command: argparse.ArgumentParser, *, required: bool) -> None:
-    """Add the flags that say where and how `run` serves: `run` and `healthcheck` share them."""
-    command.add_argument("--config", required=required, type=Path, help="configuration file (YAML)")
-    command.add_argument("--listen", type=listen_argument, help="HOST:PORT (overrides web.listen)")
+    """Add the flags that say where and how `run` serves: `run` and `healthcheck` share them.
+
+    Prometheus' own names, as every exporter has them, and the older names, kept working.
+    """
+    config_flags(command, required=required)
+    listen = command.add_mutually_exclusive_group()
+    listen.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        type=listen_argument,
+        metavar="HOST:PORT",
+        help="where to serve (overrides web.listen)",
+    )
+    listen.add_argument(
+        "--listen",
+        dest="listen",
+        type=listen_argument,
+        metavar="HOST:PORT",
+        help="deprecated: --web.listen-address",
+    )
+    web_config_flag(command)
+
+
+def web_config_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        metavar="FILE",
+        help="TLS, client certificates, basic auth and response headers, in the format of"
+        " Prometheus' exporter-toolkit (docs/configuration.md); replaces web's TLS and auth",
+    )
 
 
 def serving_config(args: argparse.Namespace) -> Config:
@@ -82,7 +122,7 @@ def serving_config(args: argparse.Namespace) -> Config:
     `healthcheck` reads it the same way, so every flag that changes where or how `run` serves
     (serving_flags) changes where and how the health check asks.
     """
-    return load(args.config).config
+    return load(args.config, args.web_config_file).config
 
 
 def serving_address(args: argparse.Namespace, config: Config) -> tuple[str, int]:
@@ -99,10 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def logging_flags(command: argparse.ArgumentParser) -> None:
-        command.add_argument(
-            "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-        )
-        command.add_argument("--log-format", default="text", choices=["text", "json"])
+        for new, old, default, choices in (
+            ("--log.level", "--log-level", "info", ["debug", "info", "warn", "warning", "error"]),
+            ("--log.format", "--log-format", "text", ["text", "logfmt", "json"]),
+        ):
+            flag = command.add_mutually_exclusive_group()
+            dest = new.removeprefix("--").replace(".", "_")
+            flag.add_argument(new, dest=dest, default=default, choices=choices)
+            flag.add_argument(old, dest=dest, choices=choices, help=f"deprecated: {new}")
 
     run = commands.add_parser("run", help="poll the configured clusters and serve HTTP")
     serving_flags(run, required=True)
@@ -157,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     check = commands.add_parser("check", help="poll now; monitoring-plugin exit codes")
-    check.add_argument("--config", required=True, type=Path)
+    config_flags(check, required=True)
     check.add_argument("--cluster", action="append", help="only this cluster (repeatable)")
     check.add_argument("--format", default="table", choices=["table", "json"])
     check.add_argument(
@@ -166,16 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     check_config = commands.add_parser("check-config", help="validate a configuration file")
     check_config.add_argument("file", type=Path)
+    web_config_flag(check_config)
     check_config.add_argument(
         "--list", action="store_true", help="print every cluster and where it is defined"
     )
     return parser
 
 
-def _load_or_exit(path: Path) -> Inventory:
+def _load_or_exit(path: Path, web_config_file: Path | None) -> Inventory:
     """Return the configuration at ``path`` with its inventory, or print its problems and exit 2."""
     try:
-        return load(path)
+        return load(path, web_config_file)
     except ConfigError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
@@ -235,9 +280,9 @@ def _simulator_part(module: str, command: str) -> ModuleType:
 
 
 def _cannot_start(args: argparse.Namespace, problems: list[str]) -> int:
-    """Report start-up problems one line each (JSON log lines with --log-format json); 2."""
+    """Report start-up problems one line each (log lines with --log.format json, logfmt); 2."""
     for problem in problems:
-        if args.log_format == "json":  # a log pipeline reads every line as JSON
+        if args.log_format != "text":  # a log pipeline reads every line as JSON or logfmt
             log.error("cannot start: %s", problem)
         else:  # exactly check-config's lines
             print(problem, file=sys.stderr)
@@ -268,7 +313,7 @@ def _run(args: argparse.Namespace) -> int:
         log.error("cannot start: cannot listen on %s:%s: %s", host, port, error.strerror)
         return 2
     except CertificateProblem as error:  # the files changed since they were checked
-        log.error("cannot start: web.%s: %s", error.key, error)
+        log.error("cannot start: %s", config.web.problem(error.key, str(error), args.config))
         return 2
     return 0
 
@@ -315,7 +360,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "check-config":
-        inventory = _load_or_exit(args.file)
+        inventory = _load_or_exit(args.file, args.web_config_file)
         print(f"{args.file}: OK, {len(inventory.config.clusters)} cluster(s)")
         if args.list:
             _print_inventory(inventory)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from akv_exporter import __version__, heap
 from akv_exporter.assessment import ExporterInfo, FleetStatus, assess
+from akv_exporter.certificates import CertificateProblem
 from akv_exporter.config import Config, ConfigError, WebConfig
 from akv_exporter.inventory import InventoryWatcher, load_inventory
 from akv_exporter.limits import ensure_open_files
@@ -212,13 +213,17 @@ class Exporter:
             return "no configuration file to reload (the demo's configuration is built in)"
         try:
             # In a thread: parsing a large file must not stall /metrics and the health checks.
-            config = await asyncio.to_thread(load_inventory, path)
+            # --web.config.file, given at start, is read again too.
+            web_file = self.config.web.web_config_file
+            config = await asyncio.to_thread(load_inventory, path, web_file)
         except ConfigError as error:
             return self._refuse(error.problems)
         if self.listener is not None:
             try:
                 await self.listener.apply(config.web)
-            except (OSError, ValueError) as error:  # cannot bind, or the files changed again
+            except CertificateProblem as error:  # the files changed again since just now
+                return self._refuse([config.web.problem(error.key, str(error), path)])
+            except OSError as error:  # cannot bind
                 return self._refuse([f"{path}: web: {error}"])
         mine = self.shard.select(config)
         if config.state_file != self.config.state_file:

@@ -48,15 +48,16 @@ def cluster_files(directory: Path) -> list[Path]:
         return []
 
 
-def load(path: str | Path) -> Inventory:
+def load(path: str | Path, web_config_file: Path | None = None) -> Inventory:
     """Return the configuration at ``path`` with its inventory; ConfigError lists every problem.
 
     Every source is read even when another has problems, so that one file's problems hide no
     other's (a typo in one file, a duplicate address in the next). Any problem in any source
-    refuses the whole: a reload keeps the running inventory.
+    refuses the whole: a reload keeps the running inventory. ``web_config_file``
+    (--web.config.file) says how the exporter serves, instead of the `web` section.
     """
     path = Path(path)
-    config, problems = read_config(read_text(path), path)
+    config, problems = read_config(read_text(path), path, web_config_file)
     if config is None or not config.inventory.enabled:
         if problems or config is None:
             raise ConfigError(problems, partial=config)
@@ -93,9 +94,9 @@ def load(path: str | Path) -> Inventory:
     return Inventory(merged, skipped)
 
 
-def load_inventory(path: str | Path) -> Config:
+def load_inventory(path: str | Path, web_config_file: Path | None = None) -> Config:
     """Return the configuration at ``path`` with the clusters of every inventory source."""
-    return load(path).config
+    return load(path, web_config_file).config
 
 
 def _duplicates(clusters: list[ClusterConfig]) -> list[str]:

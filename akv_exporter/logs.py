@@ -61,11 +61,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def _logfmt_value(value: object) -> str:
+    text = escape_controls(str(value))
+    if text and not any(c in text for c in ' "=\\'):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class LogfmtFormatter(JsonFormatter):
+    """One logfmt line per record (``ts=... level=info msg="..."``), as Prometheus logs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = json.loads(super().format(record))
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in entry.items())
+
+
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
-    """Send logs to stderr in ``fmt`` ("text" or "json") at ``level``."""
+    """Send logs to stderr in ``fmt`` ("text", "logfmt" or "json") at ``level``."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
+    elif fmt == "logfmt":
+        handler.setFormatter(LogfmtFormatter())
     else:
         handler.setFormatter(
             TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")

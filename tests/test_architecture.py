@@ -82,11 +82,14 @@ STEPS: tuple[tuple[str, ...], ...] = (
         "akv_exporter.metrics.exposition",
     ),
     ("akv_exporter.assessment", "akv_exporter.assessment_json"),
-    # The values, reading YAML, the file's models, loading (checks and building), the schema.
+    # The values, reading YAML, the file's models, their errors in the file's words, the web
+    # configuration file, loading (checks and building), the schema.
     (
         "akv_exporter.config.values",
         "akv_exporter.config.yamlfile",
         "akv_exporter.config.model",
+        "akv_exporter.config.problems",
+        "akv_exporter.config.web_file",
         "akv_exporter.config.load",
         "akv_exporter.config.schema",
     ),

@@ -8,17 +8,22 @@ problem gives one line (an unset ${VAR} in `address` is not also "address is mis
 
 from __future__ import annotations
 
-import difflib
 import os
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from akv_exporter.certificates import CertificateProblem, server_context
 from akv_exporter.config import model
+from akv_exporter.config.problems import (
+    Loc,
+    Problems,
+    identity,
+    inner_model,
+    kind_of,
+    line_of,
+    subset,
+)
 from akv_exporter.config.values import (
     DEFAULT_LISTEN,
     DEFAULT_STATE_FILE,
@@ -27,169 +32,40 @@ from akv_exporter.config.values import (
     ConfigError,
     InventoryConfig,
     PollConfig,
-    Problem,
     SecretSource,
     TlsConfig,
     WebConfig,
     cluster_url,
 )
-from akv_exporter.config.yamlfile import Lines, lines_of, parse_yaml, read_text
+from akv_exporter.config.web_file import read_web_file
+from akv_exporter.config.yamlfile import lines_of, parse_yaml, read_text
 
 SECRET_KEYS = ("password", "password_env", "password_file", "credentials_command")
 _SECTIONS = ("web", "poll", "defaults", "clusters", "inventory")
-_MISSING_HINT = {"address": ": give a host, host:port or https:// URL"}
-Loc = tuple[str | int, ...]
+_SECURED = ("tls_cert_file", "tls_key_file", "basic_auth_users")  # --web.config.file's job
 
 
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    """Return the model inside an annotation (``X | None``, ``list[X]``), or None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in typing.get_args(annotation):
-        if found := _inner_model(argument):
-            return found
-    return None
-
-
-def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
-    """Return the model validating the mapping at ``loc`` below ``root``."""
-    current: type[BaseModel] | None = root
-    for part in loc:
-        if current is not None and isinstance(part, str):
-            field = current.model_fields.get(part)
-            current = _inner_model(field.annotation) if field else None
-    return current
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return {list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _key_path(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text or "(top level)"
-
-
-def _line_of(data: Any, loc: Loc) -> int:
-    """Return the line of the key at ``loc`` in ``data``, else of the nearest mapping holding it."""
-    line, node = getattr(data, "line", 1) or 1, data
-    for part in loc:
-        if isinstance(node, Mapping) and part in node:
-            line, node = getattr(node, "key_lines", {}).get(str(part), line), node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-            line = getattr(node, "line", line)
-        else:
-            break
-    return line
-
-
-def _subset(data: Mapping, leave_out: set) -> Lines:
-    """Return ``data`` without the keys ``leave_out``, keeping what it remembers of lines."""
-    kept = lines_of({k: v for k, v in data.items() if k not in leave_out}, _line_of(data, ()))
-    kept.key_lines = getattr(data, "key_lines", {})
-    kept.written = {k: v for k, v in getattr(data, "written", {}).items() if k not in leave_out}
-    return kept
-
-
-class Problems:
-    """The one-line problems of one file, each naming its line and key, sorted by line."""
-
-    def __init__(self, path: Path | None, data: Any):
-        self.where = str(path) if path else "<config>"
-        self.data = data
-        self._lines: list[tuple[int, str]] = []
-        self._refused: list[Loc] = []
-
-    @property
-    def lines(self) -> list[str]:
-        return [line for _, line in sorted(self._lines, key=lambda entry: entry[0])]
-
-    def add(self, loc: Loc, reason: str) -> None:
-        self._refused.append(loc)
-        line = _line_of(self.data, loc)
-        text = f"{self.where}:{line}: {_key_path(loc)}: {reason}"
-        self._lines.append((line, Problem(text, self._cluster_at(loc))))
-
-    def _cluster_at(self, loc: Loc) -> frozenset[str]:
-        """Return the name and address of the cluster entry ``loc`` is in; empty if none."""
-        if len(loc) < 2 or loc[0] != "clusters" or not isinstance(loc[1], int):
-            return frozenset()
-        entries = self.data.get("clusters") if isinstance(self.data, Mapping) else None
-        if not isinstance(entries, list) or loc[1] >= len(entries):
-            return frozenset()
-        identity = _identity(entries[loc[1]])
-        if identity is None:  # a wrong name or address: which cluster it is, is not known
-            return frozenset()
-        return frozenset(filter(None, (identity.name, identity.address)))
-
-    def refused(self, *locs: Loc) -> bool:
-        """Return whether a problem was found at or below any of ``locs``."""
-        return any(found[: len(loc)] == loc for found in self._refused for loc in locs)
-
-    def validate(self, schema: type[BaseModel], data: Any, loc: Loc) -> Any:
-        """Return ``data`` validated by ``schema``, adding a line for each problem.
-
-        When some keys are wrong, return the model of the others (so the checks spanning keys
-        still see them); None when nothing usable is left.
-        """
-        try:
-            return schema.model_validate(data)
-        except ValidationError as error:
-            errors = error.errors(include_url=False)
-        unknown = [e["loc"] for e in errors if e["type"] == "extra_forbidden"]
-        suggested = {(*where[:-1], self._nearest(schema, where)) for where in unknown}
-        for detail in errors:
-            where = tuple(part for part in detail["loc"] if part != "[key]")
-            if detail["type"] == "missing" and where in suggested:
-                continue  # the typo's line already names the key: `adress` for `address`
-            self.add((*loc, *where), self._reason(schema, where, detail))
-        if not isinstance(data, Mapping):
-            return None
-        try:
-            return schema.model_validate(_subset(data, {e["loc"][0] for e in errors}))
-        except ValidationError:
-            return None
-
-    @staticmethod
-    def _nearest(schema: type[BaseModel], where: Loc) -> str | None:
-        keys = list((_model_at(schema, where[:-1]) or schema).model_fields)
-        nearest = difflib.get_close_matches(str(where[-1]), keys, n=1, cutoff=0.6)
-        return nearest[0] if nearest else None
-
-    def _reason(self, schema: type[BaseModel], where: Loc, detail: Any) -> str:
-        """Return the reason for one pydantic error, in the file's words; never a secret."""
-        kind, given = detail["type"], detail.get("input")
-        if kind == "akv":  # our own validators' reasons
-            return detail["ctx"]["reason"]
-        if kind == "extra_forbidden":
-            nearest = self._nearest(schema, where)
-            valid = ", ".join((_model_at(schema, where[:-1]) or schema).model_fields)
-            hint = f" (did you mean {nearest!r}?)" if nearest else ""
-            return f"unknown key{hint}; valid keys here: {valid}"
-        if kind == "missing":
-            return "is missing" + _MISSING_HINT.get(str(where[-1]), "")
-        if kind in ("model_type", "dict_type", "model_attributes_type"):
-            return f"must be a mapping, not {_kind(given)}"
-        if kind == "list_type":
-            return f"must be a list, not {_kind(given)}"
-        if kind == "int_type":  # numbers and booleans are never secrets
-            return f"must be a whole number, not {given!r}"
-        if kind == "bool_type":
-            return f"must be true or false, not {given!r}"
-        if kind in ("string_type", "path_type", "is_instance_of"):
-            return f"must be a string, not {_kind(given)}"
-        return detail["msg"]  # pydantic's words, which do not quote the value
-
-
-def _web(section: model.WebSection | None, problems: Problems) -> WebConfig:
+def _web(
+    section: model.WebSection | None,
+    raw: Any,
+    problems: Problems,
+    web_config_file: Path | None,
+    elsewhere: list[str],
+) -> WebConfig:
+    """Return how to serve: `web`, or --web.config.file and `web.listen` (``elsewhere``'s lines)."""
     web = section or model.WebSection()
+    listen = web.listen or DEFAULT_LISTEN
+    if web_config_file is not None:
+        secured = [k for k in _SECURED if isinstance(raw, Mapping) and raw.get(k) is not None]
+        if secured:  # one place says how the exporter is secured
+            keys = ", ".join(f"web.{key}" for key in secured)
+            problems.add(
+                ("web", secured[0]),
+                f"--web.config.file {web_config_file} secures the exporter; remove {keys} here",
+            )
+        config, file_problems = read_web_file(web_config_file, listen)
+        elsewhere.extend(file_problems)
+        return config or WebConfig(listen=listen)
     cert, key = web.tls_cert_file, web.tls_key_file
     if problems.refused(("web", "tls_cert_file"), ("web", "tls_key_file")):
         pass
@@ -201,7 +77,7 @@ def _web(section: model.WebSection | None, problems: Problems) -> WebConfig:
         except CertificateProblem as problem:
             problems.add(("web", problem.key), str(problem))
     return WebConfig(
-        listen=web.listen or DEFAULT_LISTEN,
+        listen=listen,
         tls_cert_file=cert,
         tls_key_file=key,
         basic_auth_users=dict(web.basic_auth_users or {}),
@@ -273,7 +149,7 @@ def _cluster_fields(
 
 def _defaults(data: Mapping, problems: Problems) -> dict[str, Any]:
     raw = data.get("defaults")
-    schema = _inner_model(model.ConfigFile.model_fields["defaults"].annotation)
+    schema = inner_model(model.ConfigFile.model_fields["defaults"].annotation)
     section = problems.validate(schema, {} if raw is None else raw, ("defaults",))
     return _cluster_fields(section, raw, ("defaults",), problems) if section else {}
 
@@ -294,13 +170,13 @@ def _clusters(
     for index, item in enumerate(raw):
         loc: Loc = ("clusters", index)
         entry = problems.validate(model.ClusterEntry, item, loc)
-        identity = entry or _identity(item)
-        if identity is None:
+        who = entry or identity(item)
+        if who is None:
             continue
-        line = _line_of(problems.data, loc)
-        url = cluster_url(identity.address)
+        line = line_of(problems.data, loc)
+        url = cluster_url(who.address)
         unique = True
-        for what, value in (("name", identity.name), ("address", url)):
+        for what, value in (("name", who.name), ("address", url)):
             if value and (what, value) in seen:
                 problems.add((*loc, what), f"{value!r} is already used by {seen[what, value]}")
                 unique = False
@@ -344,22 +220,18 @@ def _clusters(
     return tuple(clusters)
 
 
-def _identity(item: Any) -> model.ClusterIdentity | None:
-    """Return a cluster's name and address when they are valid, whatever its other keys."""
-    try:
-        return model.ClusterIdentity.model_validate(item)
-    except ValidationError:
-        return None
-
-
 def _section(data: Mapping, name: str, problems: Problems) -> Any:
     raw = data.get(name)
-    schema = _inner_model(model.ConfigFile.model_fields[name].annotation)
+    schema = inner_model(model.ConfigFile.model_fields[name].annotation)
     return problems.validate(schema, {} if raw is None else raw, (name,))
 
 
-def read_config(text: str, path: Path | None = None) -> tuple[Config | None, list[str]]:
+def read_config(
+    text: str, path: Path | None = None, web_config_file: Path | None = None
+) -> tuple[Config | None, list[str]]:
     """Return the configuration in ``text`` as far as it is valid, and every problem in it.
+
+    ``web_config_file`` (--web.config.file) says how the exporter serves, instead of `web`.
 
     None when there is nothing to build on (not YAML, not a mapping). akv_exporter.inventory
     goes on with the rest of the fleet, so that one file's problems hide no other's.
@@ -371,10 +243,13 @@ def read_config(text: str, path: Path | None = None) -> tuple[Config | None, lis
     data = lines_of({}) if data is None else data
     problems = Problems(path, data)
     if not isinstance(data, Mapping):
-        problems.add((), f"must be a mapping, not {_kind(data)}")
+        problems.add((), f"must be a mapping, not {kind_of(data)}")
         return None, problems.lines
-    top = problems.validate(model.ConfigFile, _subset(data, set(_SECTIONS)), ())
-    web = _web(_section(data, "web", problems), problems)
+    top = problems.validate(model.ConfigFile, subset(data, set(_SECTIONS)), ())
+    elsewhere: list[str] = []  # the web configuration file's problems
+    web = _web(
+        _section(data, "web", problems), data.get("web"), problems, web_config_file, elsewhere
+    )
     poll = _poll(_section(data, "poll", problems), problems)
     defaults = _defaults(data, problems)
     inventory = _inventory(_section(data, "inventory", problems), problems)
@@ -387,7 +262,7 @@ def read_config(text: str, path: Path | None = None) -> tuple[Config | None, lis
         or Path(os.environ.get("AKV_EXPORTER_STATE_FILE", DEFAULT_STATE_FILE)).expanduser()
     )
     config = Config(path, web, poll, clusters, state_file, inventory, cluster_defaults=defaults)
-    return config, problems.lines
+    return config, problems.lines + elsewhere
 
 
 def parse_config(text: str, path: Path | None = None) -> Config:

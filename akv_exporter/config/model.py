@@ -63,7 +63,7 @@ def expand_env(value: Any) -> Any:
 _TEXT = BeforeValidator(expand_env)
 
 
-def _check(reason_to_refuse: Callable[[Any], str | None]) -> AfterValidator:
+def check(reason_to_refuse: Callable[[Any], str | None]) -> AfterValidator:
     """Return a validator refusing a value (None passes) for the reason the function returns."""
 
     def validate(value: Any) -> Any:
@@ -139,19 +139,19 @@ def _whole(minimum: int, maximum: int) -> Any:
         return f"must be between {minimum} and {maximum}, not {value}"
 
     schema = {"type": "integer", "minimum": minimum, "maximum": maximum}
-    return Annotated[int | None, _check(out_of_range), WithJsonSchema(schema)]
+    return Annotated[int | None, check(out_of_range), WithJsonSchema(schema)]
 
 
 Text = Annotated[str | None, _TEXT]
-NonEmpty = Annotated[str | None, _check(lambda value: None if value else "is empty"), _TEXT]
+NonEmpty = Annotated[str | None, check(lambda value: None if value else "is empty"), _TEXT]
 PathValue = Annotated[Path | None, BeforeValidator(_path), _TEXT]  # _TEXT runs first
-ExistingFile = Annotated[PathValue, _check(_missing_file)]
-ExistingDirectory = Annotated[PathValue, _check(_missing_directory)]
-Listen = Annotated[str | None, _check(_problem_of(split_listen)), _TEXT]
-Address = Annotated[str, _check(_problem_of(cluster_url)), _TEXT]
+ExistingFile = Annotated[PathValue, check(_missing_file)]
+ExistingDirectory = Annotated[PathValue, check(_missing_directory)]
+Listen = Annotated[str | None, check(_problem_of(split_listen)), _TEXT]
+Address = Annotated[str, check(_problem_of(cluster_url)), _TEXT]
 BcryptHash = Annotated[
     str,
-    _check(
+    check(
         lambda digest: (
             None
             if usable_bcrypt_hash(digest)
@@ -163,7 +163,7 @@ BcryptHash = Annotated[
 ]
 LabelName = Annotated[
     str,
-    _check(label_name_problem),
+    check(label_name_problem),
     WithJsonSchema({"type": "string", "pattern": LABEL_NAME.pattern}),
 ]
 # Values as written: `rack: 010` is "010" (an editor following YAML 1.2 asks for quotes there).
@@ -179,7 +179,7 @@ Labels = Annotated[
     ),
 ]
 Patterns = Annotated[
-    list[Annotated[str, _check(lambda value: None if value else "is empty")]] | None,
+    list[Annotated[str, check(lambda value: None if value else "is empty")]] | None,
     BeforeValidator(_as_list),
     WithJsonSchema(
         {
@@ -231,12 +231,12 @@ class ClusterFields(Section):
     """The ONTAP user for basic authentication."""
     password: NonEmpty = None
     """Inline password (prefer the other sources)."""
-    password_env: Annotated[str | None, _check(_environment_variable), _TEXT] = None
+    password_env: Annotated[str | None, check(_environment_variable), _TEXT] = None
     """The name of an environment variable holding the password."""
     password_file: ExistingFile = None
     """A file whose content is the password."""
     credentials_command: Annotated[
-        str | None, _check(lambda command: None if command.strip() else "must be a command"), _TEXT
+        str | None, check(lambda command: None if command.strip() else "must be a command"), _TEXT
     ] = None
     """A shell command whose first output line is the password."""
     client_cert_file: ExistingFile = None

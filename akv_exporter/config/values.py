@@ -119,14 +119,35 @@ class ClusterConfig:
 
 @dataclass(frozen=True, slots=True)
 class WebConfig:
+    """How the exporter serves: from the `web` section, or --web.config.file and `web.listen`."""
+
     listen: str = DEFAULT_LISTEN
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     basic_auth_users: Mapping[str, str] = field(default_factory=dict)
+    # Only from --web.config.file (the exporter-toolkit's format): client certificates, TLS
+    # versions, extra response headers.
+    client_auth_type: str = "NoClientCert"  # or VerifyClientCertIfGiven, RequireAndVerifyClientCert
+    client_ca_file: Path | None = None
+    min_version: str | None = None  # "TLS12"...; None: Python's default
+    max_version: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    web_config_file: Path | None = None  # where TLS and authentication come from, if not `web`
 
     @property
     def host_port(self) -> tuple[str, int]:
         return split_listen(self.listen)
+
+    def problem(self, key: str, reason: str, config_path: Path | None) -> str:
+        """Return the line for a problem with a TLS key (``tls_cert_file``), where it was set."""
+        if self.web_config_file is None:
+            return f"{config_path or '<config>'}: web.{key}: {reason}"
+        file_key = WEB_FILE_KEYS.get(key, key)
+        return f"{self.web_config_file}: tls_server_config.{file_key}: {reason}"
+
+
+# The `web` section's TLS keys as the exporter-toolkit's tls_server_config names them.
+WEB_FILE_KEYS = {"tls_cert_file": "cert_file", "tls_key_file": "key_file"}
 
 
 @dataclass(frozen=True, slots=True)

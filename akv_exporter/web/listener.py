@@ -1,8 +1,8 @@
 """The exporter's listening socket, which a reload can move, secure or re-certify.
 
-A reload re-reads the certificate files (as cert-manager and ACME clients replace them in place),
-switches between HTTP and HTTPS, and follows a changed ``web.listen``; only an address given by
-``--listen`` on the command line stays as it is until a restart.
+A reload re-reads the certificate files (as cert-manager and ACME clients replace them in place)
+and the clients' CA, switches between HTTP and HTTPS, and follows a changed ``web.listen``; only
+an address given by ``--web.listen-address`` on the command line stays until a restart.
 """
 
 from __future__ import annotations
@@ -40,17 +40,41 @@ class Listener:
         self.site: web.TCPSite | None = None
         self.certificate: SwappableCertificate | None = None
         self.listen: str | None = None  # web.listen of the configuration last applied
+        self.handshake: tuple = ()  # _handshake of the configuration last applied
 
     async def start(self, config: WebConfig) -> None:
         """Bind; OSError (address in use, unknown host) or CertificateProblem when it cannot."""
         await self._bind(*self.asked, self._certificate(config))
         self.listen = config.listen
+        self.handshake = self._handshake(config)
 
     @staticmethod
     def _certificate(config: WebConfig) -> SwappableCertificate | None:
         if config.tls_cert_file is None or config.tls_key_file is None:
             return None
-        return SwappableCertificate(server_context(config.tls_cert_file, config.tls_key_file))
+        context = server_context(
+            config.tls_cert_file,
+            config.tls_key_file,
+            client_auth_type=config.client_auth_type,
+            client_ca_file=config.client_ca_file,
+            min_version=config.min_version,
+            max_version=config.max_version,
+        )
+        return SwappableCertificate(context)
+
+    @staticmethod
+    def _handshake(config: WebConfig) -> tuple:
+        """Return what a handshake asks beyond the certificate (client CAs, TLS versions).
+
+        A new certificate is swapped in while serving; a change of these re-binds the socket,
+        as OpenSSL takes them from the context the socket was made with.
+        """
+        try:
+            authorities = config.client_ca_file.read_bytes() if config.client_ca_file else None
+        except OSError:
+            authorities = None  # server_context has just read it, or said why not
+        versions = (config.min_version, config.max_version)
+        return (config.client_auth_type, authorities, versions)
 
     async def _bind(self, host: str, port: int, certificate: SwappableCertificate | None) -> None:
         context = certificate.serving if certificate is not None else None
@@ -79,8 +103,10 @@ class Listener:
                 *self.bound,
             )
         certificate = self._certificate(config)  # re-read even when the paths did not change
+        handshake = self._handshake(config)
         self.listen = config.listen
-        if asked == self.asked and (certificate is None) == (self.certificate is None):
+        same_tls = (certificate is None) == (self.certificate is None)
+        if asked == self.asked and same_tls and handshake == self.handshake:
             if certificate is not None and self.certificate is not None:
                 self.certificate.swap(certificate.current)
             return
@@ -92,7 +118,7 @@ class Listener:
         except OSError:
             await self._bind(*old)
             raise
-        self.asked = asked
+        self.asked, self.handshake = asked, handshake
         scheme = "https" if certificate is not None else "http"
         log.info("now listening on %s://%s:%s", scheme, *self.addresses()[0][:2])
 

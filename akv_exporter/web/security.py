@@ -8,9 +8,11 @@ attribute would not run even if escaping ever failed. No `unsafe-inline`, no non
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
+
+from akv_exporter.web.common import EXPORTER_KEY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -25,19 +27,25 @@ PAGE_POLICY = (
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Add the headers to every answer, errors included; a handler's own CSP is kept."""
+    """Add the headers to every answer, errors included; a handler's own CSP is kept.
+
+    The headers of --web.config.file's http_server_config come last: the operator's word wins.
+    """
+    exporter = request.app.get(EXPORTER_KEY)
+    configured = exporter.config.web.headers if exporter is not None else {}
     try:
         response = await handler(request)
     except web.HTTPException as error:
-        _add(error)
+        _add(error, configured)
         raise
-    _add(response)
+    _add(response, configured)
     return response
 
 
-def _add(response: web.StreamResponse) -> None:
+def _add(response: web.StreamResponse, configured: Mapping[str, str]) -> None:
     headers = response.headers
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"  # frame-ancestors for browsers without CSP level 2
     headers.setdefault("Content-Security-Policy", NOTHING)
+    headers.update(configured)
