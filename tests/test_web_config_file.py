@@ -22,7 +22,8 @@ import trustme
 
 from akv_exporter.config import ConfigError
 from akv_exporter.inventory import load
-from tests.helpers import closed_port_url, started, write_config
+from tests.helpers.configs import write_config
+from tests.helpers.exporter import closed_port_url, started
 
 PASSWORD = "s3cret-scrape"
 DIGEST = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
