@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml simulator/pyproject.toml | cksum | cut -d' ' -f1)
 # Debian packages the test suite drives for real: Prometheus + promtool, Alertmanager + amtool, Chromium;
 # Docker's engine and debootstrap (the image test builds and runs the Dockerfile, on a stand-in base
-# made from Debian's packages when no registry answers); systemd-analyze (the unit's verify and score).
-DEBS   := prometheus prometheus-alertmanager chromium docker.io debootstrap systemd
-BINS   := prometheus promtool prometheus-alertmanager amtool chromium dockerd debootstrap systemd-analyze
+# made from Debian's packages when no registry answers); systemd-analyze (the unit's verify and score)
+# and ip (the systemd test runs the service in a network namespace of its own).
+DEBS   := prometheus prometheus-alertmanager chromium docker.io debootstrap systemd iproute2
+BINS   := prometheus promtool prometheus-alertmanager amtool chromium dockerd debootstrap systemd-analyze ip
 
 .PHONY: demo docs-test test image-test lint format bench soak dashboards kubernetes rules screenshot system-deps clean generated
 

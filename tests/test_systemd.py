@@ -1,11 +1,13 @@
 """The systemd unit and docs/systemd.md's install steps, followed as written as far as a machine
-without systemd allows: the files' modes, the unit's first command as an unprivileged user with
-only the environment file's variables, `systemd-analyze verify`, and the documented
-`systemd-analyze security` rating.
+without systemd allows: the files' modes, the unit's ExecStartPre and ExecStart as an
+unprivileged user with only the environment file's variables (the service answers /-/ready and
+exits 0 on SIGTERM), `systemd-analyze verify`, and the documented `systemd-analyze security`
+rating.
 
 The steps install into /opt, /etc and /usr/local. They run in a private mount namespace whose
-/opt, /etc and /usr/local are overlays with their upper layers in tmp_path: the machine's own
-directories are never written. `pip install .` runs as written, with pip pointed (PIP_NO_INDEX,
+/etc, /opt, /usr/local and /var are overlays with their upper layers in tmp_path, and a network
+namespace of their own: the machine's own directories are never written, and the example
+configuration's port 9877 is free. `pip install .` runs as written, with pip pointed (PIP_NO_INDEX,
 PIP_FIND_LINKS) at a wheelhouse of the project's requirements that this machine keeps, filled
 from the package index on the first run: a test of the steps, not of the index.
 """
@@ -24,6 +26,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers.repository import REPO
 
@@ -32,7 +35,7 @@ DOC = REPO / "docs/systemd.md"
 IN_CI = os.environ.get("CI") == "true"
 # A user systemd's DynamicUser= could pick (61184-65519), with no file of its own anywhere.
 DYNAMIC_UID = 61999
-OVERLAID = ("/etc", "/opt", "/usr/local")
+OVERLAID = ("/etc", "/opt", "/usr/local", "/var")
 # The PATH systemd gives a service (systemd.exec(5), "Environment Variables in Spawned Processes").
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 WHEELHOUSES = Path("/var/cache/akv-exporter-tests/wheels")
@@ -94,10 +97,11 @@ def unit_values(key: str) -> list[str]:
 
 def test_the_documented_install_steps_give_a_service_that_can_start(tmp_path):
     analyze = systemd_analyze()
-    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("setpriv") is None:
+    tools = ("unshare", "setpriv", "ip")
+    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in tools):
         if IN_CI:
-            pytest.fail("needs root, unshare and setpriv (util-linux)")
-        pytest.skip("needs root, unshare and setpriv (util-linux) for a private mount namespace")
+            pytest.fail("needs root, unshare and setpriv (util-linux) and ip (iproute2)")
+        pytest.skip("needs root, unshare, setpriv and ip for private mount and network namespaces")
     steps = install_steps()
     # No systemd runs here: everything but these two lines runs as written.
     runnable = [step for step in steps if not step.startswith("systemctl ")]
@@ -124,9 +128,39 @@ def test_the_documented_install_steps_give_a_service_that_can_start(tmp_path):
         )
     unit = "/etc/systemd/system/akv-exporter.service"
     [start_pre] = unit_values("ExecStartPre")
+    [start] = unit_values("ExecStart")
     environment = unit_values("Environment")
+    [state_directory] = unit_values("StateDirectory")
+    [state_mode] = unit_values("StateDirectoryMode")
+    [umask] = unit_values("UMask")
+    example = yaml.safe_load((REPO / "config/akv-exporter.example.yml").read_text("utf-8"))
+    port = int(example["web"]["listen"].rpartition(":")[2])
     documentation = [value.removeprefix("file:") for value in unit_values("Documentation")]
     as_dynamic_user = f"setpriv --reuid={DYNAMIC_UID} --regid={DYNAMIC_UID} --clear-groups"
+
+    def as_service(command: str) -> str:
+        """Return ``command`` as systemd runs it: root reads the EnvironmentFile; the dynamic
+        user runs with its variables, the unit's Environment=, UMask= and what systemd sets
+        (HOME=/ for a dynamic user, systemd.exec(5)), in /."""
+        return (
+            f"(set -a; . /etc/akv-exporter/env; set +a; cd /; umask {umask};"
+            f" exec env -i HOME=/ PATH={SYSTEMD_PATH} {' '.join(map(shlex.quote, environment))}"
+            f' ONTAP_PASSWORD="$ONTAP_PASSWORD" {as_dynamic_user} {command})'
+        )
+
+    python = "/opt/akv-exporter/bin/python"
+    ready = (
+        "import time, urllib.request\n"
+        "for _ in range(600):\n"
+        "    try:\n"
+        f"        urllib.request.urlopen('http://127.0.0.1:{port}/-/ready', timeout=2)\n"
+        f"        print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics').read().decode())\n"
+        "        break\n"
+        "    except OSError:\n"
+        "        time.sleep(0.1)\n"
+        "else:\n"
+        "    raise SystemExit('not ready in 60 s')\n"
+    )
     o = shlex.quote(str(out))
     script = "\n".join(
         [
@@ -139,13 +173,16 @@ def test_the_documented_install_steps_give_a_service_that_can_start(tmp_path):
             f" /etc/akv-exporter/env {unit} > {o}/modes",
             f"for page in {' '.join(map(shlex.quote, documentation))}; do"
             f' test -f "$page" && echo "$page"; done > {o}/documentation',
-            # ExecStartPre as systemd runs it: root reads the EnvironmentFile; the user runs with
-            # its variables, the unit's Environment= and what systemd sets (HOME=/ for a dynamic
-            # user, systemd.exec(5)).
-            "(set -a; . /etc/akv-exporter/env; set +a;"
-            f" exec env -i HOME=/ PATH={SYSTEMD_PATH} {' '.join(map(shlex.quote, environment))}"
-            f' ONTAP_PASSWORD="$ONTAP_PASSWORD" {as_dynamic_user} {start_pre})'
-            f" > {o}/start-pre 2>&1; echo $? > {o}/start-pre.rc",
+            f"{as_service(start_pre)} > {o}/start-pre 2>&1; echo $? > {o}/start-pre.rc",
+            # ExecStart: StateDirectory= made for the user, in a network namespace of its own
+            # (the example's port is free there; its clusters are unreachable).
+            "ip link set lo up",
+            f"install -d -m {state_mode} -o {DYNAMIC_UID} -g {DYNAMIC_UID}"
+            f" /var/lib/{state_directory}",
+            f"{as_service(start)} > {o}/run 2>&1 &",
+            "service=$!",
+            f"{python} -c {shlex.quote(ready)} > {o}/metrics 2>&1; echo $? > {o}/ready.rc",
+            f"kill -TERM $service; wait $service; echo $? > {o}/run.rc",
             f"{as_dynamic_user} cat /etc/akv-exporter/env > {o}/env-as-user 2>&1;"
             f" echo $? > {o}/env-as-user.rc",
             f"{analyze} verify {unit} > {o}/verify 2>&1; echo $? > {o}/verify.rc",
@@ -153,7 +190,7 @@ def test_the_documented_install_steps_give_a_service_that_can_start(tmp_path):
     )
     wheels = wheelhouse()
     result = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        ["unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script],
         capture_output=True,
         text=True,
         timeout=600,
@@ -175,6 +212,9 @@ def test_the_documented_install_steps_give_a_service_that_can_start(tmp_path):
     assert read("start-pre").startswith("/etc/akv-exporter/akv-exporter.yml: OK"), read("start-pre")
     assert read("env-as-user.rc").strip() != "0", "the service's user can read the password"
     assert "Permission denied" in read("env-as-user")
+    assert read("ready.rc").strip() == "0", read("metrics") + read("run")
+    assert "akv_exporter_build_info{" in read("metrics")
+    assert read("run.rc").strip() == "0", read("run")  # SIGTERM (systemctl stop): exit 0
     assert read("verify.rc").strip() == "0", read("verify")
     assert read("verify") == "", read("verify")
 
