@@ -25,6 +25,7 @@ from ontap_simulator.model import (
     Status,
     check_keys,
     error_fault,
+    merge_each,
     merge_ekmip,
     merge_status,
     ontap_uuid,
@@ -223,20 +224,15 @@ def merge(provider: Provider, state: ClusterState, patch: Any) -> ClusterState:
         return dataclasses.replace(state, cloud_kms=others + configs)
     if not isinstance(patch, Mapping):
         raise StateError(key, "expected a list of configurations or a mapping of uuid to patch")
-    current = state.cloud(provider.keystore_type)
-    known = {c.uuid for c in current}
-    for uuid in patch:
-        if uuid != "*" and uuid not in known:
-            raise StateError(f"{key}.{uuid}", f"no such {provider.title} configuration")
-    merged = []
-    for config in current:
-        if "*" in patch:
-            config = merge_config(provider, config, patch["*"], state, f"{key}.*")
-        if config.uuid in patch:
-            where = f"{key}.{config.uuid}"
-            config = merge_config(provider, config, patch[config.uuid], state, where)
-        merged.append(config)
-    return dataclasses.replace(state, cloud_kms=others + tuple(merged))
+    merged = merge_each(
+        state.cloud(provider.keystore_type),
+        lambda config: config.uuid,
+        patch,
+        key,
+        f"{provider.title} configuration",
+        lambda config, entry, where: merge_config(provider, config, entry, state, where),
+    )
+    return dataclasses.replace(state, cloud_kms=others + merged)
 
 
 DECLARE_KEYS = ("uuid", "svm", "svm_uuid", "scope", "configuration")

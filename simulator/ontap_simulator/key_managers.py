@@ -36,6 +36,7 @@ from ontap_simulator.model import (
     StateError,
     check_keys,
     error_fault,
+    merge_each,
     ontap_uuid,
     parse_bool,
     parse_int,
@@ -247,27 +248,24 @@ def merge(state: ClusterState, patch: Any) -> ClusterState:
         return dataclasses.replace(state, key_managers=managers)
     if not isinstance(patch, Mapping):
         raise StateError(key, "expected a list of key managers or a mapping of uuid to patch")
-    known = {m.uuid for m in state.key_managers}
-    for uuid in patch:
-        if uuid != "*" and uuid not in known:
-            raise StateError(f"{key}.{uuid}", f"no such key manager on {state.name}")
-    merged = []
-    for manager in state.key_managers:
-        for name in ("*", manager.uuid):
-            if name in patch:
-                entry = patch[name]
-                if name == "*" and manager.kind == "okm" and isinstance(entry, Mapping):
-                    # "*" means every key manager that has what the patch names.
-                    entry = {k: v for k, v in entry.items() if k != "servers"}
-                manager = _merge_one(state, manager, entry, f"{key}.{name}")
-        merged.append(manager)
-    return dataclasses.replace(state, key_managers=tuple(merged))
+    merged = merge_each(
+        state.key_managers,
+        lambda manager: manager.uuid,
+        patch,
+        key,
+        f"key manager on {state.name}",
+        lambda manager, entry, where: _merge_one(state, manager, entry, where),
+    )
+    return dataclasses.replace(state, key_managers=merged)
 
 
 def _merge_one(state: ClusterState, manager: KeyManager, patch: Any, key: str) -> KeyManager:
     if not isinstance(patch, Mapping):
         raise StateError(key, "expected a mapping")
     check_keys(patch, PATCH_KEYS, key)
+    if manager.kind == "okm" and key.endswith(".*"):
+        # "*" means every key manager that has what the patch names: OKM has no servers.
+        patch = {name: value for name, value in patch.items() if name != "servers"}
     changes: dict[str, Any] = {}
     if "enabled" in patch:
         enabled = parse_bool(patch["enabled"], f"{key}.enabled")
@@ -308,17 +306,15 @@ def _merge_servers(
         raise StateError(key, "the Onboard Key Manager has no key servers")
     if not isinstance(patch, Mapping):
         raise StateError(key, 'expected a mapping of server ("host:port" or "*") to patch')
-    names = [s.server for s in manager.servers]
-    for name in patch:
-        if name != "*" and name not in names:
-            raise StateError(f"{key}.{name}", f"no such key server (servers: {', '.join(names)})")
-    servers = []
-    for server in manager.servers:
-        for name in ("*", server.server):
-            if name in patch:
-                server = _merge_server(state, server, patch[name], f"{key}.{name}")
-        servers.append(server)
-    return tuple(servers)
+    names = ", ".join(s.server for s in manager.servers)
+    return merge_each(
+        manager.servers,
+        lambda server: server.server,
+        patch,
+        key,
+        f"key server (servers: {names})",
+        lambda server, entry, where: _merge_server(state, server, entry, where),
+    )
 
 
 def _merge_server(state: ClusterState, server: KmipServer, patch: Any, key: str) -> KmipServer:

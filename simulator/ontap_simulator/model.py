@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ontap_simulator.verdict import KeyManagerConfig, PastEvent, SvmVolumes
+
+T = TypeVar("T")
 
 CODE_OK = "0"
 CODE_AZURE_UNREACHABLE = "65537549"
@@ -363,6 +365,30 @@ def parse_text(value: Any, key: str) -> str:
     return value
 
 
+def merge_each(
+    items: Sequence[T],
+    name_of: Callable[[T], str],
+    patch: Mapping[str, Any],
+    key: str,
+    what: str,
+    merge: Callable[[T, Any, str], T],
+) -> tuple[T, ...]:
+    """Return ``items`` with a ``{"<name>" or "*": {...}}`` patch merged by ``merge(item, entry,
+    key)``: "*" into every item first, then a named one; StateError for a name no item has
+    ("no such <what>")."""
+    names = {name_of(item) for item in items}
+    for name in patch:
+        if name != "*" and name not in names:
+            raise StateError(_join(key, str(name)), f"no such {what}")
+    merged = []
+    for item in items:
+        for name in ("*", name_of(item)):
+            if name in patch:
+                item = merge(item, patch[name], _join(key, name))
+        merged.append(item)
+    return tuple(merged)
+
+
 def merge_status(
     current: Status,
     patch: Any,
@@ -545,21 +571,14 @@ def apply_patch(cluster: ClusterState, patch: Any) -> ClusterState:
     check_keys(patch, ("akvs", "faults", *PATCH_EXTENSIONS), "")
     changes: dict[str, Any] = {}
     if "akvs" in patch:
-        akv_patches = _mapping(patch["akvs"], "akvs")
-        known = {akv.uuid for akv in cluster.akvs}
-        for uuid in akv_patches:
-            if uuid != "*" and uuid not in known:
-                raise StateError(f"akvs.{uuid}", f"no such AKV configuration on {cluster.name}")
-        akvs = []
-        for akv in cluster.akvs:
-            if "*" in akv_patches:
-                akv = merge_akv(akv, akv_patches["*"], cluster.nodes, cluster.version, "akvs.*")
-            if akv.uuid in akv_patches:
-                akv = merge_akv(
-                    akv, akv_patches[akv.uuid], cluster.nodes, cluster.version, f"akvs.{akv.uuid}"
-                )
-            akvs.append(akv)
-        changes["akvs"] = tuple(akvs)
+        changes["akvs"] = merge_each(
+            cluster.akvs,
+            lambda akv: akv.uuid,
+            _mapping(patch["akvs"], "akvs"),
+            "akvs",
+            f"AKV configuration on {cluster.name}",
+            lambda akv, entry, key: merge_akv(akv, entry, cluster.nodes, cluster.version, key),
+        )
     if "faults" in patch:
         changes["faults"] = merge_faults(cluster.faults, patch["faults"])
     cluster = dataclasses.replace(cluster, **changes) if changes else cluster
