@@ -91,6 +91,13 @@ def said(caplog, level: int = logging.INFO) -> list[tuple[str, str]]:
     return [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= level]
 
 
+def logged(caplog, config, level: int = logging.INFO) -> tuple[Exporter, Clock]:
+    """Return an exporter on a hand-moved clock, its logs at ``level`` kept by caplog."""
+    caplog.set_level(level, logger="akv_exporter")
+    clock = Clock()
+    return exporter_with_clock(config, clock), clock
+
+
 async def polls(exporter, clock, count: int, *, slow: bool = False) -> None:
     for _ in range(count):
         clock.now += 300 if slow else 60
@@ -102,9 +109,7 @@ async def polls(exporter, clock, count: int, *, slow: bool = False) -> None:
 async def test_an_akv_query_error_is_logged_once_when_it_starts_and_once_when_it_ends(
     fake_ontap, tmp_path, caplog
 ):
-    caplog.set_level(logging.INFO, logger="akv_exporter")
-    clock = Clock()
-    exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
+    exporter, clock = logged(caplog, config_for(tmp_path, fake_ontap.url))
     await exporter.poll_all()
 
     async def refuse(request):
@@ -130,9 +135,7 @@ async def test_an_akv_query_error_is_logged_once_when_it_starts_and_once_when_it
 async def test_outages_are_logged_once_when_they_start_and_once_when_they_end(
     fake_ontap, tmp_path, caplog
 ):
-    caplog.set_level(logging.INFO, logger="akv_exporter")
-    clock = Clock()
-    exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
+    exporter, clock = logged(caplog, config_for(tmp_path, fake_ontap.url))
     await exporter.poll_all()
     fake_ontap.records = [akv_record(reachable=False, kek=False, ekmip_down=("n2",))]
     await polls(exporter, clock, 3)
@@ -154,9 +157,7 @@ async def test_outages_are_logged_once_when_they_start_and_once_when_they_end(
 async def test_encrypted_volumes_going_offline_are_logged_once_and_so_is_their_return(
     fake_ontap, tmp_path, caplog
 ):
-    caplog.set_level(logging.INFO, logger="akv_exporter")
-    clock = Clock()
-    exporter = exporter_with_clock(config_for(tmp_path, fake_ontap.url), clock)
+    exporter, clock = logged(caplog, config_for(tmp_path, fake_ontap.url))
     fake_ontap.volumes = [volume("vs1", index=0), volume("vs1", index=1)]
     await polls(exporter, clock, 1, slow=True)
     fake_ontap.volumes = [volume("vs1", index=0), volume("vs1", "offline", index=1)]
@@ -173,10 +174,8 @@ async def test_encrypted_volumes_going_offline_are_logged_once_and_so_is_their_r
 async def test_a_failing_cluster_warns_once_and_debug_says_what_each_poll_did(
     fake_ontap, tmp_path, caplog
 ):
-    caplog.set_level(logging.DEBUG, logger="akv_exporter")
-    clock = Clock()
     config = config_for(tmp_path, fake_ontap.url, closed_port_url())
-    exporter = exporter_with_clock(config, clock)
+    exporter, clock = logged(caplog, config, logging.DEBUG)
     await polls(exporter, clock, 3)
     await exporter.stop()
     failed = [(level, m) for level, m in said(caplog, logging.DEBUG) if "cluster=c1" in m]
