@@ -326,7 +326,13 @@ def _healthcheck(args: argparse.Namespace) -> int:
         served = args if args.config is not None else first_process_arguments(build_parser())
         config = serving_config(served)
         host, port = serving_address(served, config)
-        url = ask(host, port, config.web.tls_cert_file is not None, args.timeout)
+        url = ask(
+            host,
+            port,
+            config.web.tls_cert_file is not None,
+            args.timeout,
+            client_certificate_required=config.web.client_auth_type == "RequireAndVerifyClientCert",
+        )
     except ConfigError as error:
         print(f"unhealthy: {error.problems[0]}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import socket
 import ssl
 from pathlib import Path
 
@@ -47,17 +48,30 @@ def local_host(host: str) -> str:
     return host
 
 
-def ask(host: str, port: int, tls: bool, timeout: float) -> str:
-    """GET /-/healthy; return its URL when the answer is 200, else raise HealthcheckError."""
+def ask(
+    host: str, port: int, tls: bool, timeout: float, *, client_certificate_required: bool = False
+) -> str:
+    """GET /-/healthy; return its URL when the answer is 200, else raise HealthcheckError.
+
+    With client certificates required (--web.config.file's RequireAndVerifyClientCert) no
+    request gets past the TLS handshake without one, and the health check has none: the
+    exporter's side of the handshake is the answer then, since the event loop that serves
+    /-/healthy also does the handshakes.
+    """
     host = local_host(host)
     shown = f"[{host}]" if ":" in host else host
     url = f"{'https' if tls else 'http'}://{shown}:{port}/-/healthy"
+    context = None
     if tls:
         # The exporter's own certificate, issued for the names its scrapers use rather than for
         # this loopback address: the check is whether it answers, not who it is.
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if context is not None and client_certificate_required:
+        _handshake(host, port, context, timeout, url)
+        return f"{url} (client certificates required: the TLS handshake answered)"
+    if context is not None:
         connection: http.client.HTTPConnection = http.client.HTTPSConnection(
             host, port, timeout=timeout, context=context
         )
@@ -73,6 +87,20 @@ def ask(host: str, port: int, tls: bool, timeout: float) -> str:
     if status != 200:
         raise HealthcheckError(f"{url}: HTTP {status}")
     return url
+
+
+def _handshake(host: str, port: int, context: ssl.SSLContext, timeout: float, url: str) -> None:
+    """Complete a TLS handshake, or have it refused by the server (an alert); else raise."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            try:
+                with context.wrap_socket(raw):
+                    pass  # TLS 1.3: the server's Finished arrived
+            except ssl.SSLError as error:
+                if "ALERT" not in (error.reason or ""):  # TLS 1.2: the server's refusal
+                    raise
+    except OSError as error:
+        raise HealthcheckError(f"{url}: {error}") from None
 
 
 def first_process_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:

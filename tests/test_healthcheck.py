@@ -12,6 +12,7 @@ import trustme
 from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.healthcheck import HealthcheckError, run_arguments
+from akv_exporter.inventory import load
 from akv_exporter.web.app import serve
 from tests.helpers.configs import write_config
 from tests.helpers.loopback import free_port
@@ -91,3 +92,48 @@ def test_the_first_process_command_line_gives_runs_flags(cmdline, arguments):
 def test_a_first_process_that_is_not_the_exporter_is_named():
     with pytest.raises(HealthcheckError, match="not an akv-exporter command line: /sbin/init"):
         run_arguments(b"/sbin/init\0")
+
+
+async def test_healthcheck_of_an_exporter_demanding_client_certificates_says_it_answers(
+    fake_ontap, tmp_path
+):
+    # --web.config.file with RequireAndVerifyClientCert: nothing passes the handshake without a
+    # client certificate, the health check has none, and the refusal for want of one is the
+    # answer. A stopped exporter is still unhealthy.
+    server, clients = trustme.CA(), trustme.CA()
+    issued = server.issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
+    issued.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
+    clients.cert_pem.write_to_path(str(tmp_path / "clients-ca.pem"))
+    web = tmp_path / "web.yml"
+    web.write_text(
+        "tls_server_config:\n"
+        f"  cert_file: {tmp_path / 'tls.crt'}\n"
+        f"  key_file: {tmp_path / 'tls.key'}\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        f"  client_ca_file: {tmp_path / 'clients-ca.pem'}\n"
+    )
+    port = free_port()
+    path = write_config(
+        tmp_path,
+        f"web:\n  listen: 127.0.0.1:{port}\nstate_file: {tmp_path / 'state.json'}\n"
+        f"clusters:\n  - {{address: {fake_ontap.url}, username: u, password: p}}\n",
+    )
+    flags = ("--config.file", str(path), "--web.config.file", str(web))
+    exporter = Exporter(load(path, web).config, process_metrics=False)
+    await exporter.start()
+    runner = await serve(exporter, "127.0.0.1", port)
+    try:
+        answered = await healthcheck(*flags)
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+    assert answered == (
+        0,
+        f"healthy: https://127.0.0.1:{port}/-/healthy"
+        " (client certificates required: the TLS handshake answered)\n",
+        "",
+    )
+    code, out, err = await healthcheck(*flags)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"unhealthy: https://127.0.0.1:{port}/-/healthy: ")
