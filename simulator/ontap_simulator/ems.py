@@ -15,7 +15,8 @@ The other key managers' events, names, severities and parameters from NetApp's E
 from 9.10.1 (its 9.10.1 reference has the page), ``ekmip.awskms.*`` from 9.12.1 (absent from
 the 9.10.1 and 9.11.1 references); their ``volOnline``, like AKV's, from 9.13.1 (the release
 that added it is not stated: the simulator's reading). ``km.keyserver.*`` and
-``km.keyretrieve.failed`` on every release simulated. NetApp documents no Barbican events.
+``km.keyretrieve.failed`` on every release simulated (NetApp names no release for them: the
+simulator's reading). NetApp documents no Barbican events.
 """
 
 from __future__ import annotations
