@@ -319,3 +319,22 @@ def test_make_demo_serves_the_status_page(tmp_path):
             end_process_group(process.pid)
             process.wait()
     assert "Traceback" not in output.read_text(errors="replace")
+
+
+# What a user reads names no internal work item: no "issue 10", no "spec section 7", no "(QA)".
+INTERNAL_REFERENCE = re.compile(
+    r"\bissue #?\d+|\bspec(?:ification)?(?:'s)? (?:section|alert)|\bthe spec\b|\(QA\)",
+    flags=re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize(
+    "page", [REPO / "CHANGELOG.md", *documentation()], ids=lambda path: path.name
+)
+def test_the_documentation_speaks_a_users_words_not_internal_references(page):
+    found = [
+        f"{page.name}:{number}: {match.group()!r}"
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1)
+        for match in INTERNAL_REFERENCE.finditer(line)
+    ]
+    assert not found, found
