@@ -12,7 +12,10 @@ urgent first::
                        for each kind
     ekmip_unreachable  a node cannot reach its embedded KMIP server
     kek_unavailable    the vault-wrapped KEK is not available on every node
-    key_expired        (a cluster) ONTAP logged ekmip.akv.keyExpired in the last 24 hours
+    volumes_offline_other  (a cluster) encrypted volumes offline without a current
+                       ekmip.akv.volOffline: ONTAP reported no AKV cause
+    key_expired        (a cluster) ONTAP logged ekmip.akv.keyExpired in the last 24 hours, and
+                       no ekmip.akv.keyVersionChanged for the same SVM since
     pending            not polled yet
     unknown            ONTAP did not report a state (a field missing or null)
     inactive           a configuration that is not enabled: ONTAP reports no state for it
@@ -58,6 +61,14 @@ VOLUMES_OFFLINE_AFTER = 3600.0
 # cluster that answers.
 KEY_EXPIRED_EVENT = "ekmip.akv.keyExpired"
 KEY_EXPIRED_WINDOW = 24 * 3600.0
+# NetApp's EMS reference: ekmip.akv.keyVersionChanged (NOTICE), the key version changed and the KEK
+# "has been successfully re-wrapped with the current key version": it ends an SVM's expiry.
+KEY_VERSION_CHANGED_EVENT = "ekmip.akv.keyVersionChanged"
+# ekmip.akv.volOffline: ONTAP blocked the SVM and took its encrypted volumes offline for lack of
+# the key in AKV; volOnline (9.13.1 on) and available say it is over. Only a volOffline newer than
+# both, for the same SVM, is ONTAP's word that AKV is the cause of offline volumes.
+VOL_OFFLINE_EVENT = "ekmip.akv.volOffline"
+VOL_OFFLINE_ENDED_EVENTS = ("ekmip.akv.volOnline", "ekmip.akv.available")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,10 @@ def unreachable_state(endpoint: KeyManagerEndpoint) -> str:
 # A cluster (never a configuration) with encrypted volumes offline in an SVM whose keys are in
 # AKV: ONTAP has acted (ekmip.akv.volOffline), whatever its configurations read now.
 VOLUMES_OFFLINE = "volumes_offline"
+# A cluster with encrypted volumes offline in such an SVM for which ONTAP logged no current
+# ekmip.akv.volOffline: nothing ONTAP reported ties them to AKV (an administrator may have taken
+# them offline). A warning, never a page that blames Azure.
+VOLUMES_OFFLINE_OTHER = "volumes_offline_other"
 DOWN = "down"
 AZURE_UNREACHABLE = unreachable_state(BY_KIND["akv"])
 UNREACHABLE_STATES = tuple(unreachable_state(endpoint) for endpoint in ENDPOINTS)
@@ -113,6 +128,7 @@ STATES = (
     *UNREACHABLE_STATES,
     EKMIP_UNREACHABLE,
     KEK_UNAVAILABLE,
+    VOLUMES_OFFLINE_OTHER,
     KEY_EXPIRED,
     PENDING,
     UNKNOWN,
@@ -173,6 +189,9 @@ class SvmVolumes:
     svm: str
     encrypted: int
     offline: int
+    # ONTAP's time of the SVM's ekmip.akv.volOffline when it is newer than the SVM's volOnline
+    # and available (ONTAP said AKV is why its volumes are offline); None: ONTAP said no such thing.
+    offline_for_akv_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +244,11 @@ class KeyManagerView:
     @property
     def volumes_offline(self) -> int | None:
         return None if self.svms is None else sum(s.offline for s in self.svms)
+
+    @property
+    def volumes_offline_for_akv(self) -> int:
+        """Return the offline volumes of the SVMs whose ekmip.akv.volOffline is current."""
+        return sum(s.offline for s in self.svms or () if s.offline_for_akv_since is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,15 +318,28 @@ class Summary:
     clusters_key_expired: Annotated[
         int,
         Doc(
-            "clusters whose ONTAP logged ekmip.akv.keyExpired in the last 24 hours (above 0 the "
-            "verdict is at least warning)",
+            "clusters whose ONTAP logged ekmip.akv.keyExpired in the last 24 hours, with no "
+            "ekmip.akv.keyVersionChanged for the same SVM since (above 0 the verdict is at least "
+            "warning)",
             minimum=0,
         ),
     ] = 0
     volumes_offline: Annotated[
         int,
         Doc(
-            "encrypted volumes offline in SVMs whose keys are in AKV (a count above 0 is critical)",
+            "encrypted volumes offline in SVMs whose keys are in AKV (above 0 the verdict is at "
+            "least warning)",
+            minimum=0,
+        ),
+    ] = 0
+    # Of those, the ones ONTAP took offline for lack of AKV (a current ekmip.akv.volOffline):
+    # critical; the others (no such event) are a warning, never blamed on Azure.
+    volumes_offline_for_akv: Annotated[
+        int,
+        Doc(
+            "of volumes_offline, those in SVMs for which ONTAP's latest ekmip.akv.volOffline is "
+            "newer than its volOnline and available: ONTAP took them offline for lack of AKV (a "
+            "count above 0 is critical)",
             minimum=0,
         ),
     ] = 0
@@ -354,9 +391,11 @@ def _coded(check: Check | NodeCheck | None, what: str) -> str:
 
 
 def _problems(
-    snapshot: ClusterSnapshot, views: Iterable[KeyManagerView], key_expired: EventCount | None
+    snapshot: ClusterSnapshot,
+    views: Iterable[KeyManagerView],
+    key_expired: tuple[EventCount, ...],
 ) -> list[str]:
-    problems = []
+    problems: list[str] = []
     last = snapshot.last
     if last is not None and not snapshot.up:
         problems.append(f"cluster not answering ({last.reason}): {last.error}")
@@ -373,11 +412,15 @@ def _problems(
     for view in views:
         status, where = view.status, configuration_label(view.status)
         for svm in view.svms or ():
-            if svm.offline:
-                problems.append(
-                    f"{where}: {svm.offline} of {svm.encrypted} encrypted volumes offline "
-                    f"in SVM {svm.svm}{stale}"
-                )
+            if not svm.offline:
+                continue
+            offline = f"{svm.offline} of {svm.encrypted} encrypted volumes offline in SVM {svm.svm}"
+            if svm.offline_for_akv_since is not None:
+                at = utc_time(svm.offline_for_akv_since)
+                cause = f"ONTAP logged {VOL_OFFLINE_EVENT} for it at {at}"
+            else:
+                cause = f"ONTAP logged no current {VOL_OFFLINE_EVENT} for it: no AKV cause reported"
+            problems.append(f"{where}: {offline}{stale} ({cause})")
         if view.service_unreachable:
             what = _coded(status.service, f"{words(status).title} unreachable")
             problems.append(f"{where}: {what}{stale}")
@@ -398,15 +441,36 @@ def _problems(
                 if not known
             ]
             problems.append(f"{where}: state unknown (ONTAP did not report {', '.join(missing)})")
-    if key_expired is not None:
-        at = utc_time(key_expired.last_time)
+    for expired in key_expired:
+        at = utc_time(expired.last_time)
+        own = _configuration_of(snapshot, expired.svm)
+        where = f" for SVM {expired.svm}" if expired.svm else ""
+        key = ""
+        if own is not None and (vault := own.detail("vault")):
+            key = f" (vault {vault}, key {own.detail('key_id')})"
         problems.append(
-            f"ONTAP logged {KEY_EXPIRED_EVENT} at {at} (node {key_expired.node}): the current "
-            "version of the Azure Key Vault key has expired; NetApp's EMS reference: ONTAP "
-            "still unwraps the KEK with it, no interruption to data availability; update the "
-            "key to an active, non-expired version in Azure Key Vault"
+            f"ONTAP logged {KEY_EXPIRED_EVENT}{where} at {at} (node {expired.node}): the "
+            f"current version of the Azure Key Vault key{key} has expired; NetApp's EMS "
+            "reference: ONTAP still unwraps the KEK with it, no interruption to data "
+            "availability; update the key to an active, non-expired version in Azure Key Vault "
+            f"(ONTAP logs {KEY_VERSION_CHANGED_EVENT} when it has re-wrapped the KEK)"
         )
     return [" ".join(problem.split()) for problem in problems]
+
+
+def _configuration_of(snapshot: ClusterSnapshot, svm: str) -> KeyManagerStatus | None:
+    """Return the AKV configuration an event about ``svm`` speaks of, or None when unsure.
+
+    The SVM's own configuration; else, when the SVM has none, the cluster-scoped one (NetApp's
+    EMS reference names "the SVM where the AKV is configured": for a cluster-scoped
+    configuration that is the admin SVM, whose name the exporter may not know).
+    """
+    akvs = [k for k in snapshot.key_managers if k.kind == "akv"]
+    own = [k for k in akvs if svm and k.svm == svm]
+    if own:
+        return next((k for k in own if k.enabled is not False), own[0])
+    scoped = [k for k in akvs if not k.svm and k.enabled is not False]
+    return scoped[0] if len(scoped) == 1 else None
 
 
 def _notes(views: Iterable[KeyManagerView]) -> list[str]:
@@ -476,25 +540,46 @@ def _svms(status: KeyManagerStatus, snapshot: ClusterSnapshot) -> tuple[SvmVolum
         own = {k.svm for k in snapshot.key_managers if k.svm and k.enabled is not False}
         svms = tuple(svm for svm in volumes.svms() if svm not in own)
     return tuple(
-        SvmVolumes(svm, encrypted, volumes.total(svm, "offline"))
+        SvmVolumes(svm, encrypted, offline, _offline_for_akv(snapshot, svm) if offline else None)
         for svm in svms
         if (encrypted := volumes.total(svm))
+        for offline in [volumes.total(svm, "offline")]
     )
 
 
-def recent_key_expired(snapshot: ClusterSnapshot, now: float) -> EventCount | None:
-    """Return the latest ekmip.akv.keyExpired of the last 24 hours (ONTAP's time), if any.
+def _latest(snapshot: ClusterSnapshot, names: Iterable[str], svm: str) -> float | None:
+    """Return ONTAP's latest time of any of the events ``names`` about ``svm``; None: none."""
+    names = set(names)
+    times = [e.last_time for e in snapshot.blast.events if e.name in names and e.svm == svm]
+    return max(times, default=None)
+
+
+def _offline_for_akv(snapshot: ClusterSnapshot, svm: str) -> float | None:
+    """Return the time of ``svm``'s ekmip.akv.volOffline if no volOnline or available followed."""
+    offline = _latest(snapshot, (VOL_OFFLINE_EVENT,), svm)
+    ended = _latest(snapshot, VOL_OFFLINE_ENDED_EVENTS, svm)
+    if offline is None or (ended is not None and ended >= offline):
+        return None
+    return offline
+
+
+def recent_key_expired(snapshot: ClusterSnapshot, now: float) -> tuple[EventCount, ...]:
+    """Return, per SVM, the latest ekmip.akv.keyExpired of the last 24 hours (ONTAP's time)
+    that no ekmip.akv.keyVersionChanged for the same SVM followed; newest first.
 
     As the alert OntapAkvKeyExpired: only while the cluster answers.
     """
     if not snapshot.up:
-        return None
-    events = [
-        e
-        for e in snapshot.blast.events
-        if e.name == KEY_EXPIRED_EVENT and e.last_time > now - KEY_EXPIRED_WINDOW
-    ]
-    return max(events, key=lambda e: e.last_time, default=None)
+        return ()
+    latest: dict[str, EventCount] = {}
+    for event in snapshot.blast.events:
+        if event.name != KEY_EXPIRED_EVENT or event.last_time <= now - KEY_EXPIRED_WINDOW:
+            continue
+        if event.svm not in latest or event.last_time > latest[event.svm].last_time:
+            latest[event.svm] = event
+    renewed = {svm: _latest(snapshot, (KEY_VERSION_CHANGED_EVENT,), svm) or 0.0 for svm in latest}
+    current = [e for svm, e in latest.items() if renewed[svm] < e.last_time]
+    return tuple(sorted(current, key=lambda e: (-e.last_time, e.svm)))
 
 
 def assess_cluster(snapshot: ClusterSnapshot, now: float) -> ClusterView:
@@ -524,8 +609,11 @@ def assess_cluster(snapshot: ClusterSnapshot, now: float) -> ClusterView:
         states = [v.state for v in views if v.state != INACTIVE]
         states += (refused_state(kind, error) for kind, error in snapshot.refused.items())
         if any(view.volumes_offline for view in views):
-            states.append(VOLUMES_OFFLINE)
-        if key_expired is not None:
+            # ONTAP's volOffline says AKV is the cause: the most urgent state. Without it the
+            # volumes are offline for a reason ONTAP did not tie to AKV: a warning (KEK's rank).
+            cause = any(view.volumes_offline_for_akv for view in views)
+            states.append(VOLUMES_OFFLINE if cause else VOLUMES_OFFLINE_OTHER)
+        if key_expired:
             states.append(KEY_EXPIRED)
         state = min(states, key=urgency, default=INACTIVE if views else HEALTHY)
     problems = tuple(_problems(snapshot, views, key_expired))
@@ -538,7 +626,7 @@ def assess_cluster(snapshot: ClusterSnapshot, now: float) -> ClusterView:
         policy,
         note,
         notes,
-        key_expired,
+        key_expired[0] if key_expired else None,
         why_no_configuration(snapshot, now),
     )
 
@@ -552,18 +640,20 @@ def verdict(
     kek: int,
     volumes_offline: int = 0,
     key_expired: int = 0,
+    volumes_offline_other: int = 0,
 ) -> str:
     """Return the fleet's verdict; first match wins: critical, unknown, warning, ok.
 
-    Critical beats unknown: one vault that cannot be reached, or encrypted volumes offline in an
-    SVM whose keys are in AKV, must page even while another cluster does not answer. Inactive
-    configurations change nothing. A recent ekmip.akv.keyExpired is a warning, as its alert.
+    Critical beats unknown: one vault that cannot be reached, or encrypted volumes that ONTAP
+    took offline for lack of AKV (ekmip.akv.volOffline), must page even while another cluster
+    does not answer. Inactive configurations change nothing. A recent ekmip.akv.keyExpired, and
+    encrypted volumes offline without an AKV cause ONTAP reported, are warnings, as their alerts.
     """
     if unreachable or ekmip_unreachable or volumes_offline:
         return CRITICAL
     if unanswered or unknown:
         return UNKNOWN
-    if kek or key_expired:
+    if kek or key_expired or volumes_offline_other:
         return WARNING
     return OK
 
@@ -597,6 +687,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         refused_state(kind, error) for c in answered for kind, error in c.snapshot.refused.items()
     ]
     offline = sum(v.volumes_offline or 0 for v in views)
+    offline_for_akv = sum(v.volumes_offline_for_akv for v in views)
     key_expired = sum(1 for c in clusters if c.key_expired is not None)
     return Summary(
         status=verdict(
@@ -605,8 +696,9 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
             unanswered=down + pending,
             unknown=count(UNKNOWN),
             kek=kek + refused.count(KEK_UNAVAILABLE),
-            volumes_offline=offline,
+            volumes_offline=offline_for_akv,
             key_expired=key_expired,
+            volumes_offline_other=offline - offline_for_akv,
         ),
         clusters=len(clusters),
         clusters_up=sum(1 for c in clusters if c.snapshot.up),
@@ -624,6 +716,7 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         clusters_akv_error=len(answered),
         clusters_key_expired=key_expired,
         volumes_offline=offline,
+        volumes_offline_for_akv=offline_for_akv,
         volumes_at_stake=sum(v.volumes_at_stake or 0 for v in views),
     )
 

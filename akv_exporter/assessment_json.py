@@ -204,10 +204,12 @@ class KeyManagerSettings(TypedDict):
 
 class KeyExpired(TypedDict):
     """The latest ekmip.akv.keyExpired ONTAP logged in the last 24 hours (the window of the
-    alert OntapAkvKeyExpired), while the cluster answers."""
+    alert OntapAkvKeyExpired) that no ekmip.akv.keyVersionChanged for the same SVM followed,
+    while the cluster answers."""
 
     event: Annotated[str, Doc(values=(KEY_EXPIRED_EVENT,))]
     node: str
+    svm: Annotated[str, Doc("the SVM the event names (its svm parameter); empty when none")]
     time: Annotated[float, Doc("ONTAP's time of the latest such event (Unix seconds)")]
 
 
@@ -453,5 +455,10 @@ def _cluster_json(view: ClusterView) -> Cluster:
         "key_manager": _blast_radius_json(view),
         "key_expired": None
         if (expired := view.key_expired) is None
-        else {"event": expired.name, "node": expired.node, "time": expired.last_time},
+        else {
+            "event": expired.name,
+            "node": expired.node,
+            "svm": expired.svm,
+            "time": expired.last_time,
+        },
     }

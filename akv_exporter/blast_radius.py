@@ -63,8 +63,9 @@ class BlastRadiusPoller:
         self._primed = False  # the first events poll (history) has been read
         self._highest: dict[str, int] = {}  # node -> highest event index seen
         self._latest: float | None = None  # ONTAP's latest event time seen
-        self._counts: Counter[tuple[str, str]] = Counter()
-        self._last_time: dict[tuple[str, str], float] = {}
+        # (node, event name, SVM the event names) -> count / ONTAP's latest time
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._last_time: dict[tuple[str, str, str], float] = {}
         self._errors: Counter[tuple[str, str]] = Counter()
         self._without_policy: str | None = None  # a release that refused the policy field
         self._deadline = 0.0  # loop time: the end of the current round's shared timeout
@@ -230,7 +231,7 @@ class BlastRadiusPoller:
         """Count the events not seen before (none in the first poll: that is history)."""
         fresh = [e for e in events if e.index > self._highest.get(e.node, -1)]
         for event in fresh:
-            key = (event.node, event.name)
+            key = (event.node, event.name, event.svm)
             if self._primed:
                 self._counts[key] += 1
             else:
@@ -245,8 +246,9 @@ class BlastRadiusPoller:
         self.state = replace(
             self.state,
             events=tuple(
-                EventCount(node, name, self._counts[(node, name)], self._last_time[(node, name)])
-                for node, name in sorted(self._counts)
+                EventCount(node, name, self._counts[key], self._last_time[key], svm)
+                for key in sorted(self._counts)
+                for node, name, svm in [key]
             ),
             recent_events=tuple(recent[:RECENT_EVENTS]),
         )

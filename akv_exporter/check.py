@@ -66,8 +66,11 @@ def status_line(summary: Summary) -> str:
     """Return the first output line: verdict, short text, then performance data."""
     s = summary
     parts = []
-    if s.volumes_offline:
-        parts.append(f"{_plural(s.volumes_offline, 'encrypted volume')} offline")
+    if s.volumes_offline_for_akv:
+        offline = _plural(s.volumes_offline_for_akv, "encrypted volume")
+        parts.append(f"{offline} offline (ONTAP logged ekmip.akv.volOffline)")
+    if other := s.volumes_offline - s.volumes_offline_for_akv:
+        parts.append(f"{_plural(other, 'encrypted volume')} offline (no AKV cause from ONTAP)")
     if s.configurations_unreachable:
         stake = f" ({s.volumes_at_stake} encrypted volumes at stake)" if s.volumes_at_stake else ""
         parts.append(
@@ -109,7 +112,8 @@ def status_line(summary: Summary) -> str:
         f"inactive={s.configurations_inactive};;;0 "
         f"akv_errors={s.clusters_akv_error};;0;0 "
         f"volumes_at_stake={s.volumes_at_stake};;;0 "
-        f"volumes_offline={s.volumes_offline};;0;0 "
+        f"volumes_offline={s.volumes_offline_for_akv};;0;0 "
+        f"volumes_offline_other={s.volumes_offline - s.volumes_offline_for_akv};0;;0 "
         f"key_expired={s.clusters_key_expired};0;;0"
     )
     return f"AKV {s.status.upper()} - {', '.join(parts)} | {perfdata}"

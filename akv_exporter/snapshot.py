@@ -46,12 +46,14 @@ class PollOutcome:
 
 @dataclass(frozen=True, slots=True)
 class EventCount:
-    """How many times one node logged one event since the exporter started, and when last."""
+    """How many times one node logged one event about one SVM since the exporter started, and
+    when last."""
 
     node: str
     name: str
     count: int
     last_time: float
+    svm: str = ""  # the SVM the event names ("" when it names none): alerts select by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class BlastRadius:
     policy_unsupported: str | None = None  # the release that has no key-manager-configs
     volumes: EncryptedVolumes | None = None
     volumes_as_of: float | None = None
-    events: tuple[EventCount, ...] = ()  # sorted by node, name
+    events: tuple[EventCount, ...] = ()  # sorted by node, name, svm
     recent_events: tuple[EmsEvent, ...] = ()  # newest first
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, reason)
     last_error: Mapping[str, str] = field(default_factory=dict)  # endpoint -> one line, if failing

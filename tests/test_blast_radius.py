@@ -124,6 +124,24 @@ async def test_policy_volumes_and_events_become_series(fake_ontap, tmp_path):
     await exporter.stop()
 
 
+async def test_ems_series_name_the_svm_the_event_names(fake_ontap, tmp_path):
+    # NetApp's ekmip.akv.* events name their SVM in the parameter `svm`: two SVMs' keyExpired on
+    # one node are two series, so an alert can quote its own SVM's event and nobody else's.
+    fake_ontap.key_manager_config = policy()
+    fake_ontap.volumes = [volume("vs1")]
+    fake_ontap.events = [
+        event("n1", 10, START - 3600, "ekmip.akv.keyExpired", svm="svm_db"),
+        event("n1", 11, START - 60, "ekmip.akv.keyExpired", svm="svm_vdi"),
+    ]
+    exporter = await polled(fake_ontap, tmp_path, Clock(START))
+    body = exporter.exposition.scrape()
+    name, labels = "ontap_ems_event_last_timestamp_seconds", {"event": "ekmip.akv.keyExpired"}
+    assert find(body, name, svm="svm_db", **labels) == [START - 3600]
+    assert find(body, name, svm="svm_vdi", **labels) == [START - 60]
+    assert "parameters" in fake_ontap.asked(EVENTS)[0].query["fields"].split(",")
+    await exporter.stop()
+
+
 async def test_history_is_not_replayed_and_new_events_count_once(fake_ontap, tmp_path):
     fake_ontap.key_manager_config = policy()
     fake_ontap.volumes = [volume("vs1")]
@@ -252,17 +270,24 @@ async def test_check_counts_volumes_at_stake_and_offline_volumes_are_critical(ma
     offline.records = [akv_record(svm=None)]  # cluster-scoped: serves vs2 and vs3
     offline.key_manager_config = policy(offline=True)
     offline.volumes = [volume("vs2", "offline"), volume("vs2", index=1), volume("vs3", index=2)]
-    offline.events = []
+    # ONTAP's word that AKV is the cause: its volOffline for vs2.
+    offline.events = [event("n1", 3, START - 120, "ekmip.akv.volOffline", svm="vs2")]
     code, out, _ = await check(config_for(tmp_path, unreachable.url, offline.url))
     first, *rest = out.splitlines()
     assert code == 2
     assert first.startswith(
-        "AKV CRITICAL - 1 encrypted volume offline, "
+        "AKV CRITICAL - 1 encrypted volume offline (ONTAP logged ekmip.akv.volOffline), "
         "1 of 2 configurations unreachable (7 encrypted volumes at stake) | "
     )
     assert perfdata(first)["volumes_at_stake"] == "7"
     assert perfdata(first)["volumes_offline"] == "1"
-    assert "c1: cluster: 1 of 2 encrypted volumes offline in SVM vs2" in rest
+    assert any(
+        line.startswith(
+            "c1: cluster: 1 of 2 encrypted volumes offline in SVM vs2 "
+            "(ONTAP logged ekmip.akv.volOffline for it at "
+        )
+        for line in rest
+    )
     assert any(
         line.startswith("c0: svm vs1: ONTAP takes the encrypted volumes (7 at stake) offline at")
         for line in rest
@@ -292,7 +317,7 @@ async def test_status_document_carries_policy_volumes_and_events_and_fits_its_sc
     new, old = await make_ontap(), await make_ontap()
     new.key_manager_config = policy(offline=True, interval=20)
     new.volumes = [volume("vs1", "offline"), volume("vs1", index=1)]
-    new.events = [event("n1", 3, START - 120, "ekmip.akv.volOffline")]
+    new.events = [event("n1", 3, START - 120, "ekmip.akv.volOffline", svm="vs1")]
     old.cluster["version"] = {"generation": 9, "major": 9, "minor": 1}
     old.volumes, old.events = [volume("vs1")], []
     clock = Clock(START)
@@ -308,7 +333,10 @@ async def test_status_document_carries_policy_volumes_and_events_and_fits_its_sc
         {"svm": "vs1", "encrypted_volumes": 2, "offline_volumes": 1}
     ]
     assert first["akvs"][0]["svms_at_stake"] == []  # Azure reachable: nothing at stake
-    assert "svm vs1: 1 of 2 encrypted volumes offline in SVM vs1" in first["problems"]
+    assert any(
+        p.startswith("svm vs1: 1 of 2 encrypted volumes offline in SVM vs1 (ONTAP logged")
+        for p in first["problems"]
+    )
     assert document["summary"]["status"] == "critical"
     assert second["key_manager"]["volume_offline_policy"] == "unknown"
     assert second["key_manager"]["policy_note"] == "unknown on ONTAP 9.9.1"
@@ -394,6 +422,8 @@ async def test_a_cluster_healthy_again_with_volumes_still_offline_needs_attentio
     inactive.key_manager_config = policy(offline=True)
     for ontap in (recovered, inactive):
         ontap.events = []
+    # ONTAP took them offline for lack of AKV and has logged no volOnline or available since.
+    recovered.events = [event("n1", 3, START - 900, "ekmip.akv.volOffline", svm="vs1")]
     inactive.volumes = [volume("vs1")]
     exporter = exporter_with_clock(config_for(tmp_path, recovered.url, inactive.url), Clock(START))
     await exporter.poll_all()

@@ -44,6 +44,7 @@ async def test_healthy_fleet_exits_0(make_ontap, tmp_path):
         "akv_errors": "0",
         "volumes_at_stake": "0",
         "volumes_offline": "0",
+        "volumes_offline_other": "0",
         "key_expired": "0",
     }
     assert rest[0].split() == ["CLUSTER", "CONFIGURATION", "STATE", "AZURE", "KEK", "EKMIP"]

@@ -198,9 +198,9 @@ def test_volumes_are_at_stake_only_where_the_summary_counts_them():
     assert page.count(" at stake in SVM ") == 1
 
 
-def key_expired(ago: float) -> BlastRadius:
-    """ONTAP's log with one ekmip.akv.keyExpired ``ago`` seconds before NOW (ONTAP's time)."""
-    return BlastRadius(events=(EventCount("n1", "ekmip.akv.keyExpired", 0, NOW - ago),))
+def key_expired(ago: float, svm: str = "vs1") -> BlastRadius:
+    """ONTAP's log with one ekmip.akv.keyExpired for ``svm`` ``ago`` seconds before NOW."""
+    return BlastRadius(events=(EventCount("n1", "ekmip.akv.keyExpired", 0, NOW - ago, svm),))
 
 
 def test_a_recent_key_expired_event_is_a_warning_on_every_surface():
@@ -219,10 +219,12 @@ def test_a_recent_key_expired_event_is_a_warning_on_every_surface():
     c3 = assess_cluster(snapshot("c3", [akv_record()], blast=key_expired(60), up=False), NOW)
     assert (c1.state, c2.state, c3.state) == ("key_expired", "healthy", "down")
     assert c1.problems == (
-        "ONTAP logged ekmip.akv.keyExpired at 2023-11-14 20:15:00 UTC (node n1): the current "
-        "version of the Azure Key Vault key has expired; NetApp's EMS reference: ONTAP still "
-        "unwraps the KEK with it, no interruption to data availability; update the key to an "
-        "active, non-expired version in Azure Key Vault",
+        "ONTAP logged ekmip.akv.keyExpired for SVM vs1 at 2023-11-14 20:15:00 UTC (node n1): the "
+        "current version of the Azure Key Vault key (vault https://vault1.vault.azure.net/, key "
+        "https://vault1.vault.azure.net/keys/key1/0123456789abcdef0123456789abcdef) has expired; "
+        "NetApp's EMS reference: ONTAP still unwraps the KEK with it, no interruption to data "
+        "availability; update the key to an active, non-expired version in Azure Key Vault "
+        "(ONTAP logs ekmip.akv.keyVersionChanged when it has re-wrapped the KEK)",
     )
     assert not any("keyExpired" in problem for problem in c3.problems)
     summary = fleet.summary
@@ -232,17 +234,124 @@ def test_a_recent_key_expired_event_is_a_warning_on_every_surface():
     assert document["clusters"][0]["key_expired"] == {
         "event": "ekmip.akv.keyExpired",
         "node": "n1",
+        "svm": "vs1",
         "time": NOW - 7200,
     }
     assert document["clusters"][1]["key_expired"] is None
     attention, healthy = render_page(fleet).split('<section id="healthy">')
     assert 'data-name="c1"' in attention and 'data-name="c1"' not in healthy
     assert '<span class="state warn">KEY VERSION EXPIRED</span> c1' in attention
-    assert "ONTAP logged ekmip.akv.keyExpired at 2023-11-14 20:15:00 UTC" in attention
+    assert "ONTAP logged ekmip.akv.keyExpired for SVM vs1 at 2023-11-14 20:15:00 UTC" in attention
     assert 'data-name="c2"' in healthy
     assert exit_code(summary) == 1
     assert "1 cluster logged ekmip.akv.keyExpired in the last 24 h" in status_line(summary)
     assert "c1: ONTAP logged ekmip.akv.keyExpired" in "\n".join(table(fleet))
+
+
+def events(*entries: tuple[str, float, str]) -> BlastRadius:
+    """ONTAP's log: (event name, seconds before NOW, SVM) each, on node n1."""
+    return BlastRadius(
+        events=tuple(EventCount("n1", name, 0, NOW - ago, svm) for name, ago, svm in entries)
+    )
+
+
+def test_a_later_key_version_change_for_the_same_svm_ends_key_expired():
+    # NetApp: keyVersionChanged says the KEK was re-wrapped with the current key version. The
+    # renewal ends the expiry on every surface; another SVM's renewal does not.
+    renewed = events(
+        ("ekmip.akv.keyExpired", 7200, "vs1"), ("ekmip.akv.keyVersionChanged", 3600, "vs1")
+    )
+    elsewhere = events(
+        ("ekmip.akv.keyExpired", 7200, "vs1"), ("ekmip.akv.keyVersionChanged", 3600, "vs2")
+    )
+    expired_again = events(
+        ("ekmip.akv.keyVersionChanged", 7200, "vs1"), ("ekmip.akv.keyExpired", 3600, "vs1")
+    )
+    fleet = assess(
+        [
+            snapshot("renewed", [akv_record()], blast=renewed),
+            snapshot("elsewhere", [akv_record()], blast=elsewhere),
+            snapshot("again", [akv_record()], blast=expired_again),
+        ],
+        INFO,
+        NOW,
+    )
+    assert [c.state for c in fleet.clusters] == ["healthy", "key_expired", "key_expired"]
+    assert fleet.clusters[0].key_expired is None
+    assert not any("keyExpired" in problem for problem in fleet.clusters[0].problems)
+    assert fleet.summary.clusters_key_expired == 2
+    only_renewed = assess([snapshot("renewed", [akv_record()], blast=renewed)], INFO, NOW)
+    assert exit_code(only_renewed.summary) == 0
+    assert fleet.to_json()["clusters"][0]["key_expired"] is None
+
+
+def test_key_expired_names_the_vault_and_key_of_its_own_svm_only():
+    # Two SVMs with their own vaults: svm_vdi's expiry must never name svm_db's vault or key.
+    db, vdi = akv_record("u1", "svm_db"), akv_record("u2", "svm_vdi")
+    vdi["name"] = "https://kv-vdi.vault.azure.net/"
+    vdi["key_id"] = "https://kv-vdi.vault.azure.net/keys/vdi/00112233445566778899aabbccddeeff"
+    view = assess_cluster(snapshot("c1", [db, vdi], blast=key_expired(600, svm="svm_vdi")), NOW)
+    (problem,) = view.problems
+    assert "for SVM svm_vdi" in problem
+    vault = "(vault https://kv-vdi.vault.azure.net/, key https://kv-vdi.vault.azure.net/keys/vdi/"
+    assert vault in problem
+    assert "vault1" not in problem
+    # An SVM the exporter has no configuration for: the vault is not guessed.
+    view = assess_cluster(snapshot("c1", [db, vdi], blast=key_expired(600, svm="svm_x")), NOW)
+    (problem,) = view.problems
+    assert "for SVM svm_x" in problem and "(vault" not in problem
+
+
+def offline_in_vs1(*entries: tuple[str, float, str]) -> ClusterSnapshot:
+    """A healthy configuration of vs1 with 1 of 2 encrypted volumes offline, and ONTAP's log."""
+    blast = BlastRadius(
+        volumes=parse_volumes([volume("vs1", "offline"), volume("vs1", index=1)]),
+        volumes_as_of=NOW - 1,
+        events=events(*entries).events,
+    )
+    return snapshot("c1", [akv_record()], blast=blast)
+
+
+def test_offline_volumes_blame_akv_only_when_ontaps_vol_offline_is_current():
+    # An administrator's offline volume, 15 minutes after a healed outage: ONTAP's volOffline is
+    # older than its volOnline, so nothing ONTAP said ties the volume to AKV. A warning (check
+    # exit 1), never "for lack of Azure Key Vault".
+    healed = offline_in_vs1(
+        ("ekmip.akv.volOffline", 3600, "vs1"), ("ekmip.akv.volOnline", 900, "vs1")
+    )
+    other_svm = offline_in_vs1(("ekmip.akv.volOffline", 600, "vs2"))
+    for snap in (healed, other_svm, offline_in_vs1()):
+        fleet = assess([snap], INFO, NOW)
+        (cluster,) = fleet.clusters
+        assert cluster.state == "volumes_offline_other"
+        assert fleet.summary.status == "warning" and exit_code(fleet.summary) == 1
+        (problem,) = cluster.problems
+        assert problem == (
+            "svm vs1: 1 of 2 encrypted volumes offline in SVM vs1 (ONTAP logged no current "
+            "ekmip.akv.volOffline for it: no AKV cause reported)"
+        )
+        assert (fleet.summary.volumes_offline, fleet.summary.volumes_offline_for_akv) == (1, 0)
+        line = status_line(fleet.summary)
+        assert "1 encrypted volume offline (no AKV cause from ONTAP)" in line
+        validate(fleet.to_json())
+        assert "VOLUMES OFFLINE" in render_page(fleet)
+    # ONTAP's volOffline for vs1 after its last volOnline and available: critical, with the time.
+    acted = offline_in_vs1(
+        ("ekmip.akv.volOnline", 7200, "vs1"),
+        ("ekmip.akv.available", 7000, "vs1"),
+        ("ekmip.akv.volOffline", 600, "vs1"),
+    )
+    fleet = assess([acted], INFO, NOW)
+    assert fleet.clusters[0].state == "volumes_offline"
+    assert fleet.summary.status == "critical" and exit_code(fleet.summary) == 2
+    assert fleet.clusters[0].problems == (
+        "svm vs1: 1 of 2 encrypted volumes offline in SVM vs1 (ONTAP logged "
+        "ekmip.akv.volOffline for it at 2023-11-14 22:05:00 UTC)",
+    )
+    assert fleet.summary.volumes_offline_for_akv == 1
+    assert "1 encrypted volume offline (ONTAP logged ekmip.akv.volOffline)" in status_line(
+        fleet.summary
+    )
 
 
 def test_key_expired_never_hides_a_worse_state_or_the_verdict_precedence():
@@ -375,6 +484,7 @@ async def test_status_api_matches_its_schema_and_never_shows_secrets(make_ontap,
         "clusters_akv_error": 0,
         "clusters_key_expired": 0,
         "volumes_offline": 0,
+        "volumes_offline_for_akv": 0,
         "volumes_at_stake": 0,
     }
     by_name = {cluster["name"]: cluster for cluster in document["clusters"]}

@@ -283,7 +283,8 @@ def _render_blast_radius(out: Samples, blast: BlastRadius, svms: set[str]) -> No
             for state in sorted(set(ALWAYS_STATES) | set(counts)):
                 out.add(ENCRYPTED_VOLUMES, (("svm", svm), ("state", state)), counts.get(state, 0))
     for event in blast.events:
-        labels = (("node", event.node), ("event", event.name))
+        # svm: the SVM the event names, so that an alert quotes its own SVM's events only.
+        labels = (("node", event.node), ("svm", event.svm), ("event", event.name))
         out.add(EMS_EVENTS, labels, event.count)
         out.add(EMS_EVENT_LAST, labels, event.last_time)
     for (endpoint, reason), count in sorted(blast.errors.items()):

@@ -1,7 +1,9 @@
 """GET /api/support/ems/events (key-manager events only) -> typed EMS events.
 
 ONTAP's events carry ``index`` (increasing per node), ``time`` (ISO 8601 with an offset),
-``message.name`` and ``message.severity``, ``node.name`` and ``log_message``. The exporter asks
+``message.name`` and ``message.severity``, ``node.name``, ``log_message`` and ``parameters`` (name
+and value pairs; NetApp's EMS reference names the SVM ``svm`` in the ``ekmip.akv.*`` events and
+``vserver`` in the other key-manager events). The exporter asks
 for the AKV events by name (``message.name=ekmip.akv.*``) and a time range, as NetApp's query
 syntax allows (``time=>2026-11-29T00:00:00Z``).
 """
@@ -17,7 +19,9 @@ from akv_exporter.ontap.key_manager_endpoint import fold_message, name_of, text
 
 PATH = "/api/support/ems/events"
 NAMES = "ekmip.akv.*"
-FIELDS = "index,time,node.name,message.name,message.severity,log_message"
+FIELDS = "index,time,node.name,message.name,message.severity,log_message,parameters"
+# The parameters that name the SVM an event is about, as NetApp's EMS reference spells them.
+SVM_PARAMETERS = ("svm", "vserver")
 LOG_MESSAGE_LIMIT = 512
 
 
@@ -31,6 +35,7 @@ class EmsEvent:
     name: str  # message.name, e.g. "ekmip.akv.volOffline"
     severity: str
     log_message: str
+    svm: str = ""  # the SVM the event names (parameter svm or vserver); "" when none
 
 
 def query(since: float) -> dict[str, str]:
@@ -52,6 +57,16 @@ def parse_time(value: Any) -> float | None:
     return moment.timestamp()
 
 
+def svm_of(parameters: Any) -> str:
+    """Return the SVM an event's ``parameters`` name, or "" when they name none."""
+    if not isinstance(parameters, list):
+        return ""
+    for parameter in parameters:
+        if isinstance(parameter, Mapping) and parameter.get("name") in SVM_PARAMETERS:
+            return text(parameter.get("value"))
+    return ""
+
+
 def parse_event(record: Any) -> EmsEvent | None:
     """Return the event in ``record``; None when it lacks node, index, time or name."""
     if not isinstance(record, Mapping):
@@ -71,6 +86,7 @@ def parse_event(record: Any) -> EmsEvent | None:
         name=name,
         severity=severity,
         log_message=fold_message(record.get("log_message"))[:LOG_MESSAGE_LIMIT],
+        svm=svm_of(record.get("parameters")),
     )
 
 

@@ -34,6 +34,7 @@ from akv_exporter.assessment import (
     SERVICE_HEADER,
     UNKNOWN,
     VOLUMES_OFFLINE,
+    VOLUMES_OFFLINE_OTHER,
     WARNING,
     ClusterView,
     FleetStatus,
@@ -65,6 +66,8 @@ STATE_TEXT = {
     },
     EKMIP_UNREACHABLE: ("EKMIP UNREACHABLE", "bad"),
     KEK_UNAVAILABLE: ("KEK UNAVAILABLE", "warn"),
+    # Offline without a current ekmip.akv.volOffline: ONTAP named no AKV cause.
+    VOLUMES_OFFLINE_OTHER: ("VOLUMES OFFLINE", "warn"),
     KEY_EXPIRED: ("KEY VERSION EXPIRED", "warn"),  # EMS ekmip.akv.keyExpired in the last 24 h
     PENDING: ("NOT POLLED YET", "unknown"),
     UNKNOWN: ("UNKNOWN", "unknown"),

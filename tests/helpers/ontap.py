@@ -166,14 +166,20 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def event(node: str, index: int, ts: float, name: str = "ekmip.akv.notAvailable") -> dict:
-    return {
+def event(
+    node: str, index: int, ts: float, name: str = "ekmip.akv.notAvailable", svm: str = ""
+) -> dict:
+    """Return an EMS event record; ``svm`` adds NetApp's ``svm`` parameter (ekmip.akv.*)."""
+    record = {
         "index": index,
         "time": iso(ts),
         "node": {"name": node, "uuid": "f087b8e3-99ac-11e8-b5a5-005056bb4ec7"},
         "message": {"name": name, "severity": "error"},
         "log_message": f"{name}: Azure Key Vault   is not available\n(node {node}).",
     }
+    if svm:
+        record["parameters"] = [{"name": "configName", "value": "c"}, {"name": "svm", "value": svm}]
+    return record
 
 
 # NetApp's own schemas (netapp_ontap): every key of a record must be one of their fields.
