@@ -42,9 +42,12 @@ def _dump(documents: list[dict[str, Any]]) -> str:
     )
 
 
-def prometheus_rule() -> str:
-    """Return the PrometheusRule holding exactly the groups of config/prometheus/alerts.yml."""
-    groups = yaml.safe_load((REPO / "config/prometheus/alerts.yml").read_text())["groups"]
+def prometheus_rule(rules: str | None = None) -> str:
+    """Return the PrometheusRule holding exactly the groups of config/prometheus/alerts.yml
+    (or of ``rules``, its text: config/prometheus/generate.py writes both at once)."""
+    if rules is None:
+        rules = (REPO / "config/prometheus/alerts.yml").read_text()
+    groups = yaml.safe_load(rules)["groups"]
     rule = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",

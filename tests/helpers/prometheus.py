@@ -162,7 +162,7 @@ SCALE = 60  # a `for: 5m` in the shipped rules waits 5s here
 def shortened_rules() -> str:
     """Return the shipped rules with every `for:` wait divided by SCALE.
 
-    The 30-minute escalation (`>= 30 * 60`, a streak age) is divided the same way: 30 s here.
+    The 30-minute escalations (`>= 30 * 60`, streak ages) are divided the same way: 30 s here.
     """
     text = (REPO / "config/prometheus/alerts.yml").read_text()
 
@@ -173,7 +173,7 @@ def shortened_rules() -> str:
     shortened, count = re.subn(r"^(\s+for: )(\d+)([smh])\s*$", shorter, text, flags=re.M)
     assert count >= 5, "the rules file changed shape: no `for:` lines found"
     shortened, count = re.subn(r">= (\d+) \* 60\b", r">= \1", shortened)
-    assert count == 1, "the rules file changed shape: no `>= N * 60` escalation found"
+    assert count >= 1, "the rules file changed shape: no `>= N * 60` escalation found"
     return shortened
 
 
