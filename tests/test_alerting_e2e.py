@@ -260,12 +260,14 @@ def test_compressed_clock_reaching_ontaps_deadline_pages_encrypted_volumes_offli
         _outage(fleet, cluster["name"], akv["uuid"])
 
         def offline():
+            # The page: ONTAP's volOffline for the SVM, read from its EMS log, states the cause.
             return [
                 (arrived, receiver, alert)
                 for arrived, receiver, alert in webhook.alerts(
                     "OntapAkvEncryptedVolumesOffline", "firing"
                 )
                 if alert["labels"]["cluster"] == cluster["name"]
+                and alert["labels"]["severity"] == "critical"
             ]
 
         ((arrived, receiver, alert), *_) = wait_until(
@@ -280,6 +282,8 @@ def test_compressed_clock_reaching_ontaps_deadline_pages_encrypted_volumes_offli
         description = alert["annotations"]["description"]
         assert f"Cluster {cluster['name']}, SVM {akv['svm']}" in description
         assert "encrypted volumes are offline" in description
+        assert "ONTAP logged ekmip.akv.volOffline for the SVM at" in description
+        assert f"AKV configuration {akv['uuid']} cannot reach Azure Key Vault now" in description
         # ONTAP's own record of it reached Prometheus too.
         wait_until(
             lambda: prometheus.values(
@@ -293,3 +297,50 @@ def test_compressed_clock_reaching_ontaps_deadline_pages_encrypted_volumes_offli
     finally:
         fleet.clock(factor=1)
         fleet.reset(cluster["name"])
+
+
+def test_an_offline_volume_without_ontaps_volOffline_is_a_ticket_that_blames_nobody(stack):
+    # The operator's trial: an outage that healed earlier (ONTAP logged volOffline, then
+    # volOnline), then one encrypted volume taken offline by hand while Azure is reachable. The
+    # old rule paged "it took them offline for lack of Azure Key Vault", quoting the healed
+    # outage. Now: a ticket, no cause, no Azure.
+    fleet, webhook, prometheus = stack
+    pairs = [(c, a) for c, a in _with_svm_akv(fleet, policy=False) if release(c) >= (9, 13, 1)]
+    assert pairs, "the test fleet needs a cluster of 9.13.1 or later (volOnline) with an SVM AKV"
+    cluster, akv = pairs[0]
+    name, svm = cluster["name"], akv["svm"]
+    for event in ("ekmip.akv.volOffline", "ekmip.akv.volOnline"):
+        fleet.log_event(name, {"name": event, "svm": svm})
+    wait_until(
+        lambda: prometheus.values(
+            f'ontap_ems_event_last_timestamp_seconds{{cluster="{name}",svm="{svm}",'
+            'event="ekmip.akv.volOnline"}'
+        ),
+        "ONTAP's volOnline in Prometheus",
+        60,
+        prometheus.log,
+    )
+    fleet.patch(name, {"volumes": {svm: {"offline": 1}}})
+    try:
+
+        def tickets():
+            return [
+                (receiver, alert)
+                for _, receiver, alert in webhook.alerts(
+                    "OntapAkvEncryptedVolumesOffline", "firing"
+                )
+                if alert["labels"]["cluster"] == name
+            ]
+
+        ((receiver, alert), *_) = wait_until(
+            tickets, "OntapAkvEncryptedVolumesOffline", 120, prometheus.log
+        )
+        assert (receiver, alert["labels"]["severity"]) == ("ticket", "warning")
+        description = alert["annotations"]["description"]
+        assert f"Cluster {name}, SVM {svm}:" in description
+        assert "nothing ONTAP reported ties these volumes to Azure Key Vault" in description
+        assert "for lack of" not in description and "cannot reach" not in description
+        time.sleep(3)  # several more evaluations: no page follows
+        assert all(r == "ticket" for r, _ in tickets())
+    finally:
+        fleet.reset(name)
