@@ -282,7 +282,7 @@ def test_a_later_key_version_change_for_the_same_svm_ends_key_expired():
     assert fleet.summary.clusters_key_expired == 2
     only_renewed = assess([snapshot("renewed", [akv_record()], blast=renewed)], INFO, NOW)
     assert exit_code(only_renewed.summary) == 0
-    assert fleet.to_json()["clusters"][0]["key_expired"] is None
+    assert to_json(fleet)["clusters"][0]["key_expired"] is None
 
 
 def test_key_expired_names_the_vault_and_key_of_its_own_svm_only():
@@ -333,7 +333,7 @@ def test_offline_volumes_blame_akv_only_when_ontaps_vol_offline_is_current():
         assert (fleet.summary.volumes_offline, fleet.summary.volumes_offline_for_akv) == (1, 0)
         line = status_line(fleet.summary)
         assert "1 encrypted volume offline (no AKV cause from ONTAP)" in line
-        validate(fleet.to_json())
+        validate(to_json(fleet))
         assert "VOLUMES OFFLINE" in render_page(fleet)
     # ONTAP's volOffline for vs1 after its last volOnline and available: critical, with the time.
     acted = offline_in_vs1(

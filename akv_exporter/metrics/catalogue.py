@@ -235,14 +235,15 @@ EMS_EVENTS = Family(
     "ontap_ems_events_total",
     "counter",
     "ONTAP key-manager EMS events logged since the exporter started (history not counted).",
-    labels=("node", "event"),
-    doc="ONTAP's `ekmip.akv.*` events; those of the 24 hours before start give the series at 0.",
+    labels=("node", "svm", "event"),
+    doc="ONTAP's `ekmip.akv.*` events; those of the 24 hours before start give the series at 0. "
+    "`svm` is the SVM the event names (its `svm` or `vserver` parameter), empty when none.",
 )
 EMS_EVENT_LAST = Family(
     "ontap_ems_event_last_timestamp_seconds",
     "gauge",
     "Unix time of the last such EMS event, from the last 24 hours before start on.",
-    labels=("node", "event"),
+    labels=("node", "svm", "event"),
 )
 ENDPOINT_ERRORS = Family(
     "akv_exporter_endpoint_poll_errors_total",
