@@ -145,8 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
         ):
             flag = command.add_mutually_exclusive_group()
             dest = new.removeprefix("--").replace(".", "_")
-            flag.add_argument(new, dest=dest, default=default, choices=choices)
-            flag.add_argument(old, dest=dest, choices=choices, help=f"deprecated: {new}")
+            shown = dest.removeprefix("log_").upper()
+            flag.add_argument(
+                new,
+                dest=dest,
+                default=default,
+                choices=choices,
+                metavar=shown,
+                help=f"{', '.join(choices)} (default {default})",
+            )
+            flag.add_argument(
+                old, dest=dest, choices=choices, metavar=shown, help=f"deprecated: {new}"
+            )
 
     run = commands.add_parser("run", help="poll the configured clusters and serve HTTP")
     serving_flags(run, required=True)
