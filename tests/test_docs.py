@@ -8,8 +8,8 @@ ONTAP, Docker, kubectl, systemctl) carries, directly above its fence,
 
     <!-- docs-test: skip: <reason> -->
 
-and a marker without a reason, or anywhere else, fails the test. The blocks of one file run one
-after another (they may use the same fixed ports); the files run in parallel under xdist.
+and a marker without a reason, or anywhere else, fails the test. Blocks run at the same time,
+except those that name the same loopback port (`127.0.0.1:8090`), which run one after another.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ SHELL_LANGUAGES = {"sh", "bash", "shell"}
 FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:(?P<body>.*?)-->\s*$")
 SKIP = re.compile(r"^\s*skip:\s*(?P<reason>\S.*?)\s*$")
+# A fixed loopback port a block listens on or asks: blocks sharing one must not overlap.
+LOOPBACK_PORT = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\]):(\d{2,5})\b")
 EXPECT = re.compile(r"^\s*# => (?P<text>.+?)\s*$", flags=re.MULTILINE)
 # A block's background servers are ended with it; this bounds one block, servers included.
 BLOCK_TIMEOUT_S = 180
@@ -269,14 +272,49 @@ def test_a_failing_block_and_a_missing_promised_output_are_reported(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("page", documentation(), ids=lambda path: path.name)
-def test_every_shell_block_runs_as_written(page, tmp_path):
-    problems = []
-    for number, block in enumerate(shell_blocks(page)):
-        if block.skip is None:
-            directory = tmp_path / str(number)
+def by_shared_ports(blocks: list[ShellBlock]) -> list[list[ShellBlock]]:
+    """Return the blocks in chains: blocks naming a common loopback port share one chain."""
+    chains: list[tuple[set[str], list[ShellBlock]]] = []
+    for block in blocks:
+        ports = set(LOOPBACK_PORT.findall(block.text))
+        joined = [chain for chain in chains if chain[0] & ports]
+        merged: tuple[set[str], list[ShellBlock]] = (ports, [])
+        for chain in joined:
+            merged[0].update(chain[0])
+            merged[1].extend(chain[1])
+            chains.remove(chain)
+        merged[1].append(block)
+        chains.append(merged)
+    return [sorted(chain, key=lambda b: (str(b.path), b.line)) for _, chain in chains]
+
+
+def test_blocks_naming_the_same_port_run_in_one_chain(tmp_path):
+    page = write(
+        tmp_path,
+        "```sh\ncurl 127.0.0.1:8090/a\n```\n```sh\necho 127.0.0.1:18080\n```\n"
+        "```sh\ncurl localhost:8090 127.0.0.1:18081\n```\n```sh\necho none\n```\n"
+        "```sh\necho 127.0.0.1:18081\n```\n",
+    )
+    chains = by_shared_ports(shell_blocks(page))
+    assert sorted([b.line for b in chain] for chain in chains) == [[1, 7, 13], [4], [10]]
+
+
+def test_every_shell_block_runs_as_written(tmp_path):
+    blocks = [b for page in documentation() for b in shell_blocks(page) if b.skip is None]
+
+    def run_chain(index: int, chain: list[ShellBlock]) -> list[str]:
+        problems = []
+        for number, block in enumerate(chain):
+            directory = tmp_path / f"{index}-{number}"
             directory.mkdir()
             problems += check_block(block, directory)
+        return problems
+
+    chains = by_shared_ports(blocks)
+    # Threads: each block is a shell and its servers, waited for; the work is in those processes.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run_chain, range(len(chains)), chains))
+    problems = [problem for result in results for problem in result]
     assert not problems, "\n".join(problems)
 
 
