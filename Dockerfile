@@ -30,4 +30,4 @@ EXPOSE 9877
 # Asks /-/healthy where the exporter serves, HTTP or HTTPS, as its configuration and flags say.
 HEALTHCHECK --interval=30s --timeout=5s CMD ["akv-exporter", "healthcheck"]
 ENTRYPOINT ["akv-exporter"]
-CMD ["run", "--config", "/etc/akv-exporter/akv-exporter.yml", "--log-format", "json"]
+CMD ["run", "--config.file", "/etc/akv-exporter/akv-exporter.yml", "--log.format", "json"]
