@@ -344,3 +344,10 @@ def test_a_typo_in_the_main_file_hides_no_duplicate_in_the_inventory(tmp_path):
 def test_one_problem_gives_one_line(tmp_path, body, line):
     (problem,) = problems_of(tmp_path, body)
     assert problem.startswith(f"{tmp_path / 'akv.yml'}{line}"), problem
+
+
+def test_an_inventory_without_watch_interval_is_watched_every_30_seconds(tmp_path):
+    directory = tmp_path / "clusters.d"
+    directory.mkdir()
+    config = load_config(write_config(tmp_path, f"inventory:\n  clusters_dir: {directory}\n"))
+    assert config.inventory.watch_interval == 30.0

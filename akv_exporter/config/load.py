@@ -117,7 +117,7 @@ def _inventory(section: model.InventorySection | None, problems: Problems) -> In
         harvest=inventory.harvest,
         harvest_pollers=tuple(inventory.harvest_pollers or ()),
         clusters_dir=inventory.clusters_dir,
-        watch_interval=InventoryConfig.watch_interval if watch is None else watch,
+        watch_interval=InventoryConfig().watch_interval if watch is None else watch,
     )
 
 
