@@ -9,7 +9,6 @@ configuration; killing one replica mid-outage keeps the alert firing and sends n
 from __future__ import annotations
 
 import io
-import time
 
 import pytest
 
@@ -113,7 +112,8 @@ def test_an_outage_notifies_once_per_configuration_and_survives_a_killed_replica
         )
         if value == 1
     }
-    # One configuration per shard, in a cluster both replicas of the shard see as healthy.
+    # One configuration per shard, in a cluster both replicas of the shard see as healthy, and a
+    # healthy configuration in a third cluster: the later outage that times the quiet wait.
     chosen: dict[int, tuple[str, str]] = {}
     for cluster in clusters:
         shard = hashmod(cluster["name"], SHARDS)
@@ -121,13 +121,19 @@ def test_an_outage_notifies_once_per_configuration_and_survives_a_killed_replica
             if shard not in chosen and (cluster["name"], akv["uuid"]) in healthy:
                 chosen[shard] = (cluster["name"], akv["uuid"])
     assert sorted(chosen) == list(range(SHARDS)), (chosen, healthy)
-    for name, uuid in chosen.values():
+    taken = {name for name, _ in chosen.values()}
+    later = next(pair for pair in sorted(healthy) if pair[0] not in taken)
+
+    def outage(name: str, uuid: str) -> None:
         patch = {"akvs": {uuid: {"azure_reachability": {"reachable": False}}}}
         http_json(f"{simulator.control_url}/simulator/clusters/{name}", "PATCH", patch)
 
-    def notifications(status: str) -> dict[tuple[str, str], list[dict]]:
-        """Return, per chosen configuration, the notifications whose alerts name it."""
-        out: dict[tuple[str, str], list[dict]] = {pair: [] for pair in chosen.values()}
+    for name, uuid in chosen.values():
+        outage(name, uuid)
+
+    def notifications(status: str, pairs: tuple = ()) -> dict[tuple[str, str], list[dict]]:
+        """Return, per configuration (the chosen ones), the notifications whose alerts name it."""
+        out: dict[tuple[str, str], list[dict]] = {p: [] for p in pairs or chosen.values()}
         for _, _, notification in list(webhook.received):
             for pair in out:
                 alerts = [
@@ -156,9 +162,20 @@ def test_an_outage_notifies_once_per_configuration_and_survives_a_killed_replica
         30,
         prometheus.log,
     )
-    # Long enough for a change to reach the webhook: staleness is immediate on a failed scrape,
-    # a `for` here is 5 s, Alertmanager's group_interval 2 s.
-    time.sleep(20)
+    # Wait for what the kill could change, by a later outage's page rather than a fixed time.
+    # Staleness is immediate on a failed scrape (seen above); the next evaluation (every 1 s)
+    # would resolve an alert and send that to Alertmanager, which passes it on within its
+    # group_interval (2 s). An outage begun now fires only after a poll, a scrape and the `for`
+    # (5 s), then waits group_wait (1 s): once its page is in, a resolved one would be too, and
+    # a second alert raised by the kill would be firing in Prometheus (same `for`, started
+    # earlier), however loaded the machine.
+    outage(*later)
+    wait_until(
+        lambda: notifications("firing", (later,))[later],
+        "the later outage's page",
+        120,
+        prometheus.log,
+    )
 
     firing = prometheus.values(f'ALERTS{{alertname="{ALERT}", alertstate="firing"}}')
     firing_pairs = [(labels["cluster"], labels["uuid"]) for labels, _ in firing]
