@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml simulator/pyproject.toml
 DEBS   := prometheus prometheus-alertmanager chromium docker.io debootstrap systemd iproute2
 BINS   := prometheus promtool prometheus-alertmanager amtool chromium dockerd debootstrap systemd-analyze ip
 
-.PHONY: demo docs-test test image-test lint format bench soak dashboards kubernetes rules screenshot system-deps clean generated
+.PHONY: demo docs-test test check image-test lint format bench soak dashboards kubernetes rules screenshot system-deps clean generated
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,15 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
 	fi
 
+# Tests run on WORKERS processes (pytest-xdist); docs/development.md has the marks and groups.
+WORKERS ?= 2
+# Every test but the soak (`make soak`; CI runs it after `make test`).
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not soak"
+
+# The everyday loop, under a minute: what needs no Prometheus, browser, Docker, large fleet or soak.
+check: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not (prometheus or browser or docker or slow or soak)"
 
 # The container image built and run (make test runs it too): docs/docker.md.
 image-test: $(STAMP) system-deps

@@ -52,3 +52,24 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """An aiohttp client session for talking to loopback servers, closed after the test."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests that share a module-scoped fixture (a fleet, a Prometheus) on one worker.
+
+    Under `-n` (`--dist loadgroup`, pyproject.toml) tests are otherwise spread one by one, and
+    each worker that receives one of a module's tests would build that module's fixture again.
+    A test that already names its own xdist_group keeps it.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        shared = any(
+            definition.scope in ("module", "package", "class")
+            for definitions in info.name2fixturedefs.values()
+            for definition in definitions
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
