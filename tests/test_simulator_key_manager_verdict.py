@@ -21,9 +21,11 @@ from ontap_simulator import (
     RunningSimulator,
     ScenarioError,
     SimulatorOptions,
+    ems,
     start_simulator,
 )
 from ontap_simulator.clock import SimClock
+from ontap_simulator.fleet import generate_fleet
 from ontap_simulator.incidents import IncidentScheduler
 from ontap_simulator.model import apply_patch
 from ontap_simulator.query import Kind, answer_collection
@@ -32,6 +34,7 @@ from ontap_simulator.scenario import load_scenario
 from tests.helpers.ontap import netapp_validate
 from tests.helpers.simulator import all_pages, cluster_url, control, get
 
+AKV_PATH = "/api/security/azure-key-vaults"
 KMC_PATH = "/api/security/key-manager-configs"
 VOLUMES_PATH = "/api/storage/volumes"
 EVENTS_PATH = "/api/support/ems/events"
@@ -579,9 +582,17 @@ async def test_key_expired_incident_logs_the_event_and_healing_logs_a_new_key_ve
             before = cluster.state
             names = [e.name for e in cluster.events.events()]
             assert names[-1] == "ekmip.akv.keyExpired"
+            expired = dict(cluster.events.events()[-1].parameters)
             scheduler.heal(incident)
-            assert cluster.state == before  # an expired key version interrupts nothing
-            assert [e.name for e in cluster.events.events()][-1] == "ekmip.akv.keyVersionChanged"
+            # An expired key version interrupts nothing; the renewal gives the key a new version.
+            svm = before.akv(incident.akv_uuid).svm_name
+            assert cluster.state == ems.renew_key(before, svm)[0]
+            changed = cluster.events.events()[-1]
+            assert changed.name == "ekmip.akv.keyVersionChanged"
+            versions = dict(changed.parameters)
+            assert versions["oldKeyVersion"] == expired["keyId"].rsplit("/", 1)[-1]
+            current = cluster.state.akv(incident.akv_uuid).key_id.rsplit("/", 1)[-1]
+            assert versions["newKeyVersion"] == current != versions["oldKeyVersion"]
             break
         assert "key_expired" in kinds
     finally:
@@ -602,3 +613,51 @@ async def test_a_failing_configuration_made_inactive_no_longer_holds_volumes_off
     view = await _advance_and_check(session, sim, name, 900)
     assert view["failing"] == {}
     assert await _offline(session, sim, "9.14.1") == {}
+
+
+def _parameters(record: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in record["parameters"]}
+
+
+async def test_key_version_changed_names_a_new_version_and_the_record_takes_it(
+    sim: RunningSimulator, session: aiohttp.ClientSession
+) -> None:
+    # NetApp: newKeyVersion is the "Current key version", after a change of it. After a
+    # keyExpired, the renewal must name a new version, never the one that expired.
+    name, base = "c9-14-1", url(sim, "9.14.1")
+    path = f"/simulator/clusters/{name}/events"
+    _, expired = await control(
+        session, sim, "POST", path, {"name": "ekmip.akv.keyExpired", "svm": "svm_db"}
+    )
+    expired_version = _parameters(expired["records"][0])["keyId"].rsplit("/", 1)[-1]
+    _, changed = await control(
+        session, sim, "POST", path, {"name": "ekmip.akv.keyVersionChanged", "svm": "svm_db"}
+    )
+    parameters = _parameters(changed["records"][0])
+    assert parameters["oldKeyVersion"] == expired_version
+    assert parameters["newKeyVersion"] != expired_version
+    records, _ = await all_pages(session, base, AKV_PATH + "?svm.name=svm_db&fields=key_id")
+    (record,) = records
+    assert record["key_id"].rsplit("/", 1)[-1] == parameters["newKeyVersion"]
+
+
+def test_a_generated_fleet_starts_without_an_unrenewed_key_expiry() -> None:
+    # `make demo`'s fleet: 15 of 300 clusters used to start KEY VERSION EXPIRED, from a past
+    # keyExpired with no renewal. A generated cluster's past is healed: every expiry in it is
+    # followed by a keyVersionChanged of the same SVM, whose old version is the one that expired.
+    for state in generate_fleet(300, seed=7):
+        log = ems.EventLog(state, now=lambda: 1_800_000_000.0)
+        events = sorted(log.events(), key=lambda e: e.time)
+        for index, event in enumerate(events):
+            if event.name != "ekmip.akv.keyExpired":
+                continue
+            facts = dict(event.parameters)
+            renewals = [
+                dict(later.parameters)
+                for later in events[index + 1 :]
+                if later.name == "ekmip.akv.keyVersionChanged"
+                and dict(later.parameters)["svm"] == facts["svm"]
+            ]
+            assert renewals, f"{state.name}: keyExpired with no renewal after it"
+            assert renewals[0]["oldKeyVersion"] == facts["keyId"].rsplit("/", 1)[-1]
+            assert renewals[0]["newKeyVersion"] != renewals[0]["oldKeyVersion"]

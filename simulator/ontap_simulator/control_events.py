@@ -86,12 +86,20 @@ def append_events(cluster: SimulatedCluster, body: Any) -> list[ems.EmsEvent]:
         isinstance(v, str | int | float) and not isinstance(v, bool) for v in given.values()
     ):
         raise StateError("parameters", "expected a mapping of names to strings or numbers")
+    replaced = ""
+    if name == "ekmip.akv.keyVersionChanged":
+        # NetApp: the key version changed at the vault and the KEK was re-wrapped with it. The
+        # configuration's key id names the new version from now on; the event the old one.
+        state, replaced = ems.renew_key(state, svm)
+        cluster.set_state(state)
     appended = []
     for node in targets:
         parameters: dict[str, str] = {}
         text = log_message
         if name in ems.CATALOGUE:
             facts = ems.facts_for(state, name, svm, node.name)
+            if replaced:
+                facts["oldKeyVersion"] = ems.key_version(replaced)
             parameters, default_text = ems.akv_event(name, facts)
             text = log_message if log_message is not None else default_text
         parameters.update({str(k): str(v) for k, v in given.items()})

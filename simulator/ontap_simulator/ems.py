@@ -21,6 +21,7 @@ simulator's reading). NetApp documents no Barbican events.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import random
@@ -29,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ontap_simulator.model import CloudKms, ClusterState, KeyManager
+from ontap_simulator.model import Akv, CloudKms, ClusterState, KeyManager
 from ontap_simulator.query import Kind, answer_collection
 from ontap_simulator.records import LINKS, NODES_PATH, REF, Tree, links
 from ontap_simulator.verdict import PastEvent
@@ -253,23 +254,60 @@ def available_in(name: str, version: tuple[int, int, int]) -> bool:
     return version >= message.since
 
 
-def akv_facts(state: ClusterState, svm: str, node: str, volumes: int = 0) -> dict[str, str]:
+def key_version(key_id: str) -> str:
+    """Return the version part of an AKV key id (".../keys/<name>/<version>")."""
+    return key_id.rstrip("/").rsplit("/", 1)[-1] if key_id else ""
+
+
+def previous_key_id(key_id: str) -> str:
+    """Return ``key_id`` with the version it had before the current one (a stable made-up one)."""
+    previous = hashlib.sha256(f"{key_id}/previous".encode()).hexdigest()[:32]
+    return key_id.rstrip("/").rsplit("/", 1)[0] + "/" + previous if key_id else ""
+
+
+def renewed(akv: Akv) -> Akv:
+    """Return ``akv`` after its key got a new version (auto-rotated or renewed at the vault):
+    the configuration's key id names the new, current version from then on."""
+    fresh = hashlib.sha256(f"{akv.key_id}/next".encode()).hexdigest()[:32]
+    return dataclasses.replace(akv, key_id=akv.key_id.rstrip("/").rsplit("/", 1)[0] + "/" + fresh)
+
+
+def renew_key(state: ClusterState, svm: str) -> tuple[ClusterState, str]:
+    """Return the cluster after the key of ``svm``'s AKV configuration got a new version, and
+    the key id it replaced ("" and the cluster unchanged when the SVM has none)."""
+    akv = next(
+        (a for a in state.akvs if a.svm_name == svm and state.active(a)),
+        next((a for a in state.akvs if a.svm_name == svm), None),
+    )
+    if akv is None:
+        return state, ""
+    fresh = renewed(akv)
+    akvs = tuple(fresh if a.uuid == akv.uuid else a for a in state.akvs)
+    return dataclasses.replace(state, akvs=akvs), akv.key_id
+
+
+def akv_facts(
+    state: ClusterState, svm: str, node: str, volumes: int = 0, old_key_id: str = ""
+) -> dict[str, str]:
     """Return what an ekmip.akv event can say about ``svm``'s configuration ("" = cluster scope)
-    on ``node``: NetApp's parameter names, plus ``node`` and ``volumes`` for the text."""
+    on ``node``: NetApp's parameter names, plus ``node`` and ``volumes`` for the text.
+
+    keyVersionChanged names the configuration's current key version as the new one (NetApp:
+    "newKeyVersion: Current key version") and ``old_key_id``'s version, or else a made-up
+    previous one, as the old one: a change just made passes the key id it replaced.
+    """
     akv = next(
         (a for a in state.akvs if a.svm_name == svm and state.active(a)),
         next((a for a in state.akvs if a.svm_name == svm), None),
     )
     key_id = akv.key_id if akv else ""
-    version = key_id.rstrip("/").rsplit("/", 1)[-1] if key_id else ""
-    previous = hashlib.sha256(f"{key_id}/previous".encode()).hexdigest()[:32]
     return {
         "svm": svm or state.name,  # the cluster-scoped configuration belongs to the admin SVM
         "configName": akv.configuration_name if akv else "",
         "name": akv.vault if akv else "",
         "keyId": key_id,
-        "oldKeyVersion": previous,
-        "newKeyVersion": version,
+        "oldKeyVersion": key_version(old_key_id or previous_key_id(key_id)),
+        "newKeyVersion": key_version(key_id),
         "node": node,
         "volumes": str(volumes),
     }
@@ -366,6 +404,9 @@ class EventLog:
                 continue
             if past.name in CATALOGUE:
                 facts = facts_for(state, past.name, past.svm, node.name)
+                if past.name == "ekmip.akv.keyExpired" and _renewed_later(state, past):
+                    # The version that expired is the one the later change replaced.
+                    facts["keyId"] = previous_key_id(facts["keyId"])
                 parameters, text = akv_event(past.name, facts)
                 self.append(
                     node.name, node.uuid, past.name, parameters=parameters, log_message=text,
@@ -439,6 +480,16 @@ class EventLog:
         return self._rendered
 
 
+def _renewed_later(state: ClusterState, expired: PastEvent) -> bool:
+    """Return whether the history has a keyVersionChanged of the same SVM after ``expired``."""
+    return any(
+        p.name == "ekmip.akv.keyVersionChanged"
+        and p.svm == expired.svm
+        and p.seconds_ago < expired.seconds_ago
+        for p in state.ems_history
+    )
+
+
 def render(event: EmsEvent) -> dict[str, Any]:
     """Return one event's record."""
     return {
@@ -501,6 +552,13 @@ def generate_history(rng: random.Random, state: ClusterState) -> tuple[PastEvent
             PastEvent(rng.uniform(2, 20) * 86400, node, "ekmip.akv.keyVersionChanged", svm)
         )
     if rng.random() < 0.05:
+        # A key version that expired a few hours ago and was renewed 10 to 50 minutes later:
+        # ONTAP logged keyVersionChanged, so the cluster starts healthy, with the story in its
+        # log. (An expiry nobody renewed is a current problem: the incidents and the control
+        # API make those; a generated fleet's past does not.)
         node = rng.choice(state.nodes).name
-        history.append(PastEvent(rng.uniform(1, 12) * 3600, node, "ekmip.akv.keyExpired", svm))
+        expired = rng.uniform(1, 12) * 3600
+        history.append(PastEvent(expired, node, "ekmip.akv.keyExpired", svm))
+        renewed_at = expired - rng.uniform(600, 3000)
+        history.append(PastEvent(renewed_at, node, "ekmip.akv.keyVersionChanged", svm))
     return tuple(history)

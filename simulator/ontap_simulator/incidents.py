@@ -221,15 +221,20 @@ class IncidentScheduler:
         if not quiet:
             akv = cluster.state.akv(incident.akv_uuid)
             if incident.kind == "key_expired" and akv is not None:
-                # Someone renewed the key: ONTAP re-wraps the KEK with the new version.
-                _log(cluster, "ekmip.akv.keyVersionChanged", akv, incident.node)
+                # Someone renewed the key: a new version, with which ONTAP re-wraps the KEK.
+                state, replaced = ems.renew_key(cluster.state, akv.svm_name)
+                cluster.set_state(state)
+                _log(cluster, "ekmip.akv.keyVersionChanged", akv, incident.node, replaced)
             self._say(f"incident ended: {incident.description}")
 
 
-def _log(cluster: SimulatedCluster, name: str, akv: Akv, node_name: str) -> None:
+def _log(
+    cluster: SimulatedCluster, name: str, akv: Akv, node_name: str, old_key_id: str = ""
+) -> None:
     state = cluster.state
     node = next((n for n in state.nodes if n.name == node_name), state.nodes[0])
-    parameters, text = ems.akv_event(name, ems.akv_facts(state, akv.svm_name, node.name))
+    facts = ems.akv_facts(state, akv.svm_name, node.name, old_key_id=old_key_id)
+    parameters, text = ems.akv_event(name, facts)
     cluster.events.append(node.name, node.uuid, name, parameters=parameters, log_message=text)
 
 
