@@ -253,3 +253,17 @@ def test_old_and_new_flag_names_are_one_flag(tmp_path):
         timeout=60,
     )
     assert given_twice.returncode == 2 and "not allowed with argument" in given_twice.stderr
+
+
+def test_relative_paths_in_the_web_config_file_are_taken_from_its_directory(tmp_path):
+    tls = Authorities(tmp_path / "tls")
+    web_file = tls.directory / "web.yml"
+    web_file.write_text(
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients-ca.pem\n"
+    )
+    result = _check_config(str(cluster_config(tmp_path)), "--web.config.file", str(web_file))
+    assert result.returncode == 0, result.stderr  # started elsewhere: the test's directory
+    web = load(cluster_config(tmp_path), web_file).config.web
+    assert web.tls_cert_file == tls.directory / "tls.crt"
+    assert web.client_ca_file == tls.directory / "clients-ca.pem"

@@ -9,12 +9,13 @@ beside this file are a conflict (one line), so only one place says how the expor
 
 # No `from __future__ import annotations`: pydantic reads these annotations.
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from akv_exporter.certificates import CertificateProblem, server_context
 from akv_exporter.config.model import BcryptHash, ExistingFile, Section, check
-from akv_exporter.config.problems import Problems
+from akv_exporter.config.problems import Problems, subset
 from akv_exporter.config.values import WEB_FILE_KEYS, ConfigError, WebConfig
 from akv_exporter.config.yamlfile import lines_of, parse_yaml, read_text
 
@@ -133,6 +134,25 @@ def _tls(tls: TlsServerConfig, problems: Problems) -> dict[str, Any]:
     return fields
 
 
+def _beside(data: Any, directory: Path) -> Any:
+    """Return ``data`` with tls_server_config's relative paths taken from ``directory``.
+
+    As the exporter-toolkit does: a file's paths are relative to the file, not to where the
+    exporter was started.
+    """
+    tls = data.get("tls_server_config") if isinstance(data, Mapping) else None
+    if not isinstance(tls, Mapping):
+        return data
+    moved = subset(tls, set())
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        value = tls.get(key)
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            moved[key] = str(directory / value)
+    beside = subset(data, set())
+    beside["tls_server_config"] = moved
+    return beside
+
+
 def read_web_file(path: Path, listen: str) -> tuple[WebConfig | None, list[str]]:
     """Return how to serve, from the web configuration file at ``path`` and ``listen``.
 
@@ -144,7 +164,7 @@ def read_web_file(path: Path, listen: str) -> tuple[WebConfig | None, list[str]]
         return None, error.problems
     data = lines_of({}) if data is None else data
     problems = Problems(path, data)
-    web = problems.validate(WebConfigFile, data, ())
+    web = problems.validate(WebConfigFile, _beside(data, path.parent), ())
     fields: dict[str, Any] = {}
     if web is not None and web.tls_server_config is not None:
         fields = _tls(web.tls_server_config, problems)
