@@ -4,7 +4,8 @@
 - docs/status.schema.json: the JSON Schema of GET /api/v1/status, from the document's model
   (akv_exporter/assessment_json.py);
 - docs/akv-exporter.schema.json: the JSON Schema of the configuration file, from its models
-  (akv_exporter/config/model.py).
+  (akv_exporter/config/model.py), and docs/web-config.schema.json, of --web.config.file's file
+  (akv_exporter/config/web_file.py).
 
 tests/test_generated_docs.py fails while a generated file is out of date. `--check` only says
 whether they are (exit 1 naming the stale files).
@@ -19,6 +20,7 @@ from pathlib import Path
 from akv_exporter import assessment_json
 from akv_exporter.assessment import KEY_MANAGER_WORDS
 from akv_exporter.config.schema import schema_text as config_schema_text
+from akv_exporter.config.schema import web_schema_text
 from akv_exporter.metrics.catalogue import (
     CLUSTER_FAMILIES,
     GLOBAL_FAMILIES,
@@ -111,6 +113,7 @@ OUTPUTS = {
     "metrics.md": metrics_page,
     "status.schema.json": status_schema,
     "akv-exporter.schema.json": config_schema_text,
+    "web-config.schema.json": web_schema_text,
 }
 
 

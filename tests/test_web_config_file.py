@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import ssl
 import subprocess
@@ -17,13 +18,16 @@ from pathlib import Path
 
 import aiohttp
 import bcrypt
+import jsonschema
 import pytest
 import trustme
+import yaml
 
 from akv_exporter.config import ConfigError
 from akv_exporter.inventory import load
 from tests.helpers.configs import write_config
 from tests.helpers.exporter import closed_port_url, started
+from tests.helpers.repository import REPO
 
 PASSWORD = "s3cret-scrape"
 DIGEST = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
@@ -267,3 +271,19 @@ def test_relative_paths_in_the_web_config_file_are_taken_from_its_directory(tmp_
     web = load(cluster_config(tmp_path), web_file).config.web
     assert web.tls_cert_file == tls.directory / "tls.crt"
     assert web.client_ca_file == tls.directory / "clients-ca.pem"
+
+
+def test_the_documented_web_config_file_is_valid_against_its_published_schema():
+    schema = json.loads((REPO / "docs" / "web-config.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    page = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    blocks = [
+        yaml.safe_load(body)
+        for body in re.findall(r"^```yaml\n(.*?)^```", page, re.S | re.M)
+        if body.startswith("tls_server_config:")
+    ]
+    assert blocks
+    for block in blocks:
+        assert not list(validator.iter_errors(block)), block
+        refused = list(validator.iter_errors({**block, "rate_limit": {"burst": 20}}))
+        assert refused and "rate_limit" in str(refused[0].absolute_path)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from pydantic import WithJsonSchema
+
 from akv_exporter.certificates import CertificateProblem, server_context
 from akv_exporter.config.model import BcryptHash, ExistingFile, Section, check
 from akv_exporter.config.problems import Problems, subset
@@ -32,7 +34,10 @@ _VERIFYING = ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
 
 def _unsupported(what: str) -> Any:
     """Return the type of a toolkit key akv-exporter refuses, saying why or what to do."""
-    return Annotated[Any, check(lambda _: f"is not supported by akv-exporter: {what}")]
+    reason = f"is not supported by akv-exporter: {what}"
+    return Annotated[
+        Any, check(lambda _: reason), WithJsonSchema({"not": {}, "description": reason})
+    ]
 
 
 def _no_unverified(kind: str) -> str | None:
