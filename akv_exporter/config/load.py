@@ -18,7 +18,6 @@ from akv_exporter.config import model
 from akv_exporter.config.problems import (
     Loc,
     Problems,
-    identity,
     inner_model,
     kind_of,
     line_of,
@@ -148,10 +147,10 @@ def _cluster_fields(
 
 
 def _defaults(data: Mapping, problems: Problems) -> dict[str, Any]:
-    raw = data.get("defaults")
-    schema = inner_model(model.ConfigFile.model_fields["defaults"].annotation)
-    section = problems.validate(schema, {} if raw is None else raw, ("defaults",))
-    return _cluster_fields(section, raw, ("defaults",), problems) if section else {}
+    section = _section(data, "defaults", problems)
+    return (
+        _cluster_fields(section, data.get("defaults"), ("defaults",), problems) if section else {}
+    )
 
 
 def _clusters(
@@ -169,21 +168,19 @@ def _clusters(
     seen: dict[tuple[str, str], str] = {}
     for index, item in enumerate(raw):
         loc: Loc = ("clusters", index)
+        # With a wrong key left out, an entry still counts: a typo hides no duplicate.
         entry = problems.validate(model.ClusterEntry, item, loc)
-        who = entry or identity(item)
-        if who is None:
+        if entry is None:  # no valid address: the problem says so, there is nothing to compare
             continue
         line = line_of(problems.data, loc)
-        url = cluster_url(who.address)
+        url = cluster_url(entry.address)
         unique = True
-        for what, value in (("name", who.name), ("address", url)):
+        for what, value in (("name", entry.name), ("address", url)):
             if value and (what, value) in seen:
                 problems.add((*loc, what), f"{value!r} is already used by {seen[what, value]}")
                 unique = False
             elif value:
                 seen[what, value] = f"clusters[{index}] (line {line})"
-        if entry is None:
-            continue
         merged = {**defaults, **_cluster_fields(entry, item, loc, problems)}
         cert, key = merged.get("client_cert_file"), merged.get("client_key_file")
         # What `defaults` or a refused key might have given is not known to be missing.

@@ -258,7 +258,7 @@ class ClusterEntry(ClusterFields):
 
 
 class ClusterIdentity(Section):
-    """A cluster's name and address alone, to find duplicates when its other keys are wrong."""
+    """A cluster's name and address alone, whatever its other keys: whom a line is about."""
 
     model_config = ConfigDict(extra="ignore")
     name: Text = None
