@@ -38,6 +38,7 @@ from akv_exporter.config import (
     SecretSource,
     TlsConfig,
     cluster_url,
+    expand_home,
     label_name_problem,
     parse_duration,
     parse_yaml,
@@ -142,7 +143,11 @@ def _path(poller: _Poller, key: str, base: Path, value: Any = None) -> Path | No
     text = _text(poller, key) if value is None else value
     if not text:
         return None
-    path = Path(text).expanduser()
+    try:
+        path = expand_home(text)
+    except ValueError as error:
+        poller.fail(key, str(error))
+        return None
     path = path if path.is_absolute() else base / path
     if not path.is_file():
         poller.fail(key, f"file {str(path)!r} does not exist or is not a file")
@@ -219,7 +224,11 @@ def _script(poller: _Poller, section: Mapping, base: Path, addr: str):
     if unknown:
         poller.fail(key, f"unknown key {sorted(unknown)[0]!r}; valid: path, schedule, timeout")
     written = str(section["path"])
-    path = Path(written).expanduser()
+    try:
+        path = expand_home(written)
+    except ValueError as error:
+        poller.fail(key, str(error), "path")
+        return None
     path = path if path.is_absolute() else base / path
     if "/" not in written and not path.is_file() and (found := shutil.which(written)):
         path = Path(found)  # a bare name is looked up on PATH too

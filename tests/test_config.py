@@ -351,3 +351,61 @@ def test_an_inventory_without_watch_interval_is_watched_every_30_seconds(tmp_pat
     directory.mkdir()
     config = load_config(write_config(tmp_path, f"inventory:\n  clusters_dir: {directory}\n"))
     assert config.inventory.watch_interval == 30.0
+
+
+@pytest.fixture
+def no_home(monkeypatch):
+    """This process as a user without a home: HOME unset and no passwd entry (a container's
+    arbitrary user id), where Python cannot expand ``~``."""
+    import pwd
+
+    def no_entry(uid: int):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("AKV_EXPORTER_STATE_FILE", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+
+
+def test_no_state_file_and_no_home_is_one_line_naming_what_to_set(tmp_path, no_home, capsys):
+    from akv_exporter.cli import main
+
+    path = write_config(tmp_path, ONE)
+    with pytest.raises(SystemExit) as exited:
+        main(["check-config", str(path)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"{path}:1: state_file: not set, and the default "
+        "~/.local/state/akv-exporter/state.json needs a home directory, which this user has "
+        "not (HOME is unset and the user id has no passwd entry): set state_file, "
+        "or AKV_EXPORTER_STATE_FILE"
+    ]
+
+
+def test_state_file_or_its_variable_is_enough_without_a_home(tmp_path, no_home, monkeypatch):
+    written = load_config(write_config(tmp_path, f"state_file: {tmp_path}/s.json\n{ONE}"))
+    assert written.state_file == tmp_path / "s.json"
+    monkeypatch.setenv("AKV_EXPORTER_STATE_FILE", str(tmp_path / "v.json"))
+    assert load_config(write_config(tmp_path, ONE)).state_file == tmp_path / "v.json"
+
+
+def test_a_tilde_path_without_a_home_names_its_key_and_line(tmp_path, no_home):
+    lines = problems_of(tmp_path, f"{ONE}state_file: ~/state.json\n")
+    assert lines == [
+        f"{tmp_path / 'akv.yml'}:5: state_file: '~/state.json' starts with ~, but "
+        "this user has no home directory (HOME is unset and the user id has no passwd "
+        "entry): set HOME, or write the path in full"
+    ]
+
+
+def test_a_tilde_path_in_the_web_configuration_file_without_a_home_is_one_line(tmp_path, no_home):
+    web = write_config(tmp_path, "tls_server_config:\n  cert_file: ~/c.pem\n", name="web.yml")
+    body = f"state_file: {tmp_path}/s.json\n{ONE}"
+    with pytest.raises(ConfigError) as caught:
+        load(write_config(tmp_path, body), web)
+    assert caught.value.problems == [
+        f"{web}:2: tls_server_config.cert_file: '~/c.pem' starts with ~, but this user has no "
+        "home directory (HOME is unset and the user id has no passwd entry): set HOME, "
+        "or write the path in full"
+    ]

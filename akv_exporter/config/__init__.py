@@ -28,6 +28,7 @@ from akv_exporter.config.values import (
     TlsConfig,
     WebConfig,
     cluster_url,
+    expand_home,
     label_name_problem,
     parse_duration,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "TlsConfig",
     "WebConfig",
     "cluster_url",
+    "expand_home",
     "label_name_problem",
     "load_config",
     "parse_cluster_list",

@@ -26,6 +26,7 @@ from akv_exporter.config.problems import (
 from akv_exporter.config.values import (
     DEFAULT_LISTEN,
     DEFAULT_STATE_FILE,
+    NO_HOME,
     ClusterConfig,
     Config,
     ConfigError,
@@ -35,6 +36,7 @@ from akv_exporter.config.values import (
     TlsConfig,
     WebConfig,
     cluster_url,
+    expand_home,
 )
 from akv_exporter.config.web_file import read_web_file
 from akv_exporter.config.yamlfile import lines_of, parse_yaml, read_text
@@ -254,12 +256,34 @@ def read_config(
     required = not inventory.enabled and not problems.refused(("inventory",))
     clusters = _clusters(data.get("clusters"), problems, defaults, required)
     state_file = top.state_file if top is not None else None
-    state_file = (
-        state_file
-        or Path(os.environ.get("AKV_EXPORTER_STATE_FILE", DEFAULT_STATE_FILE)).expanduser()
-    )
+    if state_file is None:
+        state_file = _default_state_file(problems)
     config = Config(path, web, poll, clusters, state_file, inventory, cluster_defaults=defaults)
     return config, problems.lines + elsewhere
+
+
+def _default_state_file(problems: Problems) -> Path:
+    """Return $AKV_EXPORTER_STATE_FILE, else the default under the home directory.
+
+    Without a home to expand ``~`` to, a problem naming what to set (and the path unexpanded,
+    for the partial configuration that check-config and check still read).
+    """
+    variable = os.environ.get("AKV_EXPORTER_STATE_FILE")
+    try:
+        return expand_home(variable or DEFAULT_STATE_FILE)
+    except ValueError as error:
+        if problems.refused(("state_file",)):
+            pass  # its own line already says what is wrong with the key
+        elif variable:
+            problems.add(("state_file",), f"AKV_EXPORTER_STATE_FILE {error}")
+        else:
+            problems.add(
+                ("state_file",),
+                f"not set, and the default {DEFAULT_STATE_FILE} needs a home directory, "
+                f"which this user has not ({NO_HOME}): "
+                "set state_file, or AKV_EXPORTER_STATE_FILE",
+            )
+        return Path(variable or DEFAULT_STATE_FILE)
 
 
 def parse_config(text: str, path: Path | None = None) -> Config:

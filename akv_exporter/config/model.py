@@ -30,6 +30,7 @@ from akv_exporter.config.values import (
     BCRYPT_HASH,
     LABEL_NAME,
     cluster_url,
+    expand_home,
     label_name_problem,
     parse_duration,
     usable_bcrypt_hash,
@@ -96,7 +97,12 @@ def _missing_directory(path: Path) -> str | None:
 
 
 def _path(value: Any) -> Any:
-    return Path(value).expanduser() if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return expand_home(value)
+    except ValueError as error:
+        raise refusal(str(error)) from None
 
 
 def _as_list(value: Any) -> Any:

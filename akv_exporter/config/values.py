@@ -20,7 +20,26 @@ from akv_exporter.listen import split_listen
 
 DEFAULT_LISTEN = "0.0.0.0:9877"
 DEFAULT_STATE_FILE = "~/.local/state/akv-exporter/state.json"
+# Where Python finds no home directory for ``~`` (HOME unset and no passwd entry for the user id:
+# a container's arbitrary user id).
+NO_HOME = "HOME is unset and the user id has no passwd entry"
 DEFAULT_MIN_INTERVAL = 10.0  # poll.min_interval when not configured (or poll.interval if shorter)
+
+
+def expand_home(text: str) -> Path:
+    """Return ``text`` as a path with a leading ``~`` expanded.
+
+    ValueError, naming what to set, where there is no home to expand it to: pathlib raises a bare
+    RuntimeError there, which would reach the user as a traceback.
+    """
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise ValueError(
+            f"{text!r} starts with ~, but this user has no home directory ({NO_HOME}): "
+            "set HOME, or write the path in full"
+        ) from None
+
 
 # A configured label must not shadow one the exporter or Prometheus sets.
 RESERVED_LABELS = EXPORTER_LABELS | TARGET_LABELS

@@ -151,7 +151,8 @@ def _beside(data: Any, directory: Path) -> Any:
     moved = subset(tls, set())
     for key in ("cert_file", "key_file", "client_ca_file"):
         value = tls.get(key)
-        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+        # A ~ path is absolute once expanded (the model expands it, or says there is no home).
+        if isinstance(value, str) and not value.startswith("~") and not Path(value).is_absolute():
             moved[key] = str(directory / value)
     beside = subset(data, set())
     beside["tls_server_config"] = moved
