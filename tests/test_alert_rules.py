@@ -24,8 +24,9 @@ ALERTMANAGER_CONFIG = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 PROMTOOL_SUITES = sorted((ROOT / "tests" / "promtool").glob("*.yml"))
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 
-# Every runbook_url is this plus "#" and an anchor of docs/runbooks.md.
-RUNBOOK_BASE = "docs/runbooks.md"
+# Every runbook_url is this plus "#" and an anchor of docs/runbooks.md: by default a Prometheus
+# template naming the page an exporter Prometheus scrapes serves (/docs/runbooks).
+RUNBOOK_BASE = (PROMETHEUS_DIR / "rules" / "runbook-base").read_text().strip()
 # The alert names of the interface spec, section 5.
 SPEC_ALERTS = {
     "OntapAkvAzureUnreachable",
@@ -395,3 +396,13 @@ def test_promtool_suites_evaluate_at_a_realistic_multiple_of_the_scrape(suite: P
     # 10 times slower without testing anything a 15-second cadence does not.
     interval = yaml.safe_load(suite.read_text()).get("evaluation_interval", "1m")
     assert seconds(interval) >= 15, f"{suite.name}: evaluation_interval {interval}"
+
+
+def test_the_default_runbook_url_is_the_page_the_scraped_exporter_serves() -> None:
+    # A relative runbook_url cannot be clicked in a pager: the default names the exporter's own
+    # host (from its build_info's instance) and its /docs/runbooks page.
+    assert RUNBOOK_BASE.startswith('{{ with query "akv_exporter_build_info" }}http://')
+    assert RUNBOOK_BASE.endswith("/docs/runbooks")
+    page = (ROOT / "akv_exporter" / "web" / "static" / "runbooks.html").read_text()
+    for rule in alerts_of(RULES):
+        assert f'id="{rule["alert"].lower()}"' in page, rule["alert"]

@@ -9,6 +9,7 @@ in their waits (every `for:` divided by 60, group waits of a second) and in the 
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import pytest
 
@@ -103,7 +104,14 @@ def test_vault_outage_pages_with_cluster_svm_and_code_then_resolves(stack, capsy
     description = alert["annotations"]["description"]
     assert cluster["name"] in description and akv["svm"] in description
     assert "65537549" in description
-    assert alert["annotations"]["runbook_url"].endswith("#ontapakvazureunreachable")
+    # The link works as it arrives: absolute, on the exporter Prometheus scrapes, and the page
+    # there has the alert's section.
+    runbook_url = alert["annotations"]["runbook_url"]
+    assert runbook_url == f"{fleet.exporter_url}/docs/runbooks#ontapakvazureunreachable"
+    with urllib.request.urlopen(runbook_url.partition("#")[0], timeout=30) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert 'id="ontapakvazureunreachable"' in response.read().decode()
 
     healed = time.monotonic()
     fleet.reset(cluster["name"])

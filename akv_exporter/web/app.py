@@ -15,7 +15,7 @@ from aiohttp import web
 
 from akv_exporter.exporter import Exporter
 from akv_exporter.metrics.render import wants_openmetrics
-from akv_exporter.web import probe, status_page
+from akv_exporter.web import probe, runbooks, status_page
 from akv_exporter.web.common import EXPORTER_KEY, exporter_of, exposition_response
 from akv_exporter.web.listener import Listener
 from akv_exporter.web.security import security_headers
@@ -147,6 +147,7 @@ def create_app(exporter: Exporter) -> web.Application:
     app.router.add_post("/-/reload", reload)
     status_page.add_routes(app)
     probe.add_routes(app)
+    runbooks.add_routes(app)
     return app
 
 

@@ -6,7 +6,9 @@
   every runbook_url on the base in config/prometheus/rules/runbook-base;
 - config/prometheus/alerts-fast.yml: alerts.yml with the shorter waits of FAST, nothing else;
 - deploy/kubernetes/base/prometheusrule.yaml: alerts.yml as a PrometheusRule (through
-  deploy/kubernetes/generate.py, which owns that manifest).
+  deploy/kubernetes/generate.py, which owns that manifest);
+- akv_exporter/web/static/runbooks.html: docs/runbooks.md as the page the exporter serves at
+  /docs/runbooks, where every runbook_url points by default (anchors as GitHub makes them).
 
     python config/prometheus/generate.py                  write whatever is stale
     python config/prometheus/generate.py --check          only say what is stale (exit 1)
@@ -17,6 +19,7 @@ tests/test_alert_rules.py runs --check, so a hand edit of a generated file fails
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import re
 import sys
@@ -24,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 import jinja2
+import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -31,6 +35,8 @@ SOURCES = HERE / "rules"
 RUNBOOK_BASE = SOURCES / "runbook-base"
 RULES = HERE / "alerts.yml"
 FAST_RULES = HERE / "alerts-fast.yml"
+RUNBOOKS = REPO / "docs/runbooks.md"
+RUNBOOKS_PAGE = REPO / "akv_exporter/web/static/runbooks.html"
 
 # The fast profile: each wait of alerts.yml and its shorter one. A `for:` of another length,
 # or an escalation (`>= N * 60`, minutes) not listed, is an error: decide its fast value here.
@@ -56,9 +62,8 @@ def runbook_base() -> str:
     return RUNBOOK_BASE.read_text().strip()
 
 
-def render_rules(base: str | None = None) -> str:
-    """Return alerts.yml: the template rendered on the runbook base."""
-    environment = jinja2.Environment(
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(SOURCES),
         variable_start_string="<<",
         variable_end_string=">>",
@@ -68,10 +73,121 @@ def render_rules(base: str | None = None) -> str:
         comment_end_string="#>",
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # YAML, not HTML
+        autoescape=False,  # YAML; the runbook page's body is escaped by runbooks_html
     )
-    template = environment.get_template("alerts.yml.j2")
-    return template.render(runbook_base=base if base is not None else runbook_base())
+
+
+# `runbook_url: BASE#anchor`, the value plain or quoted, in rule files and promtool suites alike.
+RUNBOOK_URL = re.compile(r"^(\s*runbook_url:\s*)(.+?)\s*$", re.MULTILINE)
+
+
+def rebase(text: str, base: str) -> str:
+    """Return ``text`` with the base of every runbook_url replaced by ``base`` (quoted for YAML
+    where it needs to be: the default base is a Prometheus template)."""
+
+    def replace(match: re.Match[str]) -> str:
+        url = yaml.safe_load(match[2])
+        anchor = url.rpartition("#")[2]
+        quoted = yaml.safe_dump(f"{base}#{anchor}", width=1 << 16, default_style=None)
+        return match[1] + quoted.removesuffix("\n...\n").strip()
+
+    return RUNBOOK_URL.sub(replace, text)
+
+
+def render_rules(base: str | None = None) -> str:
+    """Return alerts.yml: the template rendered on the runbook base."""
+    template = _environment().get_template("alerts.yml.j2")
+    rules = template.render(runbook_base="BASE")
+    return rebase(rules, base if base is not None else runbook_base())
+
+
+# --- docs/runbooks.md as HTML: the subset of Markdown it uses ------------------------------
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*$")
+_ITEM = re.compile(r"^(\s*)(?:[-*]|\d+\.)\s+(.*)$")
+_INLINE = re.compile(r"`([^`]+)`|\*\*(.+?)\*\*|\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def anchor(heading: str) -> str:
+    """Return the anchor GitHub gives a Markdown heading (lower case, punctuation dropped)."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def _inline(text: str) -> str:
+    """Return one line of Markdown text as escaped HTML: `code`, **bold**, [links](target)."""
+    out, position = [], 0
+    for match in _INLINE.finditer(text):
+        out.append(html.escape(text[position : match.start()]))
+        code, bold, label, target = match.groups()
+        if code is not None:
+            out.append(f"<code>{html.escape(code)}</code>")
+        elif bold is not None:
+            out.append(f"<strong>{_inline(bold)}</strong>")
+        elif target.startswith("#"):
+            out.append(f'<a href="{html.escape(target)}">{_inline(label)}</a>')
+        else:  # another page of docs/: named, not linked (the exporter serves only this one)
+            out.append(f"{_inline(label)} (docs/{html.escape(target)})")
+        position = match.end()
+    out.append(html.escape(text[position:]))
+    return "".join(out)
+
+
+def runbooks_html(markdown: str) -> str:
+    """Return the HTML body of docs/runbooks.md: headings with GitHub's anchors, paragraphs,
+    lists, tables and code blocks, everything escaped."""
+    blocks: list[str] = []
+    lines = markdown.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not line.strip() or line.startswith("<!--"):
+            index += 1
+        elif line.startswith("```"):
+            end = next(i for i in range(index + 1, len(lines)) if lines[i].startswith("```"))
+            code = "\n".join(lines[index + 1 : end])
+            blocks.append(f"<pre><code>{html.escape(code)}</code></pre>")
+            index = end + 1
+        elif match := _HEADING.match(line):
+            level, text = len(match[1]), match[2]
+            blocks.append(f'<h{level} id="{anchor(text)}">{_inline(text)}</h{level}>')
+            index += 1
+        elif line.startswith("|"):
+            rows = []
+            while index < len(lines) and lines[index].startswith("|"):
+                cells = [cell.strip() for cell in lines[index].strip().strip("|").split("|")]
+                if not all(set(cell) <= set("-: ") for cell in cells):
+                    tag = "th" if not rows else "td"
+                    rows.append("".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells))
+                index += 1
+            blocks.append("<table>" + "".join(f"<tr>{row}</tr>" for row in rows) + "</table>")
+        elif _ITEM.match(line):
+            ordered = line.lstrip()[0].isdigit()
+            items: list[str] = []
+            while index < len(lines) and lines[index].strip():
+                if match := _ITEM.match(lines[index]):
+                    items.append(match[2])
+                else:
+                    items[-1] += " " + lines[index].strip()
+                index += 1
+            tag = "ol" if ordered else "ul"
+            blocks.append(
+                f"<{tag}>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + f"</{tag}>"
+            )
+        else:
+            paragraph, index = [line.strip()], index + 1
+            while index < len(lines) and lines[index].strip():
+                if lines[index].startswith(("```", "|", "#")) or _ITEM.match(lines[index]):
+                    break
+                paragraph.append(lines[index].strip())
+                index += 1
+            blocks.append(f"<p>{_inline(' '.join(paragraph))}</p>")
+    return "\n".join(blocks) + "\n"
+
+
+def runbooks_page() -> str:
+    """Return akv_exporter/web/static/runbooks.html."""
+    body = runbooks_html(RUNBOOKS.read_text())
+    return _environment().get_template("runbooks.html.j2").render(body=body)
 
 
 def _waits(rules: str) -> list[tuple[str, str, str, str]]:
@@ -125,6 +241,7 @@ def outputs(base: str | None = None) -> dict[Path, str]:
         RULES: rules,
         FAST_RULES: fast_rules(rules),
         kubernetes.HERE / "base/prometheusrule.yaml": kubernetes.prometheus_rule(rules),
+        RUNBOOKS_PAGE: runbooks_page(),
     }
 
 
@@ -133,8 +250,8 @@ def main(argv: list[str]) -> int:
     if "--runbook-base" in argv:
         index = argv.index("--runbook-base")
         base = argv[index + 1].rstrip("#") if index + 1 < len(argv) else ""
-        if not base or any(ch.isspace() for ch in base):
-            print("--runbook-base needs a URL without spaces", file=sys.stderr)
+        if not base:
+            print("--runbook-base needs a URL", file=sys.stderr)
             return 2
         RUNBOOK_BASE.write_text(base + "\n")
     stale = []
