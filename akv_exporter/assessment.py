@@ -33,27 +33,18 @@ healthy ones. It is a note, never a problem.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 
 from akv_exporter.json_schema import Doc
-from akv_exporter.labels import AKV_INFO_LABELS
-from akv_exporter.ontap.key_manager_endpoint import (
-    Check,
-    KeyManagerEndpoint,
-    KeyManagerStatus,
-    NodeCheck,
-)
-from akv_exporter.ontap.key_manager_registry import BY_KIND, ENDPOINTS
+from akv_exporter.ontap.key_manager_endpoint import Check, KeyManagerStatus, NodeCheck
+from akv_exporter.ontap.key_manager_provider import KeyManagerProvider, KeyManagerWords
+from akv_exporter.ontap.key_manager_registry import BY_KIND, PROVIDERS
+from akv_exporter.ontap.key_servers import streak_key
 from akv_exporter.snapshot import ClusterSnapshot, EventCount
 
-# NetApp's EMS text for ekmip.akv.volOffline: after 60 minutes of ONTAP's polls without a
-# successful answer from the key, the SVM's encrypted volumes go offline, where the key-manager
-# health policy has manage_volume_offline true (the exporter's estimate counts from its own
-# first failed poll).
-VOLUMES_OFFLINE_AFTER = 3600.0
 # NetApp's EMS reference (9.10.1 on): ekmip.akv.keyExpired (ERROR), the current version of the
 # AKV key has expired; ONTAP still unwraps the KEK with it and there is no interruption to data
 # availability. A warning, not an outage. "Recent" is the alert OntapAkvKeyExpired's window
@@ -71,37 +62,13 @@ VOL_OFFLINE_EVENT = "ekmip.akv.volOffline"
 VOL_OFFLINE_ENDED_EVENTS = ("ekmip.akv.volOnline", "ekmip.akv.available")
 
 
-@dataclass(frozen=True, slots=True)
-class KeyManagerWords:
-    """How one kind of key manager is named to people and in the JSON (its rendering)."""
-
-    name: str  # "AKV": how ONTAP's documentation abbreviates it
-    title: str  # "Azure Key Vault": problems
-    short: str  # "Azure": the page's and check's column, state words
-    json_key: str  # "akvs": the cluster's list in GET /api/v1/status
-    target: str  # the detail naming what a configuration points at ("vault"): page, filter
-    # The names of KeyManagerStatus.details this kind has, in order: the JSON's fields.
-    details: tuple[str, ...] = ()
+# KeyManagerStatus.kind -> its words (its provider's declaration).
+KEY_MANAGER_WORDS: dict[str, KeyManagerWords] = {p.kind: p.words for p in PROVIDERS}
 
 
-# KeyManagerStatus.kind -> its words: a new key manager adds its own here.
-KEY_MANAGER_WORDS = {
-    "akv": KeyManagerWords(
-        name="AKV",
-        title="Azure Key Vault",
-        short="Azure",
-        json_key="akvs",
-        target="vault",
-        details=tuple(label for label in AKV_INFO_LABELS if label != "scope"),
-    ),
-}
-# The key-service column's header over every kind: "Azure" (the page; check writes "AZURE").
-SERVICE_HEADER = "/".join(w.short for w in KEY_MANAGER_WORDS.values())
-
-
-def unreachable_state(endpoint: KeyManagerEndpoint) -> str:
+def unreachable_state(provider: KeyManagerProvider) -> str:
     """Return the state of a configuration that cannot reach its key service: azure_unreachable."""
-    return f"{endpoint.service}_unreachable"
+    return provider.unreachable_state
 
 
 # A cluster (never a configuration) with encrypted volumes offline in an SVM whose keys are in
@@ -112,10 +79,18 @@ VOLUMES_OFFLINE = "volumes_offline"
 # them offline). A warning, never a page that blames Azure.
 VOLUMES_OFFLINE_OTHER = "volumes_offline_other"
 DOWN = "down"
-AZURE_UNREACHABLE = unreachable_state(BY_KIND["akv"])
-UNREACHABLE_STATES = tuple(unreachable_state(endpoint) for endpoint in ENDPOINTS)
+# One per key service (azure_unreachable, google_unreachable, ...), each as urgent as the others.
+UNREACHABLE_STATES = tuple(
+    dict.fromkeys(p.unreachable_state for p in PROVIDERS if p.metrics.service)
+)
+# A configuration with a node that reaches none of its external KMIP key servers.
+KEY_SERVERS_UNREACHABLE = "key_servers_unreachable"
 EKMIP_UNREACHABLE = "ekmip_unreachable"
+# A configuration with one external KMIP key server not available from every node.
+KEY_SERVER_UNREACHABLE = "key_server_unreachable"
 KEK_UNAVAILABLE = "kek_unavailable"
+# A key manager (key-managers) whose setup status is not ONTAP's "No action needed".
+ACTION_NEEDED = "action_needed"
 # A cluster (never a configuration) whose ONTAP logged ekmip.akv.keyExpired recently.
 KEY_EXPIRED = "key_expired"
 PENDING = "pending"
@@ -126,9 +101,12 @@ STATES = (
     VOLUMES_OFFLINE,
     DOWN,
     *UNREACHABLE_STATES,
+    KEY_SERVERS_UNREACHABLE,
     EKMIP_UNREACHABLE,
+    KEY_SERVER_UNREACHABLE,
     KEK_UNAVAILABLE,
     VOLUMES_OFFLINE_OTHER,
+    ACTION_NEEDED,
     KEY_EXPIRED,
     PENDING,
     UNKNOWN,
@@ -136,12 +114,57 @@ STATES = (
     HEALTHY,
 )
 # A configuration's states after its key service's unreachable one (key_manager_state).
-CONFIGURATION_STATES = (EKMIP_UNREACHABLE, KEK_UNAVAILABLE, UNKNOWN, INACTIVE, HEALTHY)
+CONFIGURATION_STATES = (
+    KEY_SERVERS_UNREACHABLE,
+    EKMIP_UNREACHABLE,
+    KEY_SERVER_UNREACHABLE,
+    KEK_UNAVAILABLE,
+    ACTION_NEEDED,
+    UNKNOWN,
+    INACTIVE,
+    HEALTHY,
+)
 # Every key service's unreachable state is as urgent as the others.
 _RANK = {
-    state: STATES.index(AZURE_UNREACHABLE if state in UNREACHABLE_STATES else state)
+    state: STATES.index(UNREACHABLE_STATES[0] if state in UNREACHABLE_STATES else state)
     for state in STATES
 }
+
+
+# How a fleet of several kinds is named where one kind's words would stand.
+MIXED_WORDS = KeyManagerWords(
+    name="key-manager", title="key-manager", short="Key service", json_key="", target=""
+)
+
+
+def fleet_kinds(fleet: FleetStatus) -> tuple[str, ...]:
+    """Return the kinds of key manager the fleet's clusters have, in registry order."""
+    present = {view.status.kind for cluster in fleet.clusters for view in cluster.key_managers}
+    return tuple(p.kind for p in PROVIDERS if p.kind in present)
+
+
+def fleet_words(kinds: Iterable[str]) -> list[KeyManagerWords]:
+    """Return the words of these kinds; of the first provider when there are none."""
+    kinds = set(kinds)
+    return [p.words for p in PROVIDERS if p.kind in kinds] or [PROVIDERS[0].words]
+
+
+def fleet_name(kinds: Iterable[str]) -> KeyManagerWords:
+    """Return the words that name a fleet: its one kind's ("Azure Key Vault"), else MIXED_WORDS."""
+    named = fleet_words(kinds)
+    return named[0] if len(named) == 1 else MIXED_WORDS
+
+
+def service_header(kinds: Iterable[str]) -> str:
+    """Return the key-service column's header for the kinds a fleet has: "Azure", "Azure/Google".
+
+    Only kinds with a key service count; a fleet with none is headed as the first provider.
+    """
+    present = set(kinds)
+    shorts = [
+        p.words.short for p in PROVIDERS if p.kind in present and p.metrics.service is not None
+    ]
+    return "/".join(shorts or [PROVIDERS[0].words.short])
 
 
 def urgency(state: str) -> int:
@@ -219,6 +242,8 @@ class KeyManagerView:
     volumes_offline_deadline: float | None
     svms: tuple[SvmVolumes, ...] | None = None  # None: the volumes are not known
     policy: str = POLICY_UNKNOWN
+    # External KMIP key server -> the start of its current not-available streak.
+    server_streaks: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def service_unreachable(self) -> bool:
@@ -364,23 +389,57 @@ class FleetStatus:
 
 
 def key_manager_state(status: KeyManagerStatus) -> str:
-    """Return the most urgent state of one configuration."""
+    """Return the most urgent state of one configuration.
+
+    What ONTAP must have said for healthy follows from the kind's declaration: each check it
+    has (key service, KEK, EKMIP, setup) reported; a kind without one is not unknown for it.
+    """
+    provider = BY_KIND[status.kind]
     if status.service_unreachable:
-        return unreachable_state(BY_KIND[status.kind])
+        return provider.unreachable_state
+    if status.nodes_without_server:
+        return KEY_SERVERS_UNREACHABLE
     if status.ekmip_unreachable:
         return EKMIP_UNREACHABLE
+    if status.servers_down:
+        return KEY_SERVER_UNREACHABLE
     if status.kek_unavailable:
         return KEK_UNAVAILABLE
+    if status.setup is not None and not status.setup.ok:
+        return ACTION_NEEDED
     if status.enabled is False:
         return INACTIVE
-    if status.enabled is None or status.service is None or status.kek is None or not status.ekmip:
+    if missing_checks(status):
         return UNKNOWN
     return HEALTHY
 
 
+def declares(status: KeyManagerStatus, role: str) -> bool:
+    """Return whether this configuration's kind has a check ("service", "kek", "ekmip",
+    "setup"): its provider declares a family for it."""
+    return getattr(BY_KIND[status.kind].metrics, role) is not None
+
+
+def missing_checks(status: KeyManagerStatus) -> list[str]:
+    """Return ONTAP's fields of the checks this kind has that ONTAP did not report."""
+    provider = BY_KIND[status.kind]
+    metrics = provider.metrics
+    return [
+        name
+        for name, has, known in (
+            ("enabled", True, status.enabled is not None),
+            (provider.endpoint.service_field, metrics.service, status.service is not None),
+            ("state", metrics.kek, status.kek is not None),
+            ("ekmip_reachability", metrics.ekmip, bool(status.ekmip)),
+            ("status", metrics.setup, status.setup is not None),
+        )
+        if has and not known
+    ]
+
+
 def refused_state(kind: str, error: Check) -> str:
     """Return the state an error NetApp documents for a key manager's GET speaks of."""
-    return BY_KIND[kind].get_errors[error.code]
+    return BY_KIND[kind].endpoint.get_errors[error.code]
 
 
 def _coded(check: Check | NodeCheck | None, what: str) -> str:
@@ -424,23 +483,26 @@ def _problems(
         if view.service_unreachable:
             what = _coded(status.service, f"{words(status).title} unreachable")
             problems.append(f"{where}: {what}{stale}")
+        for node in status.nodes_without_server:
+            problems.append(
+                f"{where}: node {node} reaches none of its {words(status).name} key servers{stale}"
+            )
         for node in status.ekmip_unreachable:
             what = _coded(node, f"EKMIP unreachable from node {node.node}")
             problems.append(f"{where}: {what}{stale}")
+        for server in status.servers_down:
+            nodes = ", ".join(server.not_responding)
+            who = f"not responding from node{'s' if len(server.not_responding) > 1 else ''} "
+            detail = who + nodes if nodes else "not available on every node"
+            problems.append(f"{where}: key server {server.server} {detail}{stale}")
         if status.kek_unavailable:
             problems.append(f"{where}: {_coded(status.kek, 'KEK unavailable')}{stale}")
+        if status.setup is not None and not status.setup.ok:
+            what = _coded(status.setup, f"{words(status).title}: action needed")
+            problems.append(f"{where}: {what}{stale}")
         if view.state == UNKNOWN:
-            missing = [
-                name
-                for name, known in (
-                    ("enabled", status.enabled is not None),
-                    (BY_KIND[status.kind].service_field, status.service is not None),
-                    ("state", status.kek is not None),
-                    ("ekmip_reachability", bool(status.ekmip)),
-                )
-                if not known
-            ]
-            problems.append(f"{where}: state unknown (ONTAP did not report {', '.join(missing)})")
+            missing = ", ".join(missing_checks(status))
+            problems.append(f"{where}: state unknown (ONTAP did not report {missing})")
     for expired in key_expired:
         at = utc_time(expired.last_time)
         own = _configuration_of(snapshot, expired.svm)
@@ -478,8 +540,8 @@ def _notes(views: Iterable[KeyManagerView]) -> list[str]:
     return [
         f"{configuration_label(view.status)}: inactive configuration"
         + (f" {name!r}" if (name := view.status.detail("configuration")) else "")
-        + " (enabled false; NetApp's REST reference: an inactive AKV configuration has no"
-        + " state or reachability)"
+        + f" (enabled false; NetApp's REST reference: an inactive {words(view.status).name}"
+        + " configuration has no state or reachability)"
         for view in views
         if view.state == INACTIVE
     ]
@@ -510,13 +572,21 @@ def why_no_configuration(snapshot: ClusterSnapshot, now: float) -> str:
     )
 
 
-def policy_of(snapshot: ClusterSnapshot) -> tuple[str, str]:
-    """Return ONTAP's AKV volume-offline policy in three words, and why it is unknown if so."""
+def cluster_kind(snapshot: ClusterSnapshot) -> str:
+    """Return the kind a cluster's own policy line speaks of: its first kind in registry order
+    (the first provider's when it has no configuration)."""
+    kinds = {status.kind for status in snapshot.key_managers}
+    return next((p.kind for p in PROVIDERS if p.kind in kinds), PROVIDERS[0].kind)
+
+
+def policy_of(snapshot: ClusterSnapshot, kind: str) -> tuple[str, str]:
+    """Return ONTAP's volume-offline policy for ``kind`` (health_monitor_policy.<kind>) in three
+    words, and why it is unknown if so."""
     blast = snapshot.blast
     release = snapshot.identity.version if snapshot.identity else ""
     if blast.policy_unsupported is not None:
         return POLICY_UNKNOWN, f"unknown on ONTAP {blast.policy_unsupported}"
-    takes = blast.takes_volumes_offline
+    takes = None if blast.policy is None else blast.policy.takes_volumes_offline(kind)
     if takes is None and blast.policy is not None:
         return POLICY_UNKNOWN, f"unknown: ONTAP {release} does not report the policy"
     if takes is None:
@@ -584,20 +654,28 @@ def recent_key_expired(snapshot: ClusterSnapshot, now: float) -> tuple[EventCoun
 
 def assess_cluster(snapshot: ClusterSnapshot, now: float) -> ClusterView:
     """Return the state and problems of one cluster from its latest snapshot, at ``now``."""
-    policy, note = policy_of(snapshot)
+    policies = {kind: policy_of(snapshot, kind) for kind in BY_KIND}
+    policy, note = policies[cluster_kind(snapshot)]
     key_expired = recent_key_expired(snapshot, now)
     views = []
     for status in snapshot.key_managers:
         since = snapshot.unreachable_since.get(status.uuid)
-        deadline = None if since is None else since + VOLUMES_OFFLINE_AFTER
+        kind_policy = policies[status.kind][0]
+        after = BY_KIND[status.kind].volumes_offline_after
+        deadline = None if since is None or after is None else since + after
         views.append(
             KeyManagerView(
                 status=status,
                 state=key_manager_state(status),
                 unreachable_since=since,
-                volumes_offline_deadline=None if policy == KEEPS_VOLUMES_ONLINE else deadline,
+                volumes_offline_deadline=None if kind_policy == KEEPS_VOLUMES_ONLINE else deadline,
                 svms=_svms(status, snapshot),
-                policy=policy,
+                policy=kind_policy,
+                server_streaks={
+                    server.server: snapshot.unreachable_since[key]
+                    for server in status.servers
+                    if (key := streak_key(status.uuid, server.server)) in snapshot.unreachable_since
+                },
             )
         )
     if snapshot.last is None:

@@ -21,12 +21,11 @@ from akv_exporter.assessment import (
     FleetStatus,
     KeyManagerView,
     Summary,
-    unreachable_state,
 )
 from akv_exporter.json_schema import Doc, document_schema
 from akv_exporter.ontap.ems import EmsEvent
-from akv_exporter.ontap.key_manager_endpoint import Check
-from akv_exporter.ontap.key_manager_registry import BY_KIND
+from akv_exporter.ontap.key_manager_endpoint import Check, KeyManagerStatus
+from akv_exporter.ontap.key_manager_registry import BY_KIND, PROVIDERS
 from akv_exporter.snapshot import REASONS, PollOutcome
 
 # --- the document's model -----------------------------------------------------------------------
@@ -81,6 +80,34 @@ class NodeReachability(TypedDict):
     message: str
 
 
+class SetupCheck(TypedDict):
+    """ONTAP's key-manager status: ok when its code is 0 or 65537200 ("No action needed at this
+    time.")."""
+
+    ok: bool
+    code: str
+    message: str
+
+
+class ServerNode(TypedDict):
+    """One node's connectivity to one external key server (ONTAP's node_states, 9.13.1+)."""
+
+    node: str
+    node_uuid: str
+    state: Annotated[str, Doc(values=("available", "not_responding", "unknown"))]
+
+
+class KeyServer(TypedDict):
+    """One external KMIP key server and ONTAP's word on its connectivity."""
+
+    server: Annotated[str, Doc("host:port")]
+    cluster_available: Annotated[
+        bool | None, Doc("connectivity.cluster_availability; null when ONTAP did not say")
+    ]
+    nodes: list[ServerNode]
+    unreachable_since: MaybeUnixTime
+
+
 class SvmVolumes(TypedDict):
     """An SVM whose keys the configuration holds, with its encrypted volumes."""
 
@@ -91,26 +118,38 @@ class SvmVolumes(TypedDict):
 
 def _configuration_model(kind: str) -> type:
     """Return the model of one configuration of ``kind``: its fields follow its declarations."""
-    words, endpoint = KEY_MANAGER_WORDS[kind], BY_KIND[kind]
+    provider = BY_KIND[kind]
+    words, endpoint, metrics = provider.words, provider.endpoint, provider.metrics
     service, title = endpoint.service, words.title
     svms = "the SVMs whose keys this configuration holds (its SVM, or for a cluster-scoped one "
     svms += "every SVM without its own)"
+    checks: dict[str, Any] = {}
+    if metrics.service is not None:
+        checks[service] = Annotated[
+            ServiceCheck | None,
+            Doc(f"{endpoint.service_field}; null when ONTAP did not report it"),
+        ]
+    if metrics.kek is not None:
+        checks["kek"] = Annotated[
+            KekCheck | None, Doc("state.available (or state.cluster_state); null when not reported")
+        ]
+    if metrics.ekmip is not None:
+        checks["ekmip"] = list[NodeReachability]
+    if metrics.setup is not None:
+        checks["setup"] = Annotated[SetupCheck | None, Doc("status; null when not reported")]
+    if metrics.server_reachable is not None:
+        checks["servers"] = list[KeyServer]
+    if metrics.service is not None:
+        checks[provider.streak_field] = MaybeUnixTime
+    states = (*((provider.unreachable_state,) if metrics.service else ()), *CONFIGURATION_STATES)
     fields: dict[str, Any] = {
         "uuid": str,
         "svm": Annotated[str, Doc("empty for a cluster-scoped configuration")],
         "scope": str,
         "enabled": bool | None,
         **dict.fromkeys(words.details, str),
-        "state": Annotated[str, Doc(values=(unreachable_state(endpoint), *CONFIGURATION_STATES))],
-        service: Annotated[
-            ServiceCheck | None,
-            Doc(f"{endpoint.service_field}; null when ONTAP did not report it"),
-        ],
-        "kek": Annotated[
-            KekCheck | None, Doc("state.available (or state.cluster_state); null when not reported")
-        ],
-        "ekmip": list[NodeReachability],
-        f"{service}_unreachable_since": MaybeUnixTime,
+        "state": Annotated[str, Doc(values=states)],
+        **checks,
         "volumes_offline_deadline": Annotated[
             float | None,
             Doc(
@@ -143,7 +182,8 @@ def _configuration_model(kind: str) -> type:
             ),
         ],
     }
-    model = TypedDict(f"{words.name.title()}Configuration", fields)  # type: ignore[misc]
+    model_name = "".join(words.name.title().split())  # "Akv", "GoogleCloudKms"
+    model = TypedDict(f"{model_name}Configuration", fields)  # type: ignore[misc]
     model.__doc__ = f"One {words.name} configuration ({title}) as ONTAP last reported it."
     return model
 
@@ -214,7 +254,7 @@ class KeyExpired(TypedDict):
 
 
 def _get_error_doc(kind: str) -> Doc:
-    endpoint, words = BY_KIND[kind], KEY_MANAGER_WORDS[kind]
+    endpoint, words = BY_KIND[kind].endpoint, KEY_MANAGER_WORDS[kind]
     codes = ", ".join(sorted(endpoint.get_errors))
     return Doc(
         f"Set while ONTAP answers GET {endpoint.path} with an error code NetApp documents for "
@@ -222,6 +262,8 @@ def _get_error_doc(kind: str) -> Doc:
     )
 
 
+# The kinds whose GET has errors NetApp documents (each gets a `<kind>_error`).
+ERROR_KINDS = tuple(p.kind for p in PROVIDERS if p.endpoint.get_errors)
 # A cluster lists every kind's configurations under the kind's own keys.
 Cluster = TypedDict(  # type: ignore[misc]
     "Cluster",
@@ -244,7 +286,7 @@ Cluster = TypedDict(  # type: ignore[misc]
         "poll_errors": Annotated[dict[str, int], Doc(minimum=0, keys=REASONS)],
         **{
             f"{kind}_error": Annotated[GetError | None, _get_error_doc(kind)]
-            for kind in KEY_MANAGER_WORDS
+            for kind in ERROR_KINDS
         },
         **{
             words.json_key: list[_configuration_model(kind)]  # type: ignore[misc]
@@ -340,7 +382,8 @@ def _outcome_json(outcome: PollOutcome) -> Poll:
 def _key_manager_json(view: KeyManagerView) -> dict[str, Any]:
     """Return one configuration: ONTAP's fields and details, the check results, the state."""
     status = view.status
-    service = BY_KIND[status.kind].service
+    provider = BY_KIND[status.kind]
+    service, metrics = provider.endpoint.service, provider.metrics
     svms = (
         None
         if view.svms is None
@@ -356,19 +399,13 @@ def _key_manager_json(view: KeyManagerView) -> dict[str, Any]:
         "enabled": status.enabled,
         **dict(status.details),
         "state": view.state,
-        service: _check_json(status.service, "reachable"),
-        "kek": _check_json(status.kek, "available"),
-        "ekmip": [
-            {
-                "node": node.node,
-                "node_uuid": node.node_uuid,
-                "reachable": node.ok,
-                "code": node.code,
-                "message": node.message,
-            }
-            for node in status.ekmip
-        ],
-        f"{service}_unreachable_since": view.unreachable_since,
+        # The checks this kind has (its provider's declaration), each under ONTAP's word.
+        **({service: _check_json(status.service, "reachable")} if metrics.service else {}),
+        **({"kek": _check_json(status.kek, "available")} if metrics.kek else {}),
+        **({"ekmip": _ekmip_json(status)} if metrics.ekmip else {}),
+        **({"setup": _check_json(status.setup, "ok")} if metrics.setup else {}),
+        **({"servers": _servers_json(view)} if metrics.server_reachable else {}),
+        **({provider.streak_field: view.unreachable_since} if metrics.service else {}),
         "volumes_offline_deadline": view.volumes_offline_deadline,
         "volume_offline_policy": view.policy,
         "encrypted_volumes": view.encrypted_volumes,
@@ -378,6 +415,34 @@ def _key_manager_json(view: KeyManagerView) -> dict[str, Any]:
         # The same SVMs only while the key service is unreachable: what the summary counts.
         "svms_at_stake": svms if svms is None or view.service_unreachable else [],
     }
+
+
+def _ekmip_json(status: KeyManagerStatus) -> list[NodeReachability]:
+    return [
+        {
+            "node": node.node,
+            "node_uuid": node.node_uuid,
+            "reachable": node.ok,
+            "code": node.code,
+            "message": node.message,
+        }
+        for node in status.ekmip
+    ]
+
+
+def _servers_json(view: KeyManagerView) -> list[KeyServer]:
+    """Return the external key servers: ONTAP's connectivity, cluster-wide and per node."""
+    return [
+        {
+            "server": server.server,
+            "cluster_available": server.cluster_available,
+            "nodes": [
+                {"node": n.node, "node_uuid": n.node_uuid, "state": n.state} for n in server.nodes
+            ],
+            "unreachable_since": view.server_streaks.get(server.server),
+        }
+        for server in view.status.servers
+    ]
 
 
 def _event_json(event: EmsEvent) -> Event:
@@ -444,7 +509,7 @@ def _cluster_json(view: ClusterView) -> Cluster:
             f"{kind}_error": None
             if (error := snapshot.refused.get(kind)) is None
             else {"code": error.code, "message": error.message}
-            for kind in KEY_MANAGER_WORDS
+            for kind in ERROR_KINDS
         },
         **{
             kind_words.json_key: [

@@ -32,6 +32,10 @@ from akv_exporter.assessment import (
     FleetStatus,
     Summary,
     configuration_label,
+    declares,
+    fleet_kinds,
+    fleet_name,
+    service_header,
     urgency,
     utc_time,
     words,
@@ -40,6 +44,8 @@ from akv_exporter.assessment_json import to_json
 from akv_exporter.config import Config
 from akv_exporter.exporter import Exporter
 from akv_exporter.logs import setup_logging
+from akv_exporter.ontap.key_manager_endpoint import Check, KeyManagerStatus
+from akv_exporter.ontap.key_manager_provider import KeyManagerWords
 
 # The fleet's verdict (assessment.verdict, which fixes the precedence) -> the plugin's exit code.
 EXIT_CODES = {
@@ -49,8 +55,6 @@ EXIT_CODES = {
     assessment.UNKNOWN: 3,
 }
 UNKNOWN_EXIT = EXIT_CODES[assessment.UNKNOWN]
-# The key-service column: "AZURE" (one word per kind of key manager).
-SERVICE_HEADER = assessment.SERVICE_HEADER.upper()
 
 
 def exit_code(summary: Summary) -> int:
@@ -127,7 +131,38 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
     ]
 
 
-def _rows(cluster: ClusterView) -> list[tuple[str, ...]]:
+def _check_cell(check: Check | None, good: str, bad: str) -> str:
+    return "unknown" if check is None else good if check.ok else bad
+
+
+def _cells(km: KeyManagerStatus) -> tuple[str, str, str]:
+    """Return the key-service, KEK and EKMIP cells in the kind's words; "-" where it has none."""
+    if declares(km, "service"):
+        service = _check_cell(km.service, "reachable", "UNREACHABLE")
+    elif declares(km, "setup"):
+        service = _check_cell(km.setup, "setup ok", "ACTION NEEDED")
+    else:
+        service = "-"
+    kek = _check_cell(km.kek, "available", "UNAVAILABLE") if declares(km, "kek") else "-"
+    if declares(km, "ekmip"):
+        down = len(km.ekmip_unreachable)
+        ekmip = (
+            "unknown"
+            if not km.ekmip
+            else f"{len(km.ekmip)}/{len(km.ekmip)} reachable"
+            if not down
+            else f"{down}/{len(km.ekmip)} UNREACHABLE"
+        )
+    elif km.servers:
+        down = len(km.servers_down)
+        total = len(km.servers)
+        ekmip = f"{down}/{total} servers DOWN" if down else f"{total}/{total} servers available"
+    else:
+        ekmip = "-"
+    return service, kek, ekmip
+
+
+def _rows(cluster: ClusterView, fleet_words: KeyManagerWords) -> list[tuple[str, ...]]:
     name = cluster.snapshot.name
     if cluster.state in (DOWN, PENDING) or not cluster.key_managers:
         snapshot = cluster.snapshot
@@ -138,32 +173,24 @@ def _rows(cluster: ClusterView) -> list[tuple[str, ...]]:
             kinds = " AND ".join(KEY_MANAGER_WORDS[kind].name for kind in snapshot.refused)
             word = f"{kinds} QUERY ERROR"
         else:
-            word = "NO AKV CONFIGURATION"
+            word = f"NO {fleet_words.name.upper()} CONFIGURATION"
         return [(name, word, cluster.state.upper(), "-", "-", "-")]
     rows = []
     for view in sorted(cluster.key_managers, key=lambda v: urgency(v.state)):
         km = view.status
-        service = (
-            "unknown" if km.service is None else "reachable" if km.service.ok else "UNREACHABLE"
-        )
-        kek = "unknown" if km.kek is None else "available" if km.kek.ok else "UNAVAILABLE"
-        down = len(km.ekmip_unreachable)
-        ekmip = (
-            "unknown"
-            if not km.ekmip
-            else f"{len(km.ekmip)}/{len(km.ekmip)} reachable"
-            if not down
-            else f"{down}/{len(km.ekmip)} UNREACHABLE"
-        )
-        rows.append((name, configuration_label(km), view.state.upper(), service, kek, ekmip))
+        rows.append((name, configuration_label(km), view.state.upper(), *_cells(km)))
     return rows
 
 
 def table(fleet: FleetStatus) -> list[str]:
     """Return the lines after the first: one row per configuration, then one per problem."""
     ordered = fleet.by_urgency()
-    header = ("CLUSTER", "CONFIGURATION", "STATE", SERVICE_HEADER, "KEK", "EKMIP")
-    lines = _columns([header, *(row for cluster in ordered for row in _rows(cluster))])
+    kinds = fleet_kinds(fleet)
+    # The key-service column names the services the fleet has: "AZURE" for an AKV fleet.
+    header = ("CLUSTER", "CONFIGURATION", "STATE", service_header(kinds).upper(), "KEK", "EKMIP")
+    fleet_words = fleet_name(kinds)
+    rows = (row for cluster in ordered for row in _rows(cluster, fleet_words))
+    lines = _columns([header, *rows])
     problems = []
     for cluster in ordered:
         problems += [f"{cluster.snapshot.name}: {problem}" for problem in cluster.problems]

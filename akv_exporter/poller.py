@@ -13,15 +13,17 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from akv_exporter.blast_radius import BlastRadiusPoller
 from akv_exporter.config import ClusterConfig, Config, PollConfig
 from akv_exporter.ontap.answers import OntapError
 from akv_exporter.ontap.client import USER_AGENT, OntapClient
-from akv_exporter.ontap.key_manager_endpoint import ParsedRecords
+from akv_exporter.ontap.key_manager_endpoint import KeyManagerStatus, ParsedRecords
 from akv_exporter.ontap.key_manager_reader import KeyManagerReader
+from akv_exporter.ontap.key_manager_registry import BY_KIND
+from akv_exporter.ontap.key_servers import streak_key
 from akv_exporter.snapshot import ClusterSnapshot, PollOutcome
 from akv_exporter.state_changes import log_changes
 from akv_exporter.unreachable_streaks import UnreachableSince
@@ -113,6 +115,21 @@ def backoff_delay(poll: PollConfig, failures: int) -> float:
     if failures <= 1:
         return poll.interval
     return max(poll.interval, min(poll.interval * 2 ** (failures - 1), poll.max_backoff))
+
+
+def streaks(
+    statuses: Iterable[KeyManagerStatus], earlier: Mapping[str, float], now: float
+) -> dict[str, dict[str, float]]:
+    """Return the current unreachable streaks by provider field: a key service unreachable (by
+    the configuration's uuid), a KMIP key server down (streak_key); each from its first poll."""
+    by_field: dict[str, dict[str, float]] = {}
+    for status in statuses:
+        field = BY_KIND[status.kind].streak_field
+        keys = [status.uuid] if status.service_unreachable else []
+        keys += (streak_key(status.uuid, server.server) for server in status.servers_down)
+        for key in keys:
+            by_field.setdefault(field, {})[key] = earlier.get(key, now)
+    return by_field
 
 
 class Poller:
@@ -399,7 +416,10 @@ class Poller:
             try:
                 async with asyncio.timeout(timeout):
                     parsed = await entry.reader.read(
-                        began + timeout, self._clock(), lambda: entry.snapshot.key_managers
+                        began + timeout,
+                        self._clock(),
+                        lambda: entry.snapshot.key_managers,
+                        self.config.poll.inventory_interval,
                     )
                     for reason in parsed.skipped:
                         log.warning(
@@ -515,13 +535,10 @@ class Poller:
             as_of = entry.snapshot.key_managers_as_of
         else:
             earlier = {**self._state.of(key), **entry.snapshot.unreachable_since}
-            since = {
-                status.uuid: earlier.get(status.uuid, outcome.started)
-                for status in parsed.key_managers
-                if status.service_unreachable
-            }
+            by_field = streaks(parsed.key_managers, earlier, outcome.started)
+            since = {k: ts for table in by_field.values() for k, ts in table.items()}
             if self._current(entry):  # a retired cluster's streaks were forgotten on purpose
-                self._state.update(key, since)
+                self._state.update(key, by_field)
             as_of = outcome.started
         entry.skipped += len(parsed.skipped)
         return replace(
@@ -531,6 +548,7 @@ class Poller:
             identity=entry.reader.identity,
             key_managers=parsed.key_managers,
             key_managers_as_of=as_of,
+            key_stores=entry.reader.key_stores,
             refused=parsed.refused,
             last_success=outcome.started + outcome.duration,
             last=outcome,

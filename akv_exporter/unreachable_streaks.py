@@ -1,8 +1,10 @@
-"""When each AKV configuration's Azure-unreachable streak began, kept across exporter restarts.
+"""When each unreachable streak began (a key service, a KMIP key server), kept across restarts.
 
 ONTAP's own count towards its volume-offline point (ekmip.akv.volOffline) does not restart when
-the exporter does, so neither may ours. The file
-is small JSON, written atomically (temporary file + rename) only when a streak starts or ends.
+the exporter does, so neither may ours. The file is small JSON, one table per provider's streak
+field (``azure_unreachable_since``, ``google_unreachable_since``, ...; cluster -> key -> time),
+written atomically (temporary file + rename) only when a streak starts or ends. A file written
+before there were other providers holds just AKV's table, and reads as it always did.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from akv_exporter.ontap.key_manager_registry import PROVIDERS
+
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
+# Every provider's streak field, in registry order (kinds that share one share its table).
+FIELDS = tuple(dict.fromkeys(provider.streak_field for provider in PROVIDERS))
 
 
 class UnreachableSince:
-    """Streak start times by cluster and configuration uuid, mirrored to a file."""
+    """Streak start times by field, cluster and key (a configuration's uuid, a key server's
+    ``streak_key``), mirrored to a file."""
 
     def __init__(
         self,
@@ -33,7 +40,8 @@ class UnreachableSince:
         # `check` reads the streaks the exporter keeps and never writes them: it runs beside the
         # exporter, often in the same read-only pod, where no file may be written at all.
         self.read_only = read_only
-        self._since: dict[str, dict[str, float]] = {}
+        # field -> cluster -> key -> Unix time
+        self._since: dict[str, dict[str, dict[str, float]]] = {name: {} for name in FIELDS}
         self._write_failed = False
         self.write_errors = 0  # failed writes since start
         self._on_write_error = on_write_error
@@ -44,33 +52,47 @@ class UnreachableSince:
             return
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            table = data["azure_unreachable_since"]
+            if FIELDS[0] not in data:  # every file written has the first provider's table
+                raise KeyError(FIELDS[0])
             self._since = {
-                str(cluster): {str(uuid): float(ts) for uuid, ts in entries.items()}
-                for cluster, entries in table.items()
+                name: {
+                    str(cluster): {str(key): float(ts) for key, ts in entries.items()}
+                    for cluster, entries in data.get(name, {}).items()
+                }
+                for name in FIELDS
             }
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
             log.warning("state file %s is unreadable (%s); starting afresh", self.path, error)
-            self._since = {}
+            self._since = {name: {} for name in FIELDS}
 
     def of(self, cluster: str) -> Mapping[str, float]:
-        return self._since.get(cluster, {})
+        """Return every streak of ``cluster``, by key (keys are unique across fields)."""
+        return {k: ts for table in self._since.values() for k, ts in table.get(cluster, {}).items()}
 
-    def update(self, cluster: str, since: Mapping[str, float]) -> None:
-        """Replace ``cluster``'s streaks with ``since``, writing the file if anything changed."""
-        if dict(since) == self._since.get(cluster, {}):
-            return
-        if since:
-            self._since[cluster] = dict(since)
-        else:
-            self._since.pop(cluster, None)
-        self._write()
+    def update(self, cluster: str, since: Mapping[str, Mapping[str, float]]) -> None:
+        """Replace ``cluster``'s streaks with ``since`` (field -> key -> time), writing the file
+        if anything changed."""
+        changed = False
+        for name, table in self._since.items():
+            wanted = dict(since.get(name, {}))
+            if wanted == table.get(cluster, {}):
+                continue
+            changed = True
+            if wanted:
+                table[cluster] = wanted
+            else:
+                table.pop(cluster, None)
+        if changed:
+            self._write()
 
     def keep_only(self, clusters: Iterable[str]) -> None:
         """Forget the clusters that are no longer configured."""
         wanted = set(clusters)
-        if set(self._since) - wanted:
-            self._since = {c: s for c, s in self._since.items() if c in wanted}
+        if any(set(table) - wanted for table in self._since.values()):
+            self._since = {
+                name: {c: s for c, s in table.items() if c in wanted}
+                for name, table in self._since.items()
+            }
             self._write()
 
     def move(self, path: Path | None) -> None:
@@ -82,11 +104,7 @@ class UnreachableSince:
     def _write(self) -> None:
         if self.path is None or self.read_only:
             return
-        payload = json.dumps(
-            {"version": FORMAT_VERSION, "azure_unreachable_since": self._since},
-            sort_keys=True,
-            indent=1,
-        )
+        payload = json.dumps({"version": FORMAT_VERSION, **self._since}, sort_keys=True, indent=1)
         temporary = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ import pytest
 from aiohttp import web
 
 from akv_exporter.assessment import (
-    VOLUMES_OFFLINE_AFTER,
     ExporterInfo,
     assess,
     assess_cluster,
@@ -139,7 +138,7 @@ def test_unreachable_configuration_carries_its_volumes_offline_deadline():
     records = [akv_record("u1", reachable=False)]
     view = assess_cluster(snapshot("c1", records, unreachable_since={"u1": NOW - 600}), NOW)
     assert view.state == "azure_unreachable"
-    assert view.key_managers[0].volumes_offline_deadline == NOW - 600 + VOLUMES_OFFLINE_AFTER
+    assert view.key_managers[0].volumes_offline_deadline == NOW - 600 + akv.PROVIDER.volumes_offline_after
 
 
 def test_summary_verdict_puts_critical_before_unknown_before_warning():

@@ -1,18 +1,17 @@
 """The metric catalogue: every family the exporter exposes, its name, type, labels and help.
 
 Declarations only: the renderers (render.py) write the samples, and docs/metrics.md is generated
-from this module (``make generated``). The catalogue's order is the order of /metrics. A kind of
-key manager brings its own families (``KEY_MANAGER_FAMILIES``).
+from this module (``make generated``). The catalogue's order is the order of /metrics. Each kind
+of key manager brings its own families (``KEY_MANAGER_FAMILIES``), made from its provider's
+declaration (ontap/key_manager_provider.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from akv_exporter.labels import AKV_INFO_LABELS
-
-# The labels of a key-manager configuration's series, after the cluster's.
-CONFIGURATION = ("svm", "uuid")
+from akv_exporter.ontap.key_manager_provider import KeyManagerMetrics, Metric
+from akv_exporter.ontap.key_manager_registry import PROVIDERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,104 +38,92 @@ class Family:
         return f"# HELP {name} {self.help}\n# TYPE {name} {kind}\n".encode()
 
 
-AKV_INFO = Family(
-    "ontap_akv_info",
-    "info",
-    "AKV configuration of an ONTAP cluster or SVM.",
-    labels=(*CONFIGURATION, *AKV_INFO_LABELS),
-)
-AKV_ENABLED = Family(
-    "ontap_akv_enabled",
-    "gauge",
-    "1 if the AKV configuration is enabled.",
-    labels=CONFIGURATION,
-    doc="1 active, 0 inactive: ONTAP's `enabled` (9.14 and later), else inferred: 1 when ONTAP "
-    "returned the advanced fields or the release predates 9.14 (one configuration per scope, "
-    "always in use); no series when nothing says ([api.md](api.md#states)).",
-)
-AKV_AZURE = Family(
-    "ontap_akv_azure_reachable",
-    "gauge",
-    "1 if Azure Key Vault is reachable from all nodes (ONTAP azure_reachability.reachable).",
-    labels=(*CONFIGURATION, "code"),
-)
-AKV_KEK = Family(
-    "ontap_akv_kek_available",
-    "gauge",
-    "1 if the AKV-wrapped KEK is available on all nodes (ONTAP state.available).",
-    labels=(*CONFIGURATION, "code"),
-    doc="From `state.available`, else `state.cluster_state`.",
-)
-AKV_EKMIP = Family(
-    "ontap_akv_ekmip_reachable",
-    "gauge",
-    "1 if the node reaches the embedded KMIP servers (ONTAP ekmip_reachability.reachable).",
-    labels=(*CONFIGURATION, "node", "code"),
-    doc="One series per node.",
-)
-AKV_MESSAGE = Family(
-    "ontap_akv_status_message_info",
-    "info",
-    "ONTAP's status message for a failing AKV check.",
-    labels=(*CONFIGURATION, "check", "node", "code", "message"),
-    doc="`check` is `azure`, `kek` or `ekmip` (`node` is empty but for `ekmip`); one series per "
-    "non-empty message, whitespace folded, at most 256 characters.",
-)
-AKV_UNREACHABLE_SINCE = Family(
-    "ontap_akv_azure_unreachable_since_timestamp_seconds",
-    "gauge",
-    "Unix time of the first poll of the current Azure-unreachable streak.",
-    labels=CONFIGURATION,
-    doc="Kept across restarts (`state_file`).",
-)
-AKV_GET_ERROR = Family(
-    "ontap_akv_get_error_info",
-    "info",
-    "ONTAP answered GET azure-key-vaults with an AKV error code NetApp documents for it.",
-    labels=("code", "message"),
-    doc="The cluster stays up and its configurations stay as last known ([api.md](api.md)).",
-)
+# A family's type follows from its role in a provider's declaration (KeyManagerMetrics).
+_ROLE_KINDS = {
+    "info": "info",
+    "message": "info",
+    "get_error": "info",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class KeyManagerFamilies:
-    """The families one kind of key manager is exposed as: ``ontap_akv_*`` for AKV."""
+    """The families one kind of key manager is exposed as: ``ontap_akv_*`` for AKV.
+
+    Made from the provider's declaration (ontap/key_manager_provider.py); None where the kind
+    has no such thing (GCP has no ``enabled``, Barbican no EKMIP, KMIP no KEK).
+    """
 
     info: Family  # labels: svm, uuid, scope, then the configuration's details
-    enabled: Family
-    service: Family  # the key service's reachability, with ONTAP's code
-    kek: Family
-    ekmip: Family
-    message: Family
-    unreachable_since: Family
-    get_error: Family  # ONTAP answered the GET itself with an error it documents for it
+    service: Family | None  # the key service's reachability, with ONTAP's code
+    enabled: Family | None
+    kek: Family | None
+    ekmip: Family | None
+    message: Family | None
+    unreachable_since: Family | None
+    get_error: Family | None  # ONTAP answered the GET itself with an error it documents for it
+    setup: Family | None  # key-managers' status, with ONTAP's code
+    server_reachable: Family | None
+    server_cluster_reachable: Family | None
+    server_unreachable_since: Family | None
 
     def all(self) -> tuple[Family, ...]:
-        return (
-            self.info,
-            self.enabled,
-            self.service,
-            self.kek,
-            self.ekmip,
-            self.message,
-            self.unreachable_since,
-            self.get_error,
+        """Return the families in the order of /metrics (the declaration's)."""
+        return tuple(
+            family
+            for family in (
+                self.info,
+                self.enabled,
+                self.service,
+                self.kek,
+                self.ekmip,
+                self.message,
+                self.unreachable_since,
+                self.get_error,
+                self.setup,
+                self.server_reachable,
+                self.server_cluster_reachable,
+                self.server_unreachable_since,
+            )
+            if family is not None
         )
 
 
-# KeyManagerStatus.kind -> its families: a new key manager adds its own here (its rendering).
-KEY_MANAGER_FAMILIES = {
-    "akv": KeyManagerFamilies(
-        info=AKV_INFO,
-        enabled=AKV_ENABLED,
-        service=AKV_AZURE,
-        kek=AKV_KEK,
-        ekmip=AKV_EKMIP,
-        message=AKV_MESSAGE,
-        unreachable_since=AKV_UNREACHABLE_SINCE,
-        get_error=AKV_GET_ERROR,
-    ),
-}
+def _families(metrics: KeyManagerMetrics) -> KeyManagerFamilies:
+    def family(role: str) -> Family | None:
+        metric: Metric | None = getattr(metrics, role)
+        if metric is None:
+            return None
+        kind = _ROLE_KINDS.get(role, "gauge")
+        return Family(metric.name, kind, metric.help, labels=metric.labels, doc=metric.doc)
+
+    roles = {role: family(role) for role in KeyManagerFamilies.__slots__}
+    return KeyManagerFamilies(**roles)  # type: ignore[arg-type]
+
+
+# KeyManagerStatus.kind -> its families, from each provider's declaration.
+KEY_MANAGER_FAMILIES = {provider.kind: _families(provider.metrics) for provider in PROVIDERS}
+# Every key-manager family once (kmip and okm share theirs), in the registry's order.
+_KEY_MANAGER_FAMILY_LIST = tuple(
+    {f.name: f for families in KEY_MANAGER_FAMILIES.values() for f in families.all()}.values()
+)
+KEY_STORE_INFO = Family(
+    "ontap_key_store_info",
+    "info",
+    "A key store of an ONTAP cluster or SVM (GET /api/security/key-stores, 9.10.1+).",
+    labels=("svm", "uuid", "type", "location", "configuration"),
+    doc="`type` is ONTAP's (`akv`, `gcp`, `aws`, `barbican`, `kmip`, `okm`, `ikp`); `location` "
+    "`onboard` or `external`; `configuration` from 9.14. The poller asks a cluster only for the "
+    "key managers its key stores list.",
+)
+KEY_STORE_STATE = Family(
+    "ontap_key_store_state",
+    "gauge",
+    "1 for the key store's current state (ONTAP 9.16.1+ key-stores state; blocked: unusable).",
+    labels=("svm", "uuid", "type", "state"),
+    doc="One series per key store, for its current `state` (`active`, `mixed`, `svm_kek_rekey`, "
+    "`blocked`, `switching`, `initializing`, `disabling`); no series before 9.16.1.",
+)
 
 CLUSTER_INFO = Family(
     "akv_exporter_cluster_info",
@@ -285,7 +272,9 @@ STATE_WRITE_ERRORS = Family(
 )
 
 CLUSTER_FAMILIES = (
-    *(family for families in KEY_MANAGER_FAMILIES.values() for family in families.all()),
+    *_KEY_MANAGER_FAMILY_LIST,
+    KEY_STORE_INFO,
+    KEY_STORE_STATE,
     CLUSTER_INFO,
     CLUSTER_UP,
     CLUSTER_LAST_SUCCESS,

@@ -39,8 +39,11 @@ from akv_exporter.metrics.catalogue import (
     PROBE_FAMILIES,
     PROBE_SUCCESS,
     Family,
+    KeyManagerFamilies,
 )
+from akv_exporter.ontap.key_manager_endpoint import KeyManagerStatus
 from akv_exporter.ontap.key_manager_registry import BY_KIND
+from akv_exporter.ontap.key_servers import AVAILABLE, NOT_RESPONDING, streak_key
 from akv_exporter.snapshot import REASONS, BlastRadius, ClusterSnapshot
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -122,42 +125,76 @@ def render_cluster(snapshot: ClusterSnapshot) -> dict[str, bytes]:
 
 
 def render_key_managers(snapshot: ClusterSnapshot) -> dict[str, bytes]:
-    """Return the samples of a cluster's key-manager configurations (most of its samples)."""
+    """Return the samples of a cluster's key-manager configurations (most of its samples).
+
+    Each kind's families are its provider's declaration; what a kind does not have (GCP's
+    ``enabled``, Barbican's EKMIP, KMIP's KEK) has no family and no series.
+    """
     out = Samples(cluster_labels(snapshot))
     for status in snapshot.key_managers:
         families = KEY_MANAGER_FAMILIES[status.kind]
         ident = (("svm", status.svm), ("uuid", status.uuid))
         out.add(families.info, (*ident, ("scope", status.scope), *status.details), 1)
-        if status.enabled is not None:
+        if status.enabled is not None and families.enabled is not None:
             out.add(families.enabled, ident, status.enabled)
         checks = (
-            (families.service, status.service, BY_KIND[status.kind].service),
+            (families.service, status.service, BY_KIND[status.kind].endpoint.service),
             (families.kek, status.kek, "kek"),
+            (families.setup, status.setup, "setup"),
         )
         for family, check, name in checks:
-            if check is None:
+            if check is None or family is None:
                 continue
             out.add(family, (*ident, ("code", check.code)), check.ok)
-            if check.message:
+            if check.message and families.message is not None:
                 message = (
                     ("node", ""),
                     ("code", check.code),
                     ("message", label_message(check.message)),
                 )
                 out.add(families.message, (*ident, ("check", name), *message), 1)
-        for node in status.ekmip:
-            out.add(families.ekmip, (*ident, ("node", node.node), ("code", node.code)), node.ok)
-            if node.message:
-                message = (
-                    ("node", node.node),
-                    ("code", node.code),
-                    ("message", label_message(node.message)),
-                )
-                out.add(families.message, (*ident, ("check", "ekmip"), *message), 1)
+        if families.ekmip is not None:
+            for node in status.ekmip:
+                labels = (*ident, ("node", node.node), ("code", node.code))
+                out.add(families.ekmip, labels, node.ok)
+                if node.message and families.message is not None:
+                    message = (
+                        ("node", node.node),
+                        ("code", node.code),
+                        ("message", label_message(node.message)),
+                    )
+                    out.add(families.message, (*ident, ("check", "ekmip"), *message), 1)
         since = snapshot.unreachable_since.get(status.uuid)
-        if since is not None:
+        if since is not None and families.unreachable_since is not None:
             out.add(families.unreachable_since, ident, since)
+        if status.servers:
+            _render_servers(out, families, status, ident, snapshot.unreachable_since)
     return out.encoded()
+
+
+def _render_servers(
+    out: Samples,
+    families: KeyManagerFamilies,
+    status: KeyManagerStatus,
+    ident: Labels,
+    unreachable_since: Mapping[str, float],
+) -> None:
+    """Add the KMIP key servers' series: per node (no series for ``unknown``), cluster-wide."""
+    for server in status.servers:
+        labels = (*ident, ("server", server.server))
+        if families.server_reachable is not None:
+            for node in server.nodes:
+                if node.state in (AVAILABLE, NOT_RESPONDING):
+                    out.add(
+                        families.server_reachable,
+                        (*labels, ("node", node.node)),
+                        node.state == AVAILABLE,
+                    )
+        if server.cluster_available is not None and families.server_cluster_reachable:
+            out.add(families.server_cluster_reachable, labels, server.cluster_available)
+        since = unreachable_since.get(streak_key(status.uuid, server.server))
+        if since is not None and families.server_unreachable_since is not None:
+            out.add(families.server_unreachable_since, labels, since)
 
 
 def cluster_labels(snapshot: ClusterSnapshot) -> Labels:
@@ -197,7 +234,8 @@ def render_settled(
     for kind, error in snapshot.refused.items():
         message = label_message(error.message)
         family = KEY_MANAGER_FAMILIES[kind].get_error
-        out.add(family, (("code", error.code), ("message", message)), 1)
+        if family is not None:
+            out.add(family, (("code", error.code), ("message", message)), 1)
     if snapshot.identity is not None:
         identity = snapshot.identity
         out.add(CLUSTER_INFO, (("cluster_uuid", identity.uuid), ("version", identity.version)), 1)

@@ -29,6 +29,11 @@ from akv_exporter.ontap.key_manager_endpoint import (
     parse_ekmip,
     text,
 )
+from akv_exporter.ontap.key_manager_provider import (
+    KeyManagerProvider,
+    KeyManagerWords,
+    cloud_metrics,
+)
 
 AKV_PATH = "/api/security/azure-key-vaults"
 ADVANCED_FIELDS = ("state", "azure_reachability", "ekmip_reachability")
@@ -136,4 +141,40 @@ ENDPOINT = KeyManagerEndpoint(
     service_field="azure_reachability",
     parse=parse_record,
     get_errors=GET_ERRORS,
+)
+
+WORDS = KeyManagerWords(
+    name="AKV",
+    title="Azure Key Vault",
+    short="Azure",
+    json_key="akvs",
+    target="vault",
+    details=DETAILS,
+)
+PROVIDER = KeyManagerProvider(
+    kind="akv",
+    endpoint=ENDPOINT,
+    words=WORDS,
+    metrics=cloud_metrics(
+        "ontap_akv_",
+        WORDS,
+        ENDPOINT,
+        kek_flag="available",
+        unreachable_since="azure_unreachable_since_timestamp_seconds",
+        enabled=True,
+        docs={
+            "enabled": "1 active, 0 inactive: ONTAP's `enabled` (9.14 and later), else inferred: "
+            "1 when ONTAP returned the advanced fields or the release predates 9.14 (one "
+            "configuration per scope, always in use); no series when nothing says "
+            "([api.md](api.md#states)).",
+            "kek": "From `state.available`, else `state.cluster_state`.",
+        },
+    ),
+    ems_events=("ekmip.akv.*",),
+    ems_alerts=("ekmip.akv.volOffline", "ekmip.akv.notAvailable"),
+    # NetApp's EMS reference, ekmip.akv.volOffline: "ONTAP polls the AKV every 15 minutes ...
+    # If, for 60 minutes, ONTAP does not receive a successful response to a poll, all encrypted
+    # volumes are taken offline".
+    volumes_offline_after=3600.0,
+    volumes_offline_event="ekmip.akv.volOffline",
 )

@@ -12,16 +12,12 @@ retrieved by default with the 'fields=*' option". All three are named: it holds 
 
 from __future__ import annotations
 
-from typing import Any
-
 from akv_exporter.ontap.cluster import Release
-from akv_exporter.ontap.key_manager_endpoint import (
-    KeyManagerEndpoint,
-    KeyManagerStatus,
-    identify,
-    parse_check,
-    parse_ekmip,
-    text,
+from akv_exporter.ontap.key_manager_endpoint import KeyManagerEndpoint, cloud_parser
+from akv_exporter.ontap.key_manager_provider import (
+    KeyManagerProvider,
+    KeyManagerWords,
+    cloud_metrics,
 )
 
 PATH = "/api/security/aws-kms"
@@ -45,23 +41,6 @@ def fields_query(release: Release | None) -> str:
     return FIELDS_QUERY
 
 
-def parse_record(record: Any, release: Release | None = None) -> KeyManagerStatus:
-    """Return the status of one aws-kms record; MalformedRecord if it has no identity."""
-    record, uuid, svm, svm_uuid, scope = identify(record)
-    return KeyManagerStatus(
-        kind="aws",
-        uuid=uuid,
-        svm=svm,
-        svm_uuid=svm_uuid,
-        scope=scope,
-        enabled=True,  # no `enabled`: a scope's one configuration is the one in use
-        service=parse_check(record.get("amazon_reachability"), "reachable"),
-        kek=parse_check(record.get("state"), "cluster_state", "available"),
-        ekmip=parse_ekmip(record.get("ekmip_reachability")),
-        details=tuple((name, text(record.get(name))) for name in DETAILS),
-    )
-
-
 ENDPOINT = KeyManagerEndpoint(
     kind="aws",
     path=PATH,
@@ -69,6 +48,25 @@ ENDPOINT = KeyManagerEndpoint(
     fallback_fields=FIELDS_QUERY,
     introduced=(9, 12),
     service_field="amazon_reachability",
-    parse=parse_record,
+    parse=cloud_parser("aws", "amazon_reachability", DETAILS),
     get_errors=GET_ERRORS,
+)
+WORDS = KeyManagerWords(
+    name="AWS KMS",
+    title="AWS KMS",
+    short="Amazon",
+    json_key="aws_kms",
+    target="key_id",
+    details=DETAILS,
+)
+PROVIDER = KeyManagerProvider(
+    kind="aws",
+    endpoint=ENDPOINT,
+    words=WORDS,
+    metrics=cloud_metrics("ontap_aws_kms_", WORDS, ENDPOINT),
+    ems_events=("ekmip.awskms.*",),
+    ems_alerts=("ekmip.awskms.volOffline", "ekmip.awskms.notAvailable"),
+    # NetApp's EMS reference, ekmip.awskms.volOffline: the same 60-minute rule as AKV's.
+    volumes_offline_after=3600.0,
+    volumes_offline_event="ekmip.awskms.volOffline",
 )

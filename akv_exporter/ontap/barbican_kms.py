@@ -23,6 +23,11 @@ from akv_exporter.ontap.key_manager_endpoint import (
     parse_check,
     text,
 )
+from akv_exporter.ontap.key_manager_provider import (
+    KeyManagerProvider,
+    KeyManagerWords,
+    cloud_metrics,
+)
 
 PATH = "/api/security/barbican-kms"
 ADVANCED_FIELDS = ("state", "barbican_reachability")
@@ -76,4 +81,20 @@ ENDPOINT = KeyManagerEndpoint(
     service_field="barbican_reachability",
     parse=parse_record,
     get_errors=GET_ERRORS,
+)
+WORDS = KeyManagerWords(
+    name="Barbican KMS",
+    title="OpenStack Barbican",
+    short="Barbican",
+    json_key="barbican_kms",
+    target="key_id",
+    details=DETAILS,
+)
+PROVIDER = KeyManagerProvider(
+    kind="barbican",
+    endpoint=ENDPOINT,
+    words=WORDS,
+    metrics=cloud_metrics("ontap_barbican_kms_", WORDS, ENDPOINT, enabled=True, ekmip=False),
+    # NetApp's EMS reference has no Barbican events, and documents no volume-offline rule for
+    # it: none is claimed.
 )

@@ -3,9 +3,10 @@
 ONTAP's events carry ``index`` (increasing per node), ``time`` (ISO 8601 with an offset),
 ``message.name`` and ``message.severity``, ``node.name``, ``log_message`` and ``parameters`` (name
 and value pairs; NetApp's EMS reference names the SVM ``svm`` in the ``ekmip.akv.*`` events and
-``vserver`` in the other key-manager events). The exporter asks
-for the AKV events by name (``message.name=ekmip.akv.*``) and a time range, as NetApp's query
-syntax allows (``time=>2026-11-29T00:00:00Z``).
+``vserver`` in the other key-manager events). The exporter asks for the key managers' events by
+name (each provider's ``ems_events``, as ``|`` alternatives:
+``message.name=ekmip.akv.*|ekmip.gckms.*``) and a time range, as NetApp's query syntax allows
+(``time=>2026-11-29T00:00:00Z``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from akv_exporter.ontap.key_manager_endpoint import fold_message, name_of, text
+from akv_exporter.ontap.key_manager_registry import PROVIDERS
 
 PATH = "/api/support/ems/events"
-NAMES = "ekmip.akv.*"
+# Every provider's key-manager events, as ONTAP's `|` alternatives: "ekmip.akv.*|ekmip.gckms.*|...".
+NAMES = "|".join(name for provider in PROVIDERS for name in provider.ems_events)
 FIELDS = "index,time,node.name,message.name,message.severity,log_message,parameters"
 # The parameters that name the SVM an event is about, as NetApp's EMS reference spells them.
 SVM_PARAMETERS = ("svm", "vserver")
@@ -39,7 +42,7 @@ class EmsEvent:
 
 
 def query(since: float) -> dict[str, str]:
-    """Return the query parameters for the AKV events logged at or after ``since``."""
+    """Return the query parameters for the key managers' events logged at or after ``since``."""
     moment = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"message.name": NAMES, "time": f">={moment}", "fields": FIELDS}
 

@@ -17,16 +17,12 @@ so 9.10 is the first release asked: a 9.9 cluster is never asked for an endpoint
 
 from __future__ import annotations
 
-from typing import Any
-
 from akv_exporter.ontap.cluster import Release
-from akv_exporter.ontap.key_manager_endpoint import (
-    KeyManagerEndpoint,
-    KeyManagerStatus,
-    identify,
-    parse_check,
-    parse_ekmip,
-    text,
+from akv_exporter.ontap.key_manager_endpoint import KeyManagerEndpoint, cloud_parser
+from akv_exporter.ontap.key_manager_provider import (
+    KeyManagerProvider,
+    KeyManagerWords,
+    cloud_metrics,
 )
 
 PATH = "/api/security/gcp-kms"
@@ -60,23 +56,6 @@ def fields_query(release: Release | None) -> str:
     return FIELDS_QUERY
 
 
-def parse_record(record: Any, release: Release | None = None) -> KeyManagerStatus:
-    """Return the status of one gcp-kms record; MalformedRecord if it has no identity."""
-    record, uuid, svm, svm_uuid, scope = identify(record)
-    return KeyManagerStatus(
-        kind="gcp",
-        uuid=uuid,
-        svm=svm,
-        svm_uuid=svm_uuid,
-        scope=scope,
-        enabled=True,  # no `enabled`: a scope's one configuration is the one in use
-        service=parse_check(record.get("google_reachability"), "reachable"),
-        kek=parse_check(record.get("state"), "cluster_state", "available"),
-        ekmip=parse_ekmip(record.get("ekmip_reachability")),
-        details=tuple((name, text(record.get(name))) for name in DETAILS),
-    )
-
-
 ENDPOINT = KeyManagerEndpoint(
     kind="gcp",
     path=PATH,
@@ -84,6 +63,27 @@ ENDPOINT = KeyManagerEndpoint(
     fallback_fields=FIELDS_QUERY,
     introduced=(9, 10),
     service_field="google_reachability",
-    parse=parse_record,
+    parse=cloud_parser("gcp", "google_reachability", DETAILS),
     get_errors=GET_ERRORS,
+)
+WORDS = KeyManagerWords(
+    name="Google Cloud KMS",
+    title="Google Cloud KMS",
+    short="Google",
+    json_key="gcp_kms",
+    target="key_name",
+    details=DETAILS,
+)
+PROVIDER = KeyManagerProvider(
+    kind="gcp",
+    endpoint=ENDPOINT,
+    words=WORDS,
+    metrics=cloud_metrics("ontap_gcp_kms_", WORDS, ENDPOINT),
+    ems_events=("ekmip.gckms.*",),
+    ems_alerts=("ekmip.gckms.volOffline", "ekmip.gckms.notAvailable"),
+    # NetApp's EMS reference, ekmip.gckms.volOffline: ONTAP polls Google Cloud KMS every 15
+    # minutes; after 60 minutes without a successful poll the SVM is blocked and its encrypted
+    # volumes go offline.
+    volumes_offline_after=3600.0,
+    volumes_offline_event="ekmip.gckms.volOffline",
 )

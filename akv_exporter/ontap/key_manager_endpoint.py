@@ -1,13 +1,16 @@
 """The key-manager seam: what every ONTAP external key-manager endpoint declares and parses into.
 
 ONTAP's cloud key managers answer in one shape (NetApp's REST reference: azure-key-vaults,
-gcp-kms, aws-kms): a configuration per SVM or for the cluster, the reachability of the external
-key service from every node (``<service>_reachability``), the state of the wrapped KEK
-(``state``) and, per node, the reachability of the embedded KMIP server
-(``ekmip_reachability``). Each endpoint is one module (``ontap/akv.py`` is the only one now)
-declaring a ``KeyManagerEndpoint``: its path, the fields it asks for and a parser into the one
-status type below, which the poller, snapshots, metrics, the status page, the JSON and ``check``
-read. ``ontap/key_manager_registry.py`` lists the endpoints the poller asks.
+gcp-kms, aws-kms, barbican-kms): a configuration per SVM or for the cluster, the reachability
+of the external key service from every node (``<service>_reachability``), the state of the
+wrapped KEK (``state``) and, per node, the reachability of the embedded KMIP server
+(``ekmip_reachability``; Barbican has none). External KMIP key managers and the Onboard Key
+Manager (key-managers) have a setup ``status`` and, per key server, its connectivity
+(``servers``). Each endpoint is one module declaring a ``KeyManagerEndpoint``: its path, the
+fields it asks for and a parser into the one status type below, which the poller, snapshots,
+metrics, the status page, the JSON and ``check`` read. What each kind is called and exposed as
+is its ``KeyManagerProvider`` (ontap/key_manager_provider.py); ``ontap/key_manager_registry.py``
+lists the providers.
 
 Parsing is tolerant of release differences: ``code`` is a string ("0" when healthy) or, on 9.8,
 an integer; any field may be null or missing, which means unknown, and unknown is never healthy;
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from akv_exporter.ontap.cluster import Release
+from akv_exporter.ontap.key_servers import KeyServer
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -51,7 +55,7 @@ class NodeCheck:
 class KeyManagerStatus:
     """One key-manager configuration as ONTAP reported it; ``None`` / empty: ONTAP did not say."""
 
-    kind: str  # ONTAP's key-manager key (the policy's): "akv"; later "gcp", "aws", ...
+    kind: str  # ONTAP's key-manager key (the policy's): akv, gcp, aws, barbican, kmip, okm
     uuid: str
     svm: str  # "" for a cluster-scoped configuration
     svm_uuid: str
@@ -63,6 +67,10 @@ class KeyManagerStatus:
     # What this kind of configuration points at, by ONTAP's field names where ONTAP has one
     # (for AKV: vault, key_id, client_id, ...): info labels, the page and the JSON show them.
     details: tuple[tuple[str, str], ...] = ()
+    # External KMIP key servers and ONTAP's word on their connectivity (kmip only).
+    servers: tuple[KeyServer, ...] = ()
+    # The key manager's setup (key-managers' status: 0 or 65537200 is ok): kmip and okm only.
+    setup: Check | None = None
 
     @property
     def service_unreachable(self) -> bool:
@@ -81,6 +89,23 @@ class KeyManagerStatus:
     def detail(self, name: str) -> str:
         """Return the detail called ``name``; "" when this configuration has none."""
         return next((value for key, value in self.details if key == name), "")
+
+    @property
+    def servers_down(self) -> tuple[KeyServer, ...]:
+        """Return the key servers ONTAP said are not available from every node."""
+        return tuple(server for server in self.servers if server.down)
+
+    @property
+    def nodes_without_server(self) -> tuple[str, ...]:
+        """Return the nodes that reach none of their key servers (each said not_responding)."""
+        nodes = {n.node for server in self.servers for n in server.nodes}
+        return tuple(
+            sorted(
+                node
+                for node in nodes
+                if all(node in server.not_responding for server in self.servers)
+            )
+        )
 
 
 class MalformedRecord(ValueError):
@@ -106,6 +131,17 @@ class KeyManagerEndpoint:
     # The error codes NetApp documents for this GET itself -> the state each speaks of: such an
     # answer is about the key manager (its configurations stay as last known), not a failed poll.
     get_errors: Mapping[str, str] = field(default_factory=dict)
+    # ONTAP's key-store types (GET /api/security/key-stores) whose configurations this endpoint
+    # lists; empty: just ``kind``. key-managers lists both kmip and okm.
+    kinds: frozenset[str] = frozenset()
+    # Whether a first poll, before the release is known, may ask fields=** (every field the
+    # release has): not where that returns what must never be asked (key-managers' key backup).
+    every_field_allowed: bool = True
+
+    @property
+    def key_store_types(self) -> frozenset[str]:
+        """Return the key-store types that mean this endpoint has configurations to list."""
+        return self.kinds or frozenset({self.kind})
 
     @property
     def service(self) -> str:
@@ -203,6 +239,33 @@ def parse_ekmip(value: Any) -> tuple[NodeCheck, ...]:
             )
         )
     return tuple(sorted(checks, key=lambda c: c.node))
+
+
+def cloud_parser(
+    kind: str, service_field: str, details: tuple[str, ...]
+) -> Callable[[Any, Release | None], KeyManagerStatus]:
+    """Return the parser of a cloud key manager without ``enabled`` (GCP KMS, AWS KMS).
+
+    NetApp's gcp-kms and aws-kms have no ``enabled``: a scope's one configuration is the one in
+    use. The KEK's flag is ``state.cluster_state``; ``available`` is read too, as AKV's is.
+    """
+
+    def parse(record: Any, release: Release | None = None) -> KeyManagerStatus:
+        record, uuid, svm, svm_uuid, scope = identify(record)
+        return KeyManagerStatus(
+            kind=kind,
+            uuid=uuid,
+            svm=svm,
+            svm_uuid=svm_uuid,
+            scope=scope,
+            enabled=True,
+            service=parse_check(record.get(service_field), "reachable"),
+            kek=parse_check(record.get("state"), "cluster_state", "available"),
+            ekmip=parse_ekmip(record.get("ekmip_reachability")),
+            details=tuple((name, text(record.get(name))) for name in details),
+        )
+
+    return parse
 
 
 def identify(record: Any) -> tuple[Mapping[str, Any], str, str, str, str]:

@@ -53,11 +53,16 @@ class KeyManagerConfig:
     def policy(self, key_manager: str) -> HealthMonitorPolicy | None:
         return next((p for p in self.policies if p.key_manager == key_manager), None)
 
+    def takes_volumes_offline(self, key_manager: str) -> bool | None:
+        """Return whether ONTAP takes encrypted volumes offline when ``key_manager`` stays
+        unreachable (its manage_volume_offline); None when unknown."""
+        policy = self.policy(key_manager)
+        return None if policy is None else policy.manage_volume_offline
+
     @property
     def akv_takes_volumes_offline(self) -> bool | None:
         """Return whether ONTAP takes encrypted volumes offline for AKV; None when unknown."""
-        akv = self.policy("akv")
-        return None if akv is None else akv.manage_volume_offline
+        return self.takes_volumes_offline("akv")
 
 
 def _at_least(release: str, first: tuple[int, ...]) -> bool:

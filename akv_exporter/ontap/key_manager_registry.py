@@ -1,8 +1,8 @@
-"""The registry of key-manager endpoints the poller asks every cluster, one module each.
+"""The registry of key-manager providers: one line each; everything else follows from them.
 
-Each module declares a ``KeyManagerEndpoint`` (ontap/key_manager_endpoint.py). Adding one (GCP
-KMS, AWS KMS, ...) is a module beside ``ontap/akv.py`` and a line here, plus its rendering
-(``KEY_MANAGER_FAMILIES`` in metrics/catalogue.py, ``KEY_MANAGER_WORDS`` in assessment.py):
+Each provider module declares a ``KeyManagerEndpoint`` (ontap/key_manager_endpoint.py) and a
+``KeyManagerProvider`` (ontap/key_manager_provider.py): what it asks ONTAP, and what its kind is
+called and exposed as. Adding one is a module beside ``ontap/akv.py`` and a line here:
 docs/architecture.md.
 """
 
@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.key_manager_endpoint import KeyManagerEndpoint
+from akv_exporter.ontap.key_manager_provider import KeyManagerProvider
 
-ENDPOINTS: tuple[KeyManagerEndpoint, ...] = (akv.ENDPOINT,)
-BY_KIND = {endpoint.kind: endpoint for endpoint in ENDPOINTS}
+PROVIDERS: tuple[KeyManagerProvider, ...] = (akv.PROVIDER,)
+BY_KIND: dict[str, KeyManagerProvider] = {provider.kind: provider for provider in PROVIDERS}
+# The endpoints the poller asks, each once (key-managers lists kmip and okm), in that order.
+ENDPOINTS: tuple[KeyManagerEndpoint, ...] = tuple(
+    {provider.endpoint.path: provider.endpoint for provider in PROVIDERS}.values()
+)

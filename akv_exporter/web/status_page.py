@@ -20,6 +20,7 @@ import jinja2
 from aiohttp import web
 
 from akv_exporter.assessment import (
+    ACTION_NEEDED,
     CRITICAL,
     DOWN,
     EKMIP_UNREACHABLE,
@@ -28,10 +29,10 @@ from akv_exporter.assessment import (
     KEK_UNAVAILABLE,
     KEY_EXPIRED,
     KEY_EXPIRED_EVENT,
-    KEY_MANAGER_WORDS,
+    KEY_SERVER_UNREACHABLE,
+    KEY_SERVERS_UNREACHABLE,
     OK,
     PENDING,
-    SERVICE_HEADER,
     UNKNOWN,
     VOLUMES_OFFLINE,
     VOLUMES_OFFLINE_OTHER,
@@ -40,14 +41,18 @@ from akv_exporter.assessment import (
     FleetStatus,
     KeyManagerView,
     configuration_label,
+    declares,
+    fleet_kinds,
+    fleet_name,
+    fleet_words,
+    service_header,
     span,
-    unreachable_state,
     utc_time,
     words,
 )
 from akv_exporter.assessment_json import to_json
 from akv_exporter.ontap.key_manager_endpoint import KeyManagerStatus, NodeCheck
-from akv_exporter.ontap.key_manager_registry import ENDPOINTS
+from akv_exporter.ontap.key_manager_registry import BY_KIND, PROVIDERS
 from akv_exporter.web.common import exporter_of
 from akv_exporter.web.security import PAGE_POLICY
 
@@ -61,21 +66,26 @@ STATE_TEXT = {
     VOLUMES_OFFLINE: ("VOLUMES OFFLINE", "bad"),
     DOWN: ("DOWN", "bad"),
     **{
-        unreachable_state(e): (f"{KEY_MANAGER_WORDS[e.kind].short.upper()} UNREACHABLE", "bad")
-        for e in ENDPOINTS
+        p.unreachable_state: (f"{p.words.short.upper()} UNREACHABLE", "bad")
+        for p in PROVIDERS
+        if p.metrics.service is not None
     },
+    KEY_SERVERS_UNREACHABLE: ("NO KEY SERVER REACHABLE", "bad"),
     EKMIP_UNREACHABLE: ("EKMIP UNREACHABLE", "bad"),
+    KEY_SERVER_UNREACHABLE: ("KEY SERVER DOWN", "warn"),
     KEK_UNAVAILABLE: ("KEK UNAVAILABLE", "warn"),
     # Offline without a current ekmip.akv.volOffline: ONTAP named no AKV cause.
     VOLUMES_OFFLINE_OTHER: ("VOLUMES OFFLINE", "warn"),
+    ACTION_NEEDED: ("ACTION NEEDED", "warn"),
     KEY_EXPIRED: ("KEY VERSION EXPIRED", "warn"),  # EMS ekmip.akv.keyExpired in the last 24 h
     PENDING: ("NOT POLLED YET", "unknown"),
     UNKNOWN: ("UNKNOWN", "unknown"),
     INACTIVE: ("INACTIVE", "unknown"),
     HEALTHY: ("HEALTHY", "ok"),
 }
-# ONTAP's AKV events shown in red: it acted (volumes offline), or the vault went away.
-BAD_EVENTS = ("ekmip.akv.volOffline", "ekmip.akv.notAvailable")
+# ONTAP's key-manager events of severity ALERT, in red: it acted (volumes offline), or the key
+# service went away (each provider's ems_alerts).
+BAD_EVENTS = tuple(name for provider in PROVIDERS for name in provider.ems_alerts)
 # In amber, as the cluster's KEY VERSION EXPIRED: NetApp's EMS text for ekmip.akv.keyExpired says
 # there is no interruption to data availability.
 WARN_EVENTS = (KEY_EXPIRED_EVENT,)
@@ -109,7 +119,11 @@ def message_lines(view: KeyManagerView) -> list[tuple[str, str, str]]:
     status = view.status
     lines = [
         (name, check.code, check.message)
-        for name, check in ((words(status).short, status.service), ("KEK", status.kek))
+        for name, check in (
+            (words(status).short, status.service),
+            ("KEK", status.kek),
+            (words(status).name, status.setup),
+        )
         if check is not None and check.message
     ]
     return lines + [(f"EKMIP {n.node}", n.code, n.message) for n in status.ekmip if n.message]
@@ -117,6 +131,18 @@ def message_lines(view: KeyManagerView) -> list[tuple[str, str, str]]:
 
 def node_check(status: KeyManagerStatus, node: str) -> NodeCheck | None:
     return next((check for check in status.ekmip if check.node == node), None)
+
+
+def offline_rule(view: KeyManagerView) -> str:
+    """Return ONTAP's volume-offline rule for this kind, as NetApp's EMS reference gives it."""
+    provider = BY_KIND[view.status.kind]
+    if provider.volumes_offline_after is None:
+        return "NetApp documents no volume-offline deadline for this key manager"
+    minutes = provider.volumes_offline_after / 60
+    return (
+        f"ONTAP's policy takes volumes offline after {minutes:.0f} min of failed polls of the key "
+        f"(EMS {provider.volumes_offline_event})"
+    )
 
 
 def target(status: KeyManagerStatus) -> str:
@@ -154,6 +180,8 @@ def _environment() -> jinja2.Environment:
         message_lines=message_lines,
         node_check=node_check,
         target=target,
+        has=declares,
+        offline_rule=offline_rule,
         search_text=search_text,
         configuration_label=configuration_label,
     )
@@ -162,9 +190,6 @@ def _environment() -> jinja2.Environment:
         verdict_text=VERDICT_TEXT,
         bad_events=BAD_EVENTS,
         warn_events=WARN_EVENTS,
-        # Column headers over every kind of key manager: "Azure" and "vault" for AKV.
-        service_header=SERVICE_HEADER,
-        target_header="/".join(w.target for w in KEY_MANAGER_WORDS.values()),
     )
     return environment
 
@@ -175,7 +200,12 @@ _PAGE = _environment().get_template("status.html")
 def render_page(status: FleetStatus, *, refresh: int = DEFAULT_REFRESH, query: str = "") -> str:
     """Return the whole status page for ``status``; ``query`` pre-fills the filter box."""
     ordered = status.by_urgency()
+    kinds = fleet_kinds(status)
     return _PAGE.render(
+        # Headers over the kinds the fleet has: "Azure" and "vault" for an AKV fleet.
+        service_header=service_header(kinds),
+        target_header="/".join(dict.fromkeys(w.target for w in fleet_words(kinds))),
+        fleet_name=fleet_name(kinds),
         status=status,
         refresh=refresh,
         query=query,
