@@ -25,9 +25,12 @@ from akv_exporter.metrics.catalogue import (
     CLUSTER_FAMILIES,
     GLOBAL_FAMILIES,
     KEY_MANAGER_FAMILIES,
+    KEY_STORE_INFO,
+    KEY_STORE_STATE,
     PROBE_FAMILIES,
     Family,
 )
+from akv_exporter.ontap import key_stores
 from akv_exporter.ontap.key_manager_registry import BY_KIND
 from akv_exporter.snapshot import REASONS
 
@@ -80,17 +83,31 @@ def _table(families: tuple[Family, ...], base: tuple[str, ...]) -> list[str]:
 def metrics_page() -> str:
     """Return docs/metrics.md."""
     lines = [GENERATED.format(source="akv_exporter/metrics/catalogue.py") + INTRODUCTION]
-    key_manager_families = set()
+    key_manager_families: set[Family] = set()
     for kind, families in KEY_MANAGER_FAMILIES.items():
-        endpoint, words = BY_KIND[kind], KEY_MANAGER_WORDS[kind]
+        if key_manager_families.issuperset(families.all()):
+            continue  # kinds that share their families (kmip, okm) are one section
+        endpoint = BY_KIND[kind].endpoint
+        sharing = [k for k, f in KEY_MANAGER_FAMILIES.items() if f.all() == families.all()]
+        named = " and ".join(
+            f"{KEY_MANAGER_WORDS[k].title} ({KEY_MANAGER_WORDS[k].name})" for k in sharing
+        )
         lines += [
-            f"## {words.title} ({words.name}): `{endpoint.path}`",
+            f"## {named[0].upper()}{named[1:]}: `{endpoint.path}`",
             "",
             "One set of series per configuration ONTAP reports.",
             "",
             *_table(families.all(), ("cluster",)),
         ]
         key_manager_families.update(families.all())
+    lines += [
+        f"## Key stores: `{key_stores.PATH}`",
+        "",
+        "One set of series per key store ONTAP lists (9.10.1 and later).",
+        "",
+        *_table((KEY_STORE_INFO, KEY_STORE_STATE), ("cluster",)),
+    ]
+    key_manager_families.update((KEY_STORE_INFO, KEY_STORE_STATE))
     cluster = tuple(f for f in CLUSTER_FAMILIES if f not in key_manager_families)
     lines += ["## Per cluster", "", *_table(cluster, ("cluster",))]
     lines += ["## The exporter", "", *_table(GLOBAL_FAMILIES, ())]
