@@ -43,6 +43,7 @@ from akv_exporter.ontap.key_manager_endpoint import Check, KeyManagerStatus, Nod
 from akv_exporter.ontap.key_manager_provider import KeyManagerProvider, KeyManagerWords
 from akv_exporter.ontap.key_manager_registry import BY_KIND, PROVIDERS
 from akv_exporter.ontap.key_servers import streak_key
+from akv_exporter.ontap.key_stores import BLOCKED, KeyStore
 from akv_exporter.snapshot import ClusterSnapshot, EventCount
 
 # NetApp's EMS reference (9.10.1 on): ekmip.akv.keyExpired (ERROR), the current version of the
@@ -91,6 +92,8 @@ KEY_SERVER_UNREACHABLE = "key_server_unreachable"
 KEK_UNAVAILABLE = "kek_unavailable"
 # A key manager (key-managers) whose setup status is not ONTAP's "No action needed".
 ACTION_NEEDED = "action_needed"
+# A cluster (never a configuration) with a key store ONTAP says is blocked (9.16.1+).
+KEY_STORE_BLOCKED = "key_store_blocked"
 # A cluster (never a configuration) whose ONTAP logged ekmip.akv.keyExpired recently.
 KEY_EXPIRED = "key_expired"
 PENDING = "pending"
@@ -101,6 +104,7 @@ STATES = (
     VOLUMES_OFFLINE,
     DOWN,
     *UNREACHABLE_STATES,
+    KEY_STORE_BLOCKED,
     KEY_SERVERS_UNREACHABLE,
     EKMIP_UNREACHABLE,
     KEY_SERVER_UNREACHABLE,
@@ -158,11 +162,14 @@ def fleet_name(kinds: Iterable[str]) -> KeyManagerWords:
 def service_header(kinds: Iterable[str]) -> str:
     """Return the key-service column's header for the kinds a fleet has: "Azure", "Azure/Google".
 
-    Only kinds with a key service count; a fleet with none is headed as the first provider.
+    Kinds with a key service or a setup status (KMIP, OKM) count; a fleet with none is headed
+    as the first provider.
     """
     present = set(kinds)
     shorts = [
-        p.words.short for p in PROVIDERS if p.kind in present and p.metrics.service is not None
+        p.words.short
+        for p in PROVIDERS
+        if p.kind in present and (p.metrics.service or p.metrics.setup)
     ]
     return "/".join(shorts or [PROVIDERS[0].words.short])
 
@@ -307,6 +314,11 @@ class ClusterView:
         return tuple(sorted({n.node for view in self.key_managers for n in view.status.ekmip}))
 
     @property
+    def key_stores_blocked(self) -> tuple[KeyStore, ...]:
+        """Return the key stores ONTAP says are blocked (9.16.1+ `state`)."""
+        return tuple(s for s in self.snapshot.key_stores or () if s.state == BLOCKED)
+
+    @property
     def ekmip_nodes_down(self) -> tuple[str, ...]:
         return tuple(
             sorted({n.node for v in self.key_managers for n in v.status.ekmip_unreachable})
@@ -371,6 +383,33 @@ class Summary:
     volumes_at_stake: Annotated[
         int,
         Doc("encrypted volumes whose AKV configuration cannot reach Azure Key Vault", minimum=0),
+    ] = 0
+    key_servers_down: Annotated[
+        int,
+        Doc(
+            "external KMIP key servers (per key manager) ONTAP says are not available from every "
+            "node (above 0 the verdict is at least warning)",
+            minimum=0,
+        ),
+    ] = 0
+    nodes_without_key_server: Annotated[
+        int,
+        Doc(
+            "(cluster, node) pairs where a node reaches none of a key manager's KMIP key servers "
+            "(critical)",
+            minimum=0,
+        ),
+    ] = 0
+    configurations_action_needed: Annotated[
+        int,
+        Doc(
+            "KMIP and Onboard Key Manager configurations whose status is not 'No action needed' "
+            "(warning)",
+            minimum=0,
+        ),
+    ] = 0
+    key_stores_blocked: Annotated[
+        int, Doc("key stores ONTAP says are blocked (9.16.1+; critical)", minimum=0)
     ] = 0
 
 
@@ -503,6 +542,13 @@ def _problems(
         if view.state == UNKNOWN:
             missing = ", ".join(missing_checks(status))
             problems.append(f"{where}: state unknown (ONTAP did not report {missing})")
+    for store in snapshot.key_stores or ():
+        if store.state == BLOCKED:
+            where = f"svm {store.svm}" if store.svm else "cluster"
+            name = BY_KIND[store.type].words.title if store.type in BY_KIND else store.type
+            problems.append(
+                f"{where}: ONTAP's {name} key store is blocked (key-stores state, ONTAP 9.16.1+)"
+            )
     for expired in key_expired:
         at = utc_time(expired.last_time)
         own = _configuration_of(snapshot, expired.svm)
@@ -693,6 +739,8 @@ def assess_cluster(snapshot: ClusterSnapshot, now: float) -> ClusterView:
             states.append(VOLUMES_OFFLINE if cause else VOLUMES_OFFLINE_OTHER)
         if key_expired:
             states.append(KEY_EXPIRED)
+        if any(store.state == BLOCKED for store in snapshot.key_stores or ()):
+            states.append(KEY_STORE_BLOCKED)
         state = min(states, key=urgency, default=INACTIVE if views else HEALTHY)
     problems = tuple(_problems(snapshot, views, key_expired))
     notes = tuple(_notes(views))
@@ -719,6 +767,10 @@ def verdict(
     volumes_offline: int = 0,
     key_expired: int = 0,
     volumes_offline_other: int = 0,
+    no_key_server: int = 0,
+    key_stores_blocked: int = 0,
+    key_servers_down: int = 0,
+    action_needed: int = 0,
 ) -> str:
     """Return the fleet's verdict; first match wins: critical, unknown, warning, ok.
 
@@ -726,12 +778,14 @@ def verdict(
     took offline for lack of AKV (ekmip.akv.volOffline), must page even while another cluster
     does not answer. Inactive configurations change nothing. A recent ekmip.akv.keyExpired, and
     encrypted volumes offline without an AKV cause ONTAP reported, are warnings, as their alerts.
+    A node that reaches none of its KMIP key servers, or a blocked key store, pages; one key
+    server down, or a key manager that needs action, warns.
     """
-    if unreachable or ekmip_unreachable or volumes_offline:
+    if unreachable or ekmip_unreachable or volumes_offline or no_key_server or key_stores_blocked:
         return CRITICAL
     if unanswered or unknown:
         return UNKNOWN
-    if kek or key_expired or volumes_offline_other:
+    if kek or key_expired or volumes_offline_other or key_servers_down or action_needed:
         return WARNING
     return OK
 
@@ -767,6 +821,9 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
     offline = sum(v.volumes_offline or 0 for v in views)
     offline_for_akv = sum(v.volumes_offline_for_akv for v in views)
     key_expired = sum(1 for c in clusters if c.key_expired is not None)
+    servers_down = sum(len(v.status.servers_down) for v in views)
+    no_server = len({(i, node) for i, v in counted for node in v.status.nodes_without_server})
+    blocked = sum(len(c.key_stores_blocked) for c in clusters if c.snapshot.up)
     return Summary(
         status=verdict(
             unreachable=unreachable + sum(state in UNREACHABLE_STATES for state in refused),
@@ -777,6 +834,10 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
             volumes_offline=offline_for_akv,
             key_expired=key_expired,
             volumes_offline_other=offline - offline_for_akv,
+            no_key_server=no_server,
+            key_stores_blocked=blocked,
+            key_servers_down=servers_down,
+            action_needed=count(ACTION_NEEDED),
         ),
         clusters=len(clusters),
         clusters_up=sum(1 for c in clusters if c.snapshot.up),
@@ -796,6 +857,10 @@ def summarize(clusters: Iterable[ClusterView]) -> Summary:
         volumes_offline=offline,
         volumes_offline_for_akv=offline_for_akv,
         volumes_at_stake=sum(v.volumes_at_stake or 0 for v in views),
+        key_servers_down=servers_down,
+        nodes_without_key_server=no_server,
+        configurations_action_needed=count(ACTION_NEEDED),
+        key_stores_blocked=blocked,
     )
 
 

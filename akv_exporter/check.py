@@ -83,6 +83,11 @@ def status_line(summary: Summary) -> str:
         )
     if s.ekmip_nodes_down:
         parts.append(f"{_plural(s.ekmip_nodes_down, 'node')} with EKMIP down")
+    if s.nodes_without_key_server:
+        nodes = _plural(s.nodes_without_key_server, "node")
+        parts.append(f"{nodes} reaching none of their KMIP key servers")
+    if s.key_stores_blocked:
+        parts.append(f"{_plural(s.key_stores_blocked, 'key store')} blocked")
     if s.clusters_down or s.clusters_pending:
         parts.append(
             f"{s.clusters_down + s.clusters_pending} of {s.clusters} clusters not answering"
@@ -96,6 +101,11 @@ def status_line(summary: Summary) -> str:
     if s.clusters_key_expired:
         count = _plural(s.clusters_key_expired, "cluster")
         parts.append(f"{count} logged ekmip.akv.keyExpired in the last 24 h")
+    if s.key_servers_down:
+        parts.append(f"{_plural(s.key_servers_down, 'KMIP key server')} down")
+    if s.configurations_action_needed:
+        count = _plural(s.configurations_action_needed, "key manager")
+        parts.append(f"{count} needing action")
     if not parts:
         # Inactive configurations are not "healthy": ONTAP reports no state for them.
         healthy = s.configurations - s.configurations_inactive
@@ -118,7 +128,11 @@ def status_line(summary: Summary) -> str:
         f"volumes_at_stake={s.volumes_at_stake};;;0 "
         f"volumes_offline={s.volumes_offline_for_akv};;0;0 "
         f"volumes_offline_other={s.volumes_offline - s.volumes_offline_for_akv};0;;0 "
-        f"key_expired={s.clusters_key_expired};0;;0"
+        f"key_expired={s.clusters_key_expired};0;;0 "
+        f"no_key_server={s.nodes_without_key_server};;0;0 "
+        f"key_stores_blocked={s.key_stores_blocked};;0;0 "
+        f"key_servers_down={s.key_servers_down};0;;0 "
+        f"action_needed={s.configurations_action_needed};0;;0"
     )
     return f"AKV {s.status.upper()} - {', '.join(parts)} | {perfdata}"
 

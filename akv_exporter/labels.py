@@ -39,6 +39,17 @@ EXPORTER_LABELS = frozenset(
         "state",  # ontap_encrypted_volumes
         "event",  # ontap_ems_*
         "endpoint",  # akv_exporter_endpoint_* (the slow polls)
+        # The other key managers' _info labels (ontap/gcp_kms.py, aws_kms.py, barbican_kms.py,
+        # kmip.py) and the key stores' (ontap/key_stores.py), by ONTAP's field names.
+        "project_id",
+        "key_ring_location",
+        "key_ring_name",
+        "key_name",
+        "region",
+        "keystone_url",
+        "type",
+        "location",
+        "server",  # ontap_kmip_server_*
     }
 )
 

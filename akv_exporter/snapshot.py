@@ -13,6 +13,7 @@ from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.ems import EmsEvent
 from akv_exporter.ontap.key_manager_endpoint import Check, KeyManagerStatus
 from akv_exporter.ontap.key_manager_policy import KeyManagerConfig
+from akv_exporter.ontap.key_stores import KeyStore
 from akv_exporter.ontap.volumes import EncryptedVolumes
 
 # Why a poll failed: the `reason` label of akv_exporter_cluster_poll_errors_total.
@@ -105,3 +106,6 @@ class ClusterSnapshot:
     # endpoint (KeyManagerEndpoint.get_errors); their configurations are then the last known,
     # as of `key_managers_as_of`.
     refused: Mapping[str, Check] = field(default_factory=dict)
+    # ONTAP's key stores (GET /api/security/key-stores, 9.10.1+), as last read on
+    # poll.inventory_interval; None: not read (an older release, or key-stores cannot be read).
+    key_stores: tuple[KeyStore, ...] | None = None

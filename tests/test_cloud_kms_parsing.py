@@ -14,59 +14,7 @@ from netapp_ontap.resources import AwsKms, Barbican, GcpKms
 
 from akv_exporter.ontap import aws_kms, barbican_kms, gcp_kms
 from akv_exporter.ontap.key_manager_endpoint import parse_records
-
-NODE1 = {"uuid": "d208115f-7721-11eb-bf83-005056bb150e", "name": "node1"}
-NODE2 = {"uuid": "e208115f-7721-11eb-bf83-005056bb150e", "name": "node2"}
-SVM = {"uuid": "ec8e0954-fa10-11ef-8c9f-005056bbeee5", "name": "vs0"}
-
-# NetApp's "Retrieving a specific GCKMS's advanced properties", with the ordinary fields of its
-# "Retrieving all GCKMS configurations" beside them.
-GCP = {
-    "uuid": "f72098a2-e908-11ea-bd56-005056bb4222",
-    "scope": "svm",
-    "svm": SVM,
-    "project_id": "testProj",
-    "key_ring_location": "global",
-    "key_ring_name": "testRing",
-    "key_name": "key1",
-    "ekmip_reachability": [
-        {"message": "", "code": "0", "node": NODE1, "reachable": True},
-        {"message": "", "code": "0", "node": NODE2, "reachable": True},
-    ],
-    "state": {
-        "cluster_state": False,
-        "message": "The Google Cloud Key Management Service key protection is unavailable on "
-        "the following nodes: cluster1-node1.",
-        "code": "65537708",
-    },
-    "google_reachability": {"message": "", "code": "0", "reachable": True},
-}
-# NetApp's "Retrieving the advanced properties of an AWS configured for a specific SVM".
-AWS = {
-    "uuid": "d70efc34-aa13-11ec-a059-005056ac7c32",
-    "scope": "svm",
-    "svm": SVM,
-    "region": "us-east-1",
-    "key_id": "kmip_key_1",
-    "amazon_reachability": {"message": "", "code": "0", "reachable": True},
-    "ekmip_reachability": [
-        {"message": "", "code": "0", "node": NODE1, "reachable": True},
-        {"message": "", "code": "0", "node": NODE2, "reachable": True},
-    ],
-    "state": {"cluster_state": True, "message": "", "code": "0"},
-}
-# NetApp's barbican get(fields="*") and get(fields="barbican_reachability"), joined.
-BARBICAN = {
-    "uuid": "5a134975-fa58-11ef-8c9f-005056bbeee5",
-    "enabled": True,
-    "scope": "svm",
-    "configuration": {"uuid": "5a134975-fa58-11ef-8c9f-005056bbeee5", "name": "myConfiguration"},
-    "keystone_url": "https://sample.keystone.com:5000/v3/auth/tokens",
-    "key_id": "https://sample.keyid.com:9311/v1/secrets/5c610a4f-ea97-44b5-8682-f4daeafa9647/",
-    "svm": {"uuid": "ec8e0954-fa10-11ef-8c9f-005056bbeee5", "name": "barbican_svm"},
-    "barbican_reachability": {"message": "", "code": "0", "reachable": True},
-    "state": {"cluster_state": True, "message": "", "code": "0"},
-}
+from tests.helpers.ontap import AWS, BARBICAN, GCP
 
 
 @pytest.mark.parametrize(("schema", "record"), [(GcpKms, GCP), (AwsKms, AWS), (Barbican, BARBICAN)])

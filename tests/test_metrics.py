@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import re
 import subprocess
@@ -14,15 +15,28 @@ from akv_exporter.labels import EXPORTER_LABELS
 from akv_exporter.metrics.catalogue import CLUSTER_FAMILIES, GLOBAL_FAMILIES, PROBE_FAMILIES
 from akv_exporter.metrics.exposition import Exposition
 from akv_exporter.metrics.render import label_message, render_cluster, render_probe
-from akv_exporter.ontap import akv
+from akv_exporter.ontap import akv, aws_kms, barbican_kms, gcp_kms
+from akv_exporter.ontap import kmip as kmip_endpoint
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.key_manager_endpoint import Check, parse_records
 from akv_exporter.ontap.key_manager_policy import parse_key_manager_config
+from akv_exporter.ontap.key_servers import streak_key
+from akv_exporter.ontap.key_stores import parse_key_stores
 from akv_exporter.ontap.volumes import parse_volumes
 from akv_exporter.snapshot import BlastRadius, ClusterSnapshot, EventCount, PollOutcome
 from tests.helpers.configs import write_config
 from tests.helpers.exposition import find, samples
-from tests.helpers.ontap import akv_record, policy, volume
+from tests.helpers.ontap import (
+    AWS,
+    BARBICAN,
+    GCP,
+    KEY_STORES,
+    KMIP,
+    OKM,
+    akv_record,
+    policy,
+    volume,
+)
 from tests.helpers.repository import require_binary
 
 
@@ -190,10 +204,42 @@ def test_clusters_keep_their_publishing_order_whatever_order_their_polls_land_in
     ]
 
 
+def every_kind() -> tuple:
+    """Return one configuration of every kind of key manager, each with a failing check (a
+    message), and a KMIP key server down and answering per node."""
+    gcp, aws, barbican, kmip = (copy.deepcopy(r) for r in (GCP, AWS, BARBICAN, KMIP))
+    gcp["google_reachability"] = {"reachable": False, "code": "65537730", "message": "gone"}
+    aws["state"] = {"cluster_state": False, "code": "65537551", "message": "no KEK"}
+    barbican["barbican_reachability"] = {"reachable": False, "code": "65539801", "message": "x"}
+    records = (
+        (gcp_kms.ENDPOINT, gcp),
+        (aws_kms.ENDPOINT, aws),
+        (barbican_kms.ENDPOINT, barbican),
+        (kmip_endpoint.ENDPOINT, kmip),
+        (kmip_endpoint.ENDPOINT, OKM),
+    )
+    return tuple(s for e, r in records for s in parse_records(e, [r]).key_managers)
+
+
 def every_series_snapshot() -> ClusterSnapshot:
     """Return a cluster whose snapshot gives a sample of every cluster family."""
+    others = every_kind()
+    kmip_status = next(s for s in others if s.kind == "kmip")
+    server = kmip_status.servers_down[0].server
     return snapshot(
-        refused={"akv": Check(False, "65537551", "vault\n  is locked")},
+        key_managers=(*snapshot().key_managers, *others),
+        unreachable_since={
+            "u1": 900.0,
+            **{s.uuid: 950.0 for s in others if s.service is not None},
+            streak_key(kmip_status.uuid, server): 960.0,
+        },
+        key_stores=parse_key_stores(KEY_STORES),
+        refused={
+            "akv": Check(False, "65537551", "vault\n  is locked"),
+            "gcp": Check(False, "65537552", "EKMIP status not available"),
+            "aws": Check(False, "65537915", "unreachable"),
+            "barbican": Check(False, "65539801", "unreachable"),
+        },
         blast=BlastRadius(
             policy=parse_key_manager_config(policy()),
             volumes=parse_volumes([volume("vs1"), volume("vs1", "offline", 1)]),

@@ -138,7 +138,10 @@ def test_unreachable_configuration_carries_its_volumes_offline_deadline():
     records = [akv_record("u1", reachable=False)]
     view = assess_cluster(snapshot("c1", records, unreachable_since={"u1": NOW - 600}), NOW)
     assert view.state == "azure_unreachable"
-    assert view.key_managers[0].volumes_offline_deadline == NOW - 600 + akv.PROVIDER.volumes_offline_after
+    assert (
+        view.key_managers[0].volumes_offline_deadline
+        == NOW - 600 + akv.PROVIDER.volumes_offline_after
+    )
 
 
 def test_summary_verdict_puts_critical_before_unknown_before_warning():

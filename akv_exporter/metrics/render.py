@@ -31,6 +31,8 @@ from akv_exporter.metrics.catalogue import (
     ENDPOINT_ERRORS,
     ENDPOINT_LAST_SUCCESS,
     KEY_MANAGER_FAMILIES,
+    KEY_STORE_INFO,
+    KEY_STORE_STATE,
     KM_MONITOR_ENABLED,
     KM_MONITOR_INTERVAL,
     KM_VOLUME_OFFLINE,
@@ -222,6 +224,7 @@ def settled_source(snapshot: ClusterSnapshot) -> tuple:
         snapshot.skipped_records,
         snapshot.blast,
         snapshot.key_managers,
+        snapshot.key_stores,
     )
 
 
@@ -247,6 +250,12 @@ def render_settled(
     # OntapAkvKekUnavailable can stay quiet for it (NetApp: no KEK to wrap before a volume).
     svms = {km.svm for km in snapshot.key_managers if km.svm}
     _render_blast_radius(out, snapshot.blast, svms)
+    for store in snapshot.key_stores or ():
+        ident = (("svm", store.svm), ("uuid", store.uuid), ("type", store.type))
+        where = (("location", store.location), ("configuration", store.configuration))
+        out.add(KEY_STORE_INFO, (*ident, *where), 1)
+        if store.state:
+            out.add(KEY_STORE_STATE, (*ident, ("state", store.state)), 1)
     return out.encoded()
 
 

@@ -31,6 +31,7 @@ from akv_exporter.assessment import (
     KEY_EXPIRED_EVENT,
     KEY_SERVER_UNREACHABLE,
     KEY_SERVERS_UNREACHABLE,
+    KEY_STORE_BLOCKED,
     OK,
     PENDING,
     UNKNOWN,
@@ -70,6 +71,7 @@ STATE_TEXT = {
         for p in PROVIDERS
         if p.metrics.service is not None
     },
+    KEY_STORE_BLOCKED: ("KEY STORE BLOCKED", "bad"),
     KEY_SERVERS_UNREACHABLE: ("NO KEY SERVER REACHABLE", "bad"),
     EKMIP_UNREACHABLE: ("EKMIP UNREACHABLE", "bad"),
     KEY_SERVER_UNREACHABLE: ("KEY SERVER DOWN", "warn"),

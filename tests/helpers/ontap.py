@@ -215,3 +215,129 @@ def netapp_validate(resource: Any, record: dict[str, Any], where: str) -> Any:
     """Return NetApp's object for ``record``; fail if NetApp's schema refuses any part of it."""
     _walk(record, _schema(resource), where)
     return resource.from_dict(record, strict=True)
+
+
+# --- NetApp's example records of the other key managers ---------------------------------------
+# From the netapp_ontap 9.19.1 docstrings (resources/gcp_kms.py, aws_kms.py, barbican.py,
+# security_key_manager.py, security_keystore.py); the tests check them against NetApp's schemas
+# with from_dict(strict=True). Copy before changing one (copy.deepcopy).
+
+NODE1 = {"uuid": "d208115f-7721-11eb-bf83-005056bb150e", "name": "node1"}
+NODE2 = {"uuid": "e208115f-7721-11eb-bf83-005056bb150e", "name": "node2"}
+SVM = {"uuid": "ec8e0954-fa10-11ef-8c9f-005056bbeee5", "name": "vs0"}
+
+# NetApp's "Retrieving a specific GCKMS's advanced properties", with the ordinary fields of its
+# "Retrieving all GCKMS configurations" beside them.
+GCP = {
+    "uuid": "f72098a2-e908-11ea-bd56-005056bb4222",
+    "scope": "svm",
+    "svm": SVM,
+    "project_id": "testProj",
+    "key_ring_location": "global",
+    "key_ring_name": "testRing",
+    "key_name": "key1",
+    "ekmip_reachability": [
+        {"message": "", "code": "0", "node": NODE1, "reachable": True},
+        {"message": "", "code": "0", "node": NODE2, "reachable": True},
+    ],
+    "state": {
+        "cluster_state": False,
+        "message": "The Google Cloud Key Management Service key protection is unavailable on "
+        "the following nodes: cluster1-node1.",
+        "code": "65537708",
+    },
+    "google_reachability": {"message": "", "code": "0", "reachable": True},
+}
+# NetApp's "Retrieving the advanced properties of an AWS configured for a specific SVM".
+AWS = {
+    "uuid": "d70efc34-aa13-11ec-a059-005056ac7c32",
+    "scope": "svm",
+    "svm": SVM,
+    "region": "us-east-1",
+    "key_id": "kmip_key_1",
+    "amazon_reachability": {"message": "", "code": "0", "reachable": True},
+    "ekmip_reachability": [
+        {"message": "", "code": "0", "node": NODE1, "reachable": True},
+        {"message": "", "code": "0", "node": NODE2, "reachable": True},
+    ],
+    "state": {"cluster_state": True, "message": "", "code": "0"},
+}
+# NetApp's barbican get(fields="*") and get(fields="barbican_reachability"), joined.
+BARBICAN = {
+    "uuid": "5a134975-fa58-11ef-8c9f-005056bbeee5",
+    "enabled": True,
+    "scope": "svm",
+    "configuration": {"uuid": "5a134975-fa58-11ef-8c9f-005056bbeee5", "name": "myConfiguration"},
+    "keystone_url": "https://sample.keystone.com:5000/v3/auth/tokens",
+    "key_id": "https://sample.keyid.com:9311/v1/secrets/5c610a4f-ea97-44b5-8682-f4daeafa9647/",
+    "svm": {"uuid": "ec8e0954-fa10-11ef-8c9f-005056bbeee5", "name": "barbican_svm"},
+    "barbican_reachability": {"message": "", "code": "0", "reachable": True},
+    "state": {"cluster_state": True, "message": "", "code": "0"},
+}
+
+NODE_I = {"uuid": "661843b3-a0e5-11ed-81ef-005056a7306b", "name": "sti65-vsim-ucs148i"}
+NODE_J = {"uuid": "551843b3-a0e5-11ed-81ef-005056a7306b", "name": "sti65-vsim-ucs148j"}
+# NetApp's KeyServer get(fields="**") example, inside a key manager of an SVM.
+KMIP = {
+    "uuid": "ac305d46-aef4-11e9-ad3c-005056bb7636",
+    "scope": "svm",
+    "svm": {"uuid": "3cbe691b-4ea0-11ef-b477-005056bb677e", "name": "vs0"},
+    "configuration": {"uuid": "ac305d46-aef4-11e9-ad3c-005056bb7636", "name": "default"},
+    "enabled": True,
+    "status": {"message": "No action needed at this time.", "code": 65537200},
+    "external": {
+        "servers": [
+            {
+                "server": "10.225.89.34:5696",
+                "connectivity": {
+                    "cluster_availability": True,
+                    "node_states": [
+                        {"state": "available", "node": NODE_I},
+                        {"state": "not_responding", "node": NODE_J},
+                    ],
+                },
+            },
+            {"server": "10.225.89.33:5696", "connectivity": {"cluster_availability": True}},
+        ]
+    },
+}
+# NetApp's get_collection(fields="*") OKM example, without onboard (never asked for).
+OKM = {
+    "uuid": "8ba52e0f-ae22-11e9-b747-005056bb7636",
+    "scope": "cluster",
+    "configuration": {"uuid": "815e9462-dc57-11e8-9b2c-005056bb017d", "name": "default"},
+    "enabled": True,
+    "status": {"message": "No action needed at this time.", "code": 65537200},
+}
+# NetApp's SecurityKeystore get_collection(fields="*") example, plus a blocked AKV key store.
+KEY_STORES = [
+    {
+        "type": "okm",
+        "location": "onboard",
+        "uuid": "ec8711c9-4e9f-11ef-b477-005056bb677e",
+        "configuration": {"uuid": "ec8711c9-4e9f-11ef-b477-005056bb677e", "name": "default"},
+        "enabled": True,
+        "state": "active",
+        "is_svm_kek": False,
+        "scope": "cluster",
+    },
+    {
+        "type": "kmip",
+        "location": "external",
+        "uuid": "d81f43cd-4e9f-11ef-b477-005056bb677e",
+        "configuration": {"uuid": "d81f43cd-4e9f-11ef-b477-005056bb677e", "name": "default"},
+        "enabled": False,
+        "scope": "cluster",
+    },
+    {
+        "type": "akv",
+        "location": "external",
+        "uuid": "7da22185-4ea0-11ef-b477-005056bb677e",
+        "svm": {"uuid": "3cbe691b-4ea0-11ef-b477-005056bb677e", "name": "vs0"},
+        "configuration": {"uuid": "7da22185-4ea0-11ef-b477-005056bb677e", "name": "default"},
+        "enabled": True,
+        "state": "blocked",
+        "is_svm_kek": False,
+        "scope": "svm",
+    },
+]
