@@ -75,6 +75,7 @@ class Ontap:
         self.records = records
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.key_stores_status = 200  # another status makes key-stores fail
+        self.forbidden: set[str] = set()  # paths the user's role does not have
         self.url = ""
 
     def key_stores(self) -> list[dict[str, Any]]:
@@ -94,6 +95,11 @@ class Ontap:
             major, minor = self.release
             version = {"generation": major, "major": minor, "minor": 1, "full": "NetApp Release"}
             return web.json_response({"name": "c", "uuid": "cu", "version": version})
+        if request.path in self.forbidden:
+            return web.json_response(
+                {"error": {"message": "not authorized for that command", "code": "6"}},
+                status=403,
+            )
         since = SINCE.get(request.path)
         if request.path in SLOW or since is None or since > self.release:
             return web.json_response(
@@ -212,3 +218,23 @@ async def test_no_request_to_key_managers_carries_a_wildcard_or_onboard(
         names = fields.split(",")
         assert "*" not in fields and not any(n.startswith("onboard") for n in names), query
         assert "onboard" not in "".join(f"{k}={v}" for k, v in query.items())
+
+
+async def test_a_role_made_before_the_other_key_managers_still_polls_akv(tmp_path, ontap_factory):
+    # The README's role of earlier releases: azure-key-vaults, but none of the new endpoints.
+    ontap = await ontap_factory((9, 14), {AKV: [akv_record()]})
+    ontap.forbidden = {KEY_STORES, GCP, AWS, KEY_MANAGERS}
+    exporter = await _polls(tmp_path, ontap, count=5)
+    (snapshot,) = exporter.snapshots().values()
+    assert snapshot.up and [s.kind for s in snapshot.key_managers] == ["akv"]
+    assert len(ontap.asked(AKV)) == 5
+    for path in (KEY_STORES, GCP, AWS, KEY_MANAGERS):
+        assert len(ontap.asked(path)) == 1, path  # once per inventory interval
+
+
+async def test_a_role_without_azure_key_vaults_still_fails_the_poll(tmp_path, ontap_factory):
+    ontap = await ontap_factory((9, 14), {AKV: [akv_record()]})
+    ontap.forbidden = {AKV}
+    exporter = await _polls(tmp_path, ontap, count=1)
+    (snapshot,) = exporter.snapshots().values()
+    assert not snapshot.up and snapshot.last.reason == "forbidden"
