@@ -149,7 +149,11 @@ async def test_history_is_not_replayed_and_new_events_count_once(fake_ontap, tmp
     clock = Clock(START)
     exporter = await polled(fake_ontap, tmp_path, clock)
     (first,) = fake_ontap.asked(EVENTS)
-    assert first.query["message.name"] == "ekmip.akv.*"
+    # every provider's events (NetApp's EMS names), as ONTAP's `|` alternatives
+    assert first.query["message.name"].split("|")[0] == "ekmip.akv.*"
+    assert {"ekmip.gckms.*", "ekmip.awskms.*", "km.keyretrieve.failed"} <= set(
+        first.query["message.name"].split("|")
+    )
     assert first.query["time"] == ">=" + datetime.fromtimestamp(START - 86400, UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )

@@ -46,6 +46,10 @@ async def test_healthy_fleet_exits_0(make_ontap, tmp_path):
         "volumes_offline": "0",
         "volumes_offline_other": "0",
         "key_expired": "0",
+        "no_key_server": "0",
+        "key_stores_blocked": "0",
+        "key_servers_down": "0",
+        "action_needed": "0",
     }
     assert rest[0].split() == ["CLUSTER", "CONFIGURATION", "STATE", "AZURE", "KEK", "EKMIP"]
     assert "c1 svm vs2 INACTIVE unknown unknown unknown" in [" ".join(r.split()) for r in rest]

@@ -13,7 +13,6 @@ a diff of tests/golden/akv-fleet.* in its commit.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
@@ -21,14 +20,12 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
-from ontap_simulator import SimulatorOptions, start_simulator
 
 from akv_exporter import __version__, check
 from akv_exporter.assessment_json import to_json
-from akv_exporter.config import load_config
 from akv_exporter.web.status_page import render_page
 from tests.helpers.exporter import Clock, exporter_with_clock
+from tests.helpers.fleet import simulated_fleet
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = 1_700_000_000.0
@@ -119,29 +116,7 @@ def _mask_text(text: str, ports: list[str]) -> str:
 
 
 async def _surfaces(tmp_path: Path) -> dict[str, str]:
-    (tmp_path / "scenario.yml").write_text(yaml.safe_dump(SCENARIO))
-    simulator = await start_simulator(
-        SimulatorOptions(
-            clusters=0, scenario=tmp_path / "scenario.yml", control_port=0, out=io.StringIO()
-        )
-    )
-    try:
-        config_file = tmp_path / "akv.yml"
-        config_file.write_text(
-            yaml.safe_dump(
-                {
-                    "poll": {"interval": "60s", "timeout": "20s"},
-                    "state_file": str(tmp_path / "state.json"),
-                    "defaults": {
-                        "username": "admin",
-                        "password": "netapp1!",
-                        "tls": {"ca_file": str(simulator.ca_file)},
-                    },
-                    "clusters": [{"name": c.name, "address": c.url} for c in simulator.clusters],
-                }
-            )
-        )
-        config = load_config(config_file)
+    async with simulated_fleet(tmp_path, SCENARIO) as (simulator, config):
         ports = [c.url.rsplit(":", 1)[1] for c in simulator.clusters]
         clock = Clock(NOW)
         exporter = exporter_with_clock(config, clock)
@@ -162,15 +137,13 @@ async def _surfaces(tmp_path: Path) -> dict[str, str]:
             "check.txt": "\n".join(lines) + f"\nexit {check.exit_code(fleet.summary)}\n",
             "page.html": _mask_text(page, ports),
         }
-        # The release number and Python's are not the seam's to keep.
-        return {
-            name: text.replace(__version__, "<version>").replace(
-                f'python_version="{platform.python_version()}"', 'python_version="<python>"'
-            )
-            for name, text in surfaces.items()
-        }
-    finally:
-        await simulator.stop()
+    # The release number and Python's are not the seam's to keep.
+    return {
+        name: text.replace(__version__, "<version>").replace(
+            f'python_version="{platform.python_version()}"', 'python_version="<python>"'
+        )
+        for name, text in surfaces.items()
+    }
 
 
 async def test_an_akv_fleet_reads_as_before_on_every_surface(tmp_path: Path):

@@ -9,20 +9,18 @@ as the assignment asks; the simulator's request log proves what ONTAP was asked.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
-from ontap_simulator import SimulatorOptions, start_simulator
 
 from akv_exporter.assessment_json import to_json
-from akv_exporter.config import load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.web.status_page import render_page
-from tests.helpers import check, find, validate
+from tests.helpers.exporter import check
+from tests.helpers.exposition import find, validate
+from tests.helpers.fleet import simulated_fleet
 
 SCENARIO = {
     "defaults": {"username": "admin", "password": "netapp1!"},
@@ -76,31 +74,8 @@ SCENARIO = {
 
 @pytest.fixture
 async def fleet(tmp_path: Path):
-    (tmp_path / "scenario.yml").write_text(yaml.safe_dump(SCENARIO))
-    simulator = await start_simulator(
-        SimulatorOptions(
-            clusters=0, scenario=tmp_path / "scenario.yml", control_port=0, out=io.StringIO()
-        )
-    )
-    config_file = tmp_path / "akv.yml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "poll": {"interval": "60s", "timeout": "20s"},
-                "state_file": str(tmp_path / "state.json"),
-                "defaults": {
-                    "username": "admin",
-                    "password": "netapp1!",
-                    "tls": {"ca_file": str(simulator.ca_file)},
-                },
-                "clusters": [{"name": c.name, "address": c.url} for c in simulator.clusters],
-            }
-        )
-    )
-    try:
-        yield simulator, load_config(config_file)
-    finally:
-        await simulator.stop()
+    async with simulated_fleet(tmp_path, SCENARIO) as running:
+        yield running
 
 
 async def _control(simulator, method: str, path: str, body=None):

@@ -488,6 +488,10 @@ async def test_status_api_matches_its_schema_and_never_shows_secrets(make_ontap,
         "volumes_offline": 0,
         "volumes_offline_for_akv": 0,
         "volumes_at_stake": 0,
+        "key_servers_down": 0,
+        "nodes_without_key_server": 0,
+        "configurations_action_needed": 0,
+        "key_stores_blocked": 0,
     }
     by_name = {cluster["name"]: cluster for cluster in document["clusters"]}
     assert [c["name"] for c in document["clusters"]] == ["c0", "c1", "c2", "c3"]

@@ -4,14 +4,18 @@ synchronous tests (Prometheus, browsers, Alertmanager end to end)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from aiohttp import web
 
+from akv_exporter.config import Config, load_config
 from akv_exporter.exporter import Exporter
 from akv_exporter.web.app import serve
 from tests.helpers.loopback import STARTUP_SECONDS, http_json, wait_until
@@ -132,3 +136,42 @@ def start_fleet(
     fleet = loop.run(start())
     wait_until(lambda: fleet.exporter.ready, "the exporter's first round", STARTUP_SECONDS)
     return fleet
+
+
+# --- a simulated fleet from a scenario, in the test's own event loop -----------------------------
+
+
+@contextlib.asynccontextmanager
+async def simulated_fleet(tmp_path: Path, scenario: dict[str, Any]) -> AsyncIterator[tuple]:
+    """Yield (the running simulator, a configuration naming each of its clusters)."""
+    from ontap_simulator import SimulatorOptions, start_simulator
+
+    (tmp_path / "scenario.yml").write_text(yaml.safe_dump(scenario))
+    simulator = await start_simulator(
+        SimulatorOptions(
+            clusters=0, scenario=tmp_path / "scenario.yml", control_port=0, out=io.StringIO()
+        )
+    )
+    try:
+        yield simulator, _config(tmp_path, simulator)
+    finally:
+        await simulator.stop()
+
+
+def _config(tmp_path: Path, simulator: Any) -> Config:
+    config_file = tmp_path / "akv.yml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "poll": {"interval": "60s", "timeout": "20s"},
+                "state_file": str(tmp_path / "state.json"),
+                "defaults": {
+                    "username": "admin",
+                    "password": "netapp1!",
+                    "tls": {"ca_file": str(simulator.ca_file)},
+                },
+                "clusters": [{"name": c.name, "address": c.url} for c in simulator.clusters],
+            }
+        )
+    )
+    return load_config(config_file)
