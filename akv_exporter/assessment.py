@@ -56,11 +56,10 @@ KEY_EXPIRED_WINDOW = 24 * 3600.0
 # NetApp's EMS reference: ekmip.akv.keyVersionChanged (NOTICE), the key version changed and the KEK
 # "has been successfully re-wrapped with the current key version": it ends an SVM's expiry.
 KEY_VERSION_CHANGED_EVENT = "ekmip.akv.keyVersionChanged"
-# ekmip.akv.volOffline: ONTAP blocked the SVM and took its encrypted volumes offline for lack of
-# the key in AKV; volOnline (9.13.1 on) and available say it is over. Only a volOffline newer than
-# both, for the same SVM, is ONTAP's word that AKV is the cause of offline volumes.
-VOL_OFFLINE_EVENT = "ekmip.akv.volOffline"
-VOL_OFFLINE_ENDED_EVENTS = ("ekmip.akv.volOnline", "ekmip.akv.available")
+# ekmip.akv.volOffline (each provider's volumes_offline_event: ekmip.gckms.volOffline, ...):
+# ONTAP blocked the SVM and took its encrypted volumes offline for lack of the key; volOnline
+# (9.13.1 on) and available say it is over. Only a volOffline newer than both, for the same SVM,
+# is ONTAP's word that the key manager is the cause of offline volumes (_offline_caused).
 
 
 # KeyManagerStatus.kind -> its words (its provider's declaration).
@@ -513,11 +512,16 @@ def _problems(
             if not svm.offline:
                 continue
             offline = f"{svm.offline} of {svm.encrypted} encrypted volumes offline in SVM {svm.svm}"
+            provider = BY_KIND[status.kind]
+            event = provider.volumes_offline_event or "volOffline event"
             if svm.offline_for_akv_since is not None:
                 at = utc_time(svm.offline_for_akv_since)
-                cause = f"ONTAP logged {VOL_OFFLINE_EVENT} for it at {at}"
+                cause = f"ONTAP logged {event} for it at {at}"
             else:
-                cause = f"ONTAP logged no current {VOL_OFFLINE_EVENT} for it: no AKV cause reported"
+                cause = (
+                    f"ONTAP logged no current {event} for it: no {provider.words.name} cause "
+                    "reported"
+                )
             problems.append(f"{where}: {offline}{stale} ({cause})")
         if view.service_unreachable:
             what = _coded(status.service, f"{words(status).title} unreachable")
@@ -656,7 +660,12 @@ def _svms(status: KeyManagerStatus, snapshot: ClusterSnapshot) -> tuple[SvmVolum
         own = {k.svm for k in snapshot.key_managers if k.svm and k.enabled is not False}
         svms = tuple(svm for svm in volumes.svms() if svm not in own)
     return tuple(
-        SvmVolumes(svm, encrypted, offline, _offline_for_akv(snapshot, svm) if offline else None)
+        SvmVolumes(
+            svm,
+            encrypted,
+            offline,
+            _offline_caused(snapshot, svm, status.kind) if offline else None,
+        )
         for svm in svms
         if (encrypted := volumes.total(svm))
         for offline in [volumes.total(svm, "offline")]
@@ -670,10 +679,17 @@ def _latest(snapshot: ClusterSnapshot, names: Iterable[str], svm: str) -> float 
     return max(times, default=None)
 
 
-def _offline_for_akv(snapshot: ClusterSnapshot, svm: str) -> float | None:
-    """Return the time of ``svm``'s ekmip.akv.volOffline if no volOnline or available followed."""
-    offline = _latest(snapshot, (VOL_OFFLINE_EVENT,), svm)
-    ended = _latest(snapshot, VOL_OFFLINE_ENDED_EVENTS, svm)
+def _offline_caused(snapshot: ClusterSnapshot, svm: str, kind: str) -> float | None:
+    """Return the time of ``svm``'s volOffline of its key manager's kind (ekmip.akv.volOffline,
+    ekmip.gckms.volOffline, ...) if no volOnline or available of that kind followed; None for a
+    kind NetApp documents no such event for."""
+    provider = BY_KIND[kind]
+    if not provider.volumes_offline_event:
+        return None
+    event = provider.volumes_offline_event
+    prefix = event.rsplit(".", 1)[0]
+    offline = _latest(snapshot, (event,), svm)
+    ended = _latest(snapshot, (f"{prefix}.volOnline", f"{prefix}.available"), svm)
     if offline is None or (ended is not None and ended >= offline):
         return None
     return offline

@@ -34,7 +34,7 @@ def _where(status: KeyManagerStatus) -> str:
 def _problems(status: KeyManagerStatus) -> Iterator[tuple[tuple[str, ...], str, str]]:
     """Yield (identity, what started, what ended) for each thing wrong with one configuration."""
     where = _where(status)
-    field = BY_KIND[status.kind].service_field  # ONTAP's word for it: azure_reachability
+    field = BY_KIND[status.kind].endpoint.service_field  # ONTAP's word: azure_reachability
     if status.service_unreachable:
         yield (
             (status.uuid, "service"),
@@ -52,6 +52,18 @@ def _problems(status: KeyManagerStatus) -> Iterator[tuple[tuple[str, ...], str, 
             (status.uuid, "kek"),
             f"{where}: KEK unavailable{_coded(status.kek)}",
             f"{where}: KEK available again",
+        )
+    for server in status.servers_down:
+        yield (
+            (status.uuid, "server", server.server),
+            f"{where}: key server {server.server} not available from every node",
+            f"{where}: key server {server.server} available again",
+        )
+    if status.setup is not None and not status.setup.ok:
+        yield (
+            (status.uuid, "setup"),
+            f"{where}: key manager status{_coded(status.setup)}",
+            f"{where}: key manager status ok again",
         )
 
 
@@ -85,13 +97,16 @@ def log_changes(before: ClusterSnapshot, after: ClusterSnapshot) -> None:
                 "cluster %s: ONTAP answered the %s query with an error%s; the last known"
                 " configurations stay",
                 name,
-                BY_KIND[kind].path,
+                BY_KIND[kind].endpoint.path,
                 _coded(error),
                 extra=extra,
             )
     for kind in before.refused.keys() - after.refused.keys():
         log.info(
-            "cluster %s: ONTAP answers the %s query again", name, BY_KIND[kind].path, extra=extra
+            "cluster %s: ONTAP answers the %s query again",
+            name,
+            BY_KIND[kind].endpoint.path,
+            extra=extra,
         )
     if not after.refused and after.key_managers_as_of != before.key_managers_as_of:
         # A fresh answer: compare it with what was known before (nothing, at the first poll).
