@@ -232,3 +232,38 @@ async def test_the_simulator_saw_no_wildcard_or_onboard_on_key_managers(fleet):
     assert "/api/security/aws-kms" not in log["gcp-01"], log["gcp-01"]
     assert "/api/security/barbican-kms" not in log["kmip-01"], log["kmip-01"]
     assert json.dumps(log).count("/api/security/key-stores") >= 5
+
+
+@pytest.mark.parametrize(
+    ("cluster", "fault", "code", "kind", "state", "exit_code"),
+    [
+        ("gcp-01", "gcp_kms_error_code", "65537730", "gcp", "google_unreachable", 2),
+        ("aws-01", "aws_kms_error_code", "65537551", "aws", "kek_unavailable", 1),
+        (
+            "barbican-01",
+            "barbican_kms_error_code",
+            "65539801",
+            "barbican",
+            "barbican_unreachable",
+            2,
+        ),
+    ],
+)
+async def test_a_documented_get_error_is_an_answer_about_that_key_manager(
+    fleet, cluster, fault, code, kind, state, exit_code
+):
+    # NetApp does not say when the GET answers with its documented error instead of a 200 with
+    # reachable false: this is the other reading, and the cluster stays up.
+    simulator, config = fleet
+    await _control(simulator, "PATCH", f"/simulator/clusters/{cluster}", {"faults": {fault: code}})
+    status, metrics = await _poll(config)
+    document = to_json(status)
+    validate(document)
+    (answer,) = [c for c in document["clusters"] if c["name"] == cluster]
+    assert answer["up"] and answer["state"] == state
+    assert answer[f"{kind}_error"]["code"] == code
+    assert find(metrics, "akv_exporter_cluster_up", cluster=cluster) == [1]
+    prefix = {"gcp": "ontap_gcp_kms", "aws": "ontap_aws_kms", "barbican": "ontap_barbican_kms"}
+    assert find(metrics, f"{prefix[kind]}_get_error_info", cluster=cluster, code=code) == [1]
+    result, out, _ = await check(config, "--cluster", cluster)
+    assert result == exit_code, out
