@@ -5,6 +5,7 @@ Tests marked `prometheus` drive Debian's promtool and amtool for real and fail,
 never skip, when they are missing.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -23,6 +24,9 @@ PROMETHEUS_CONFIGS = [PROMETHEUS_DIR / "prometheus.yml", PROMETHEUS_DIR / "prome
 ALERTMANAGER_CONFIG = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 PROMTOOL_SUITES = sorted((ROOT / "tests" / "promtool").glob("*.yml"))
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
+# The other key managers' runbooks, generated from the same declaration as their alerts.
+KEY_MANAGER_RUNBOOKS = ROOT / "docs" / "runbooks-key-managers.md"
+PROVIDERS = yaml.safe_load((PROMETHEUS_DIR / "rules" / "providers.yml").read_text())
 
 # Every runbook_url is this plus "#" and an anchor of docs/runbooks.md: by default a Prometheus
 # template naming the page an exporter Prometheus scrapes serves (/docs/runbooks).
@@ -41,6 +45,18 @@ SPEC_ALERTS = {
     "OntapAkvKeyExpired",
     # Section 7 (sharding).
     "AkvExporterShardingMismatch",
+    # Section 8 (every key manager).
+    *(
+        f"Ontap{provider}{alert}"
+        for provider in ("GcpKms", "AwsKms", "BarbicanKms")
+        for alert in ("Unreachable", "VolumesOfflineImminent", "KekUnavailable")
+    ),
+    "OntapGcpKmsEkmipUnreachable",
+    "OntapAwsKmsEkmipUnreachable",
+    "OntapEncryptedVolumesOffline",
+    "OntapKmipServerUnreachable",
+    "OntapKmipNoServerReachable",
+    "OntapKeyStoreBlocked",
 }
 # Alerts about one AKV configuration (labels cluster, svm, uuid); the blast-radius alerts are
 # about an SVM's volumes or a cluster's EMS log instead.
@@ -179,7 +195,9 @@ def test_every_alert_of_the_spec_exists_and_no_other() -> None:
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
 def test_every_alert_has_severity_summary_description_and_runbook(path: Path) -> None:
-    anchors = github_anchors(RUNBOOKS.read_text())
+    anchors = github_anchors(RUNBOOKS.read_text()) | github_anchors(
+        KEY_MANAGER_RUNBOOKS.read_text()
+    )
     for rule in alerts_of(path):
         name = rule["alert"]
         assert rule["labels"]["severity"] in SEVERITIES, name
@@ -190,7 +208,7 @@ def test_every_alert_has_severity_summary_description_and_runbook(path: Path) ->
         base, _, anchor = annotations["runbook_url"].partition("#")
         assert base == RUNBOOK_BASE, name
         assert anchor == name.lower(), name
-        assert anchor in anchors, f"{name}: docs/runbooks.md has no heading for #{anchor}"
+        assert anchor in anchors, f"{name}: the runbooks have no heading for #{anchor}"
 
 
 def test_akv_descriptions_name_cluster_svm_code_and_message() -> None:
@@ -245,7 +263,7 @@ def test_akv_alerts_aggregate_code_away_and_wait_for_the_exporter() -> None:
     # The for timer must survive a change of ONTAP's code (a label), and nothing
     # may start from a state the exporter cannot currently confirm.
     for rule in alerts_of(RULES):
-        if rule["alert"].startswith("OntapAkv"):
+        if rule["alert"].startswith("Ontap"):
             assert "and on (cluster) akv_exporter_cluster_up == 1" in rule["expr"], rule["alert"]
             # OntapAkvGetError keeps its code: the code is what it is about (and its severity).
             if "code" in rule["expr"] and rule["alert"] != "OntapAkvGetError":
@@ -305,6 +323,22 @@ def test_default_waits_are_the_documented_ones() -> None:
         "OntapAkvKeyExpired": "0s",
         "AkvExporterShardingMismatch": "10m",
         "OntapAkvKekVolumesOfflineImminent": "0s",
+        # Section 8: as the AKV ones, and as the spec's table says.
+        **{
+            f"Ontap{provider}{alert}": wait
+            for provider in ("GcpKms", "AwsKms", "BarbicanKms")
+            for alert, wait in (
+                ("Unreachable", "5m"),
+                ("EkmipUnreachable", "5m"),
+                ("VolumesOfflineImminent", "0s"),
+                ("KekUnavailable", "15m"),
+            )
+            if provider != "BarbicanKms" or alert != "EkmipUnreachable"
+        },
+        "OntapEncryptedVolumesOffline": "0s",
+        "OntapKmipServerUnreachable": "10m",
+        "OntapKmipNoServerReachable": "5m",
+        "OntapKeyStoreBlocked": "5m",
     }
     # A ticket after 5 minutes without an exporter, a page after 15 (docs/alerting.md).
     assert waits["AkvExporterAbsent", "critical"] == "15m"
@@ -406,3 +440,34 @@ def test_the_default_runbook_url_is_the_page_the_scraped_exporter_serves() -> No
     page = (ROOT / "akv_exporter" / "web" / "static" / "runbooks.html").read_text()
     for rule in alerts_of(RULES):
         assert f'id="{rule["alert"].lower()}"' in page, rule["alert"]
+
+
+def test_each_cloud_key_manager_has_the_same_rules_written_once() -> None:
+    # Generated from one template per family: GCP's rules are AWS's with the names swapped
+    # (and Barbican's the same without EKMIP), so no provider's rule can drift from the others.
+    def rules_of_provider(provider: dict) -> list[str]:
+        rules = [r for r in alerts_of(RULES) if r["alert"].startswith(provider["alert"])]
+        text = json.dumps(rules, sort_keys=True)
+        for key in ("title", "prefix", "service_field", "endpoint", "alert", "ems"):
+            if provider[key]:
+                text = text.replace(provider[key], f"<{key}>")
+        service = provider["service"]
+        text = text.replace(f"<prefix>_{service}_", "<prefix>_<service>_")
+        text = text.replace(f"check='{service}'", "check='<service>'")
+        for key in ("key_manager", "cli", "key", "polls"):
+            if provider[key]:
+                text = re.sub(rf"\b{re.escape(provider[key])}\b", f"<{key}>", text)
+        return text.replace(provider["alert"].lower(), "<anchor>")
+
+    gcp, aws, _ = PROVIDERS
+    assert rules_of_provider(gcp).replace(" <polls>", "") == rules_of_provider(aws)
+    names = {r["alert"].removeprefix("OntapBarbicanKms") for r in alerts_of(RULES)}
+    assert {"Unreachable", "VolumesOfflineImminent", "KekUnavailable"} <= names
+    assert "OntapBarbicanKmsEkmipUnreachable" not in {r["alert"] for r in alerts_of(RULES)}
+    # The generated files agree: the PrometheusRule holds alerts.yml's groups, alerts-fast.yml
+    # the same rules (test_fast_profile_is_alerts_yml_with_its_waits_shortened).
+    rule = yaml.safe_load((ROOT / "deploy/kubernetes/base/prometheusrule.yaml").read_text())
+    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+    assert [r.get("alert") for r in rules_of(FAST_RULES)] == [
+        r.get("alert") for r in rules_of(RULES)
+    ]

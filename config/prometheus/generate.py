@@ -36,6 +36,8 @@ RUNBOOK_BASE = SOURCES / "runbook-base"
 RULES = HERE / "alerts.yml"
 FAST_RULES = HERE / "alerts-fast.yml"
 RUNBOOKS = REPO / "docs/runbooks.md"
+# The runbooks of the other key managers: generated from providers.yml, served with RUNBOOKS.
+KEY_MANAGER_RUNBOOKS = REPO / "docs/runbooks-key-managers.md"
 RUNBOOKS_PAGE = REPO / "akv_exporter/web/static/runbooks.html"
 
 # The fast profile: each wait of alerts.yml and its shorter one. A `for:` of another length,
@@ -63,7 +65,7 @@ def runbook_base() -> str:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(SOURCES),
         variable_start_string="<<",
         variable_end_string=">>",
@@ -73,8 +75,21 @@ def _environment() -> jinja2.Environment:
         comment_end_string="#>",
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # YAML; the runbook page's body is escaped by runbooks_html
+        autoescape=False,  # YAML and Markdown; the runbook page's body is escaped by runbooks_html
     )
+    environment.filters["anchor"] = anchor
+    return environment
+
+
+def providers() -> list[dict]:
+    """Return the declaration of the cloud key managers other than AKV (rules/providers.yml)."""
+    return yaml.safe_load((SOURCES / "providers.yml").read_text())
+
+
+def key_manager_runbooks() -> str:
+    """Return docs/runbooks-key-managers.md."""
+    template = _environment().get_template("runbooks-key-managers.md.j2")
+    return template.render(providers=providers())
 
 
 # `runbook_url: BASE#anchor`, the value plain or quoted, in rule files and promtool suites alike.
@@ -97,7 +112,7 @@ def rebase(text: str, base: str) -> str:
 def render_rules(base: str | None = None) -> str:
     """Return alerts.yml: the template rendered on the runbook base."""
     template = _environment().get_template("alerts.yml.j2")
-    rules = template.render(runbook_base="BASE")
+    rules = template.render(runbook_base="BASE", providers=providers())
     return rebase(rules, base if base is not None else runbook_base())
 
 
@@ -184,9 +199,9 @@ def runbooks_html(markdown: str) -> str:
     return "\n".join(blocks) + "\n"
 
 
-def runbooks_page() -> str:
-    """Return akv_exporter/web/static/runbooks.html."""
-    body = runbooks_html(RUNBOOKS.read_text())
+def runbooks_page(key_managers: str) -> str:
+    """Return akv_exporter/web/static/runbooks.html: runbooks.md, then the other key managers'."""
+    body = runbooks_html(RUNBOOKS.read_text()) + runbooks_html(key_managers)
     return _environment().get_template("runbooks.html.j2").render(body=body)
 
 
@@ -236,12 +251,14 @@ def fast_rules(rules: str) -> str:
 def outputs(base: str | None = None) -> dict[Path, str]:
     """Return every generated file with the text it must have."""
     rules = render_rules(base)
+    key_managers = key_manager_runbooks()
     kubernetes = _module(REPO / "deploy/kubernetes/generate.py", "kubernetes_generate")
     return {
         RULES: rules,
         FAST_RULES: fast_rules(rules),
         kubernetes.HERE / "base/prometheusrule.yaml": kubernetes.prometheus_rule(rules),
-        RUNBOOKS_PAGE: runbooks_page(),
+        KEY_MANAGER_RUNBOOKS: key_managers,
+        RUNBOOKS_PAGE: runbooks_page(key_managers),
     }
 
 
