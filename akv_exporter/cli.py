@@ -334,7 +334,14 @@ def _healthcheck(args: argparse.Namespace) -> int:
 
     try:
         served = args if args.config is not None else first_process_arguments(build_parser())
-        config = serving_config(served)
+        try:
+            config = serving_config(served)
+        except ConfigError as error:
+            # A cluster entry's problem (one team's unset secret, as a refused reload leaves the
+            # file) changes nothing about where the running exporter serves.
+            config = error.beside_cluster_entries()
+            if config is None:
+                raise
         host, port = serving_address(served, config)
         url = ask(
             host,

@@ -137,3 +137,31 @@ async def test_healthcheck_of_an_exporter_demanding_client_certificates_says_it_
     code, out, err = await healthcheck(*flags)
     assert (code, out) == (1, "")
     assert err.startswith(f"unhealthy: https://127.0.0.1:{port}/-/healthy: ")
+
+
+async def test_a_cluster_entrys_problem_does_not_make_a_serving_exporter_unhealthy(
+    fake_ontap, tmp_path
+):
+    """The file as a refused reload leaves it: one team's entry lacks its secret. The exporter
+    serves on with the configuration it had; the health check asks it where the file says."""
+    port = free_port()
+    head = (
+        f"web:\n  listen: 127.0.0.1:{port}\nstate_file: {tmp_path / 'state.json'}\n"
+        f"clusters:\n  - {{address: {fake_ontap.url}, username: u, password: p}}\n"
+    )
+    path = write_config(tmp_path, head)
+    exporter = Exporter(load_config(path), process_metrics=False)
+    await exporter.start()
+    runner = await serve(exporter, "127.0.0.1", port)
+    try:
+        path.write_text(
+            head + "  - {address: 127.0.0.9, username: u, password_env: AKV_TEST_UNSET}\n"
+        )
+        healthy = await healthcheck("--config.file", str(path))
+        path.write_text(head.replace("listen:", "lisen:"))  # the web section's own problem
+        broken_web = await healthcheck("--config.file", str(path))
+    finally:
+        await runner.cleanup()
+        await exporter.stop()
+    assert healthy == (0, f"healthy: http://127.0.0.1:{port}/-/healthy\n", "")
+    assert broken_web[0] == 1 and broken_web[2].startswith(f"unhealthy: {path}:2: web.lisen:")

@@ -78,6 +78,15 @@ class ConfigError(Exception):
         self.problems = problems
         self.partial = partial
 
+    def beside_cluster_entries(self) -> Config | None:
+        """Return the partial configuration when every problem is in a cluster entry, else None.
+
+        Such a file still says where and how the exporter serves (the health check's question).
+        """
+        if self.partial is None or not all(getattr(p, "clusters", None) for p in self.problems):
+            return None
+        return self.partial
+
     def about_only(self, names: Sequence[str]) -> tuple[Config | None, list[str]]:
         """Return the configuration to check ``names`` with, and the problems that concern them.
 
