@@ -367,15 +367,18 @@ def test_alertmanager_inhibits_node_and_kek_alerts_of_the_same_configuration() -
         pattern = re.fullmatch(r'alertname=~"(.+)"', matcher).group(1)
         return {name for name in names if re.fullmatch(pattern, name)}
 
+    clouds = ("GcpKms", "AwsKms", "BarbicanKms")
     assert matched(rule["source_matchers"]) == {
         "OntapAkvAzureUnreachable",
         "OntapAkvVolumesOfflineImminent",
+        *(f"Ontap{c}{a}" for c in clouds for a in ("Unreachable", "VolumesOfflineImminent")),
     }
     assert matched(rule["target_matchers"]) == {
         "OntapAkvEkmipUnreachable",
         "OntapAkvKekUnavailable",
         "OntapAkvKekVolumesOfflineImminent",
-    }
+        *(f"Ontap{c}{a}" for c in clouds for a in ("EkmipUnreachable", "KekUnavailable")),
+    } - {"OntapBarbicanKmsEkmipUnreachable"}
 
 
 def test_set_runbook_base_rewrites_every_runbook_url_and_keeps_valid_rules(tmp_path) -> None:

@@ -13,15 +13,9 @@ import urllib.request
 
 import pytest
 
-from tests.helpers.fleet import release, start_fleet
+from tests.helpers.fleet import release
 from tests.helpers.loopback import wait_until
-from tests.helpers.prometheus import (
-    Webhook,
-    alertmanager_config,
-    shortened_rules,
-    start_alertmanager,
-    start_prometheus,
-)
+from tests.helpers.prometheus import alerting_stack
 
 pytestmark = pytest.mark.prometheus
 CLUSTERS = 6
@@ -30,47 +24,8 @@ POLICY_RELEASE = (9, 15, 1)  # the simulator's first release with health_monitor
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("alerting")
-    fleet = start_fleet(directory, clusters=CLUSTERS, seed=5, interval=1.0)
-    webhook = Webhook()
-    fleet.loop.run(webhook.start())
-    alertmanager = prometheus = None
-    try:
-        alertmanager = start_alertmanager(directory / "am", alertmanager_config(webhook.url))
-        rules = directory / "alerts.yml"
-        rules.write_text(shortened_rules())
-        prometheus = start_prometheus(
-            directory / "prometheus",
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules)],
-                "alerting": {
-                    "alertmanagers": [
-                        {
-                            "static_configs": [
-                                {"targets": [alertmanager.url.removeprefix("http://")]}
-                            ]
-                        }
-                    ]
-                },
-                "scrape_configs": [
-                    {"job_name": "akv-exporter", "static_configs": [{"targets": [fleet.target]}]}
-                ],
-            },
-        )
-        wait_until(
-            lambda: prometheus.values(f"count(akv_exporter_cluster_up == 1) == {CLUSTERS}"),
-            f"Prometheus to see {CLUSTERS} healthy clusters",
-            60,
-            prometheus.log,
-        )
-        yield fleet, webhook, prometheus
-    finally:
-        for process in (prometheus, alertmanager):
-            if process is not None:
-                process.stop()
-        fleet.loop.run(webhook.stop())
-        fleet.stop()
+    with alerting_stack(tmp_path_factory.mktemp("alerting"), CLUSTERS, seed=5) as running:
+        yield running
 
 
 def test_vault_outage_pages_with_cluster_svm_and_code_then_resolves(stack, capsys):

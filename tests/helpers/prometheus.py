@@ -3,6 +3,7 @@ and the shipped alerting configuration shortened for end-to-end tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -185,3 +186,45 @@ def alertmanager_config(webhook_url: str) -> str:
         for webhook in receiver.get("webhook_configs", []):
             webhook["url"] = f"{webhook_url}/{receiver['name']}"
     return yaml.safe_dump(config)
+
+
+@contextlib.contextmanager
+def alerting_stack(directory: Path, clusters: int, seed: int):
+    """Yield (fleet, webhook, prometheus): a simulated fleet polled by an exporter, a real
+    Prometheus on the shortened shipped rules scraping it every second, and a real Alertmanager
+    on the shipped example delivering to a webhook; everything stopped on the way out."""
+    from tests.helpers.fleet import start_fleet  # the fleet imports the simulator: only here
+
+    fleet = start_fleet(directory, clusters=clusters, seed=seed, interval=1.0)
+    webhook = Webhook()
+    fleet.loop.run(webhook.start())
+    alertmanager = prometheus = None
+    try:
+        alertmanager = start_alertmanager(directory / "am", alertmanager_config(webhook.url))
+        rules = directory / "alerts.yml"
+        rules.write_text(shortened_rules())
+        target = {"targets": [alertmanager.url.removeprefix("http://")]}
+        prometheus = start_prometheus(
+            directory / "prometheus",
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(rules)],
+                "alerting": {"alertmanagers": [{"static_configs": [target]}]},
+                "scrape_configs": [
+                    {"job_name": "akv-exporter", "static_configs": [{"targets": [fleet.target]}]}
+                ],
+            },
+        )
+        wait_until(
+            lambda: prometheus.values(f"count(akv_exporter_cluster_up == 1) == {clusters}"),
+            f"Prometheus to see {clusters} healthy clusters",
+            60,
+            prometheus.log,
+        )
+        yield fleet, webhook, prometheus
+    finally:
+        for process in (prometheus, alertmanager):
+            if process is not None:
+                process.stop()
+        fleet.loop.run(webhook.stop())
+        fleet.stop()
