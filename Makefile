@@ -72,8 +72,9 @@ screenshot: $(STAMP) system-deps
 	AKV_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_status_page_browser.py
 
 # The rule files from config/prometheus/rules/: alerts.yml, alerts-fast.yml (its waits
-# shortened) and the Kubernetes PrometheusRule. RUNBOOK_BASE=https://... sets the base of
-# every runbook_url first (docs/alerting.md).
+# shortened), the Kubernetes PrometheusRule, docs/runbooks-key-managers.md and the runbook page
+# the exporter serves (from docs/runbooks.md: run this after editing it). RUNBOOK_BASE=https://...
+# sets the base of every runbook_url first (docs/alerting.md). `make generated` runs it too.
 rules: $(STAMP)
 	$(BIN)/python config/prometheus/generate.py $(if $(RUNBOOK_BASE),--runbook-base '$(RUNBOOK_BASE)')
 
@@ -81,6 +82,7 @@ rules: $(STAMP)
 # docs/status.schema.json (the status document's model). A test fails while one is stale.
 generated: $(STAMP)
 	$(BIN)/python docs/generate.py
+	$(BIN)/python config/prometheus/generate.py
 
 dashboards: $(STAMP)
 	$(BIN)/python -m dashboards.generate
