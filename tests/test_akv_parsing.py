@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -168,6 +169,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @given(st.lists(json_values, max_size=5))
 def test_parsing_never_raises_on_any_json(records):
     parsed = parse_records(akv.ENDPOINT, json.loads(json.dumps(records)))

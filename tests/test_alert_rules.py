@@ -381,6 +381,7 @@ def test_alertmanager_inhibits_node_and_kek_alerts_of_the_same_configuration() -
     } - {"OntapBarbicanKmsEkmipUnreachable"}
 
 
+@pytest.mark.prometheus  # promtool
 def test_set_runbook_base_rewrites_every_runbook_url_and_keeps_valid_rules(tmp_path) -> None:
     rules = tmp_path / "alerts.yml"
     rules.write_text(RULES.read_text())

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from bench.__main__ import main
 from bench.fleet import SimulatorProcess
+
+pytestmark = pytest.mark.slow  # processes, fleets, real time: not in make check
 
 
 def test_bench_writes_a_report_with_every_goal_and_baseline(tmp_path, capsys):

@@ -265,6 +265,7 @@ def test_a_bad_slow_poll_interval_is_one_line_naming_file_line_and_key(tmp_path)
     assert problem.startswith(f"{path}:2: poll.inventory_interval:")
 
 
+@pytest.mark.slow
 async def test_check_counts_volumes_at_stake_and_offline_volumes_are_critical(make_ontap, tmp_path):
     unreachable, offline = await make_ontap(), await make_ontap()
     unreachable.records = [akv_record(reachable=False)]
@@ -298,6 +299,7 @@ async def test_check_counts_volumes_at_stake_and_offline_volumes_are_critical(ma
     )
 
 
+@pytest.mark.slow
 async def test_check_says_when_ontaps_policy_keeps_volumes_online(fake_ontap, tmp_path):
     fake_ontap.records = [akv_record(reachable=False)]
     fake_ontap.key_manager_config = policy(offline=False)

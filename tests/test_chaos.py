@@ -36,6 +36,8 @@ from tests.helpers.loopback import consecutive_free_ports, fetch, free_port, htt
 from tests.helpers.ontap import akv_record
 from tests.helpers.processes import stop_process
 
+pytestmark = pytest.mark.slow  # processes, fleets, real time: not in make check
+
 AKV_EXPORTER = str(Path(sys.executable).with_name("akv-exporter"))
 HANG_GUARD = 60.0
 

@@ -24,6 +24,8 @@ from tests.helpers.exposition import SCHEMA, perfdata
 from tests.helpers.fake_ontap import InFlight
 from tests.helpers.ontap import akv_record, event
 
+pytestmark = pytest.mark.slow  # processes, fleets, real time: not in make check
+
 
 async def test_healthy_fleet_exits_0(make_ontap, tmp_path):
     a, b = await make_ontap(), await make_ontap()

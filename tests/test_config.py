@@ -236,6 +236,7 @@ def test_check_config_exits_0_for_a_good_file(tmp_path):
     assert "OK, 3 cluster(s)" in result.stdout
 
 
+@pytest.mark.slow
 def test_check_config_and_run_exit_2_with_the_same_lines_and_no_traceback(tmp_path):
     path = write_config(tmp_path, "clusters:\n  - address: a\n    usernam: u\n    password: p\n")
     checked = _cli("check-config", str(path))

@@ -299,6 +299,7 @@ def test_blocks_naming_the_same_port_run_in_one_chain(tmp_path):
     assert sorted([b.line for b in chain] for chain in chains) == [[1, 7, 13], [4], [10]]
 
 
+@pytest.mark.slow
 def test_every_shell_block_runs_as_written(tmp_path):
     blocks = [b for page in documentation() for b in shell_blocks(page) if b.skip is None]
 
@@ -318,6 +319,7 @@ def test_every_shell_block_runs_as_written(tmp_path):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow
 def test_make_demo_serves_the_status_page(tmp_path):
     # The quick start's first command, which serves until Ctrl-C (hence skipped above), on a free
     # port: DEMO_FLAGS is how the Makefile passes flags on to `akv-exporter demo`.

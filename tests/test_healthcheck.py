@@ -28,6 +28,7 @@ async def healthcheck(*args: str) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
+@pytest.mark.slow
 async def test_healthcheck_follows_web_tls_and_the_port_of_the_configuration(fake_ontap, tmp_path):
     issued = trustme.CA().issue_cert("exporter.example.com")  # not for 127.0.0.1: not checked
     issued.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))

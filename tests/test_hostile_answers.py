@@ -287,6 +287,7 @@ async def poll_once(identity: bytes, answer: bytes) -> tuple[str | None, list[st
     return (None if snapshot.up else snapshot.last.reason), handler.seen
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,

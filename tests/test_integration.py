@@ -18,6 +18,8 @@ from akv_exporter.exporter import Exporter
 from tests.helpers.exposition import find
 from tests.helpers.loopback import fetch, free_port, wait_until
 
+pytestmark = pytest.mark.slow  # processes, fleets, real time: not in make check
+
 # A simulator fault, and the reason the exporter must give for it.
 FAULTS = {
     "auth_reject": ({"auth_reject": True}, "auth"),

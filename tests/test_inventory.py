@@ -487,6 +487,7 @@ async def test_harvest_pollers_are_polled_with_harvests_datacenter_and_labels(si
         await exporter.stop()
 
 
+@pytest.mark.slow
 async def test_clusters_dir_churn_while_polling_is_applied_as_a_reload(simulator, tmp_path):
     sims = simulator.clusters
     directory = tmp_path / "clusters.d"
@@ -681,6 +682,7 @@ def test_poller_files_add_pollers_and_a_poller_defined_twice_names_both(tmp_path
     ]
 
 
+@pytest.mark.slow
 async def test_harvest_changes_are_picked_up_by_the_watcher(simulator, tmp_path):
     sims = simulator.clusters
 
@@ -760,6 +762,7 @@ async def test_a_script_is_bounded_by_the_polls_budget_and_its_output_is_capped(
     assert "xxx" not in str(caught.value)
 
 
+@pytest.mark.slow
 async def test_run_picks_up_a_cluster_added_to_either_source_on_metrics(simulator, tmp_path):
     """What a user does: `run` on Harvest's file and a directory, then adds a cluster to each."""
     import signal

@@ -110,6 +110,7 @@ def test_inactive_configuration_gives_no_reachability_series():
     assert find(body, "ontap_akv_info", uuid="u3") == [1.0]
 
 
+@pytest.mark.prometheus  # promtool
 def test_promtool_check_metrics_accepts_the_exposition():
     promtool = require_binary("promtool", "prometheus")
     body = exposition(snapshot(), snapshot(name="c2", unreachable_since={})).scrape()

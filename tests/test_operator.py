@@ -48,6 +48,7 @@ def named_config(
     return load_config(write_config(tmp_path, body))
 
 
+@pytest.mark.slow
 async def test_a_probe_in_flight_when_its_cluster_is_removed_does_not_bring_it_back(
     make_ontap, tmp_path
 ):
@@ -300,6 +301,7 @@ async def test_basic_auth_takes_utf8_passwords_and_answers_401_never_500(fake_on
         await exporter.stop()
 
 
+@pytest.mark.prometheus
 async def test_a_real_prometheus_scrapes_with_a_utf8_password(fake_ontap, tmp_path):
     digest = bcrypt.hashpw("pässwörd".encode(), bcrypt.gensalt(4)).decode()
     users = f"web:\n  basic_auth_users:\n    prometheus: '{digest}'\n"
@@ -402,6 +404,7 @@ def _leaky_config(tmp_path: Path, form: str, address: str = "127.0.0.1") -> Path
     )
 
 
+@pytest.mark.slow
 def test_check_config_never_repeats_a_secret_it_cannot_read(tmp_path):
     paths = [_leaky_config(tmp_path, form).rename(tmp_path / f"{form}.yml") for form in LEAKY]
     addresses = write_config(
@@ -476,6 +479,7 @@ async def test_a_busy_port_is_one_json_line_and_exit_2_before_any_poll(fake_onta
     assert fake_ontap.requests == []  # polling had not started
 
 
+@pytest.mark.slow
 async def test_an_address_not_on_this_host_is_one_line_and_exit_2(fake_ontap, tmp_path):
     config = named_config(tmp_path, {"a": fake_ontap.url})
     # TEST-NET-1 (RFC 5737): binding fails locally, nothing is sent anywhere.
@@ -505,6 +509,7 @@ def _encrypted_key(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+@pytest.mark.slow
 async def test_web_key_problems_are_caught_by_check_config_and_at_start(fake_ontap, tmp_path):
     cert, _ = _issue_certificate(tmp_path / "a", trustme.CA())
     _, other_key = _issue_certificate(tmp_path / "b", trustme.CA())
@@ -561,6 +566,7 @@ def _hung_config(tmp_path: Path, url: str) -> Path:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_shutdown_cancels_a_probe_of_a_hung_cluster(make_ontap, tmp_path, signum):
     hung = await make_ontap()
@@ -601,6 +607,7 @@ async def test_shutdown_cancels_a_probe_of_a_hung_cluster(make_ontap, tmp_path, 
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 async def test_a_reload_parsing_a_large_file_leaves_health_checks_answering(fake_ontap, tmp_path):
     exporter, runner, base = await started(named_config(tmp_path, {"a": fake_ontap.url}))
     path = exporter.config.path
@@ -629,6 +636,7 @@ async def test_a_reload_parsing_a_large_file_leaves_health_checks_answering(fake
     assert answer == f"Reload refused: {path}: is larger than 8 MiB; is it the right file?\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_check_interrupted_says_unknown_and_writes_no_file(make_ontap, tmp_path, signum):
     hung = await make_ontap()

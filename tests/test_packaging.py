@@ -17,6 +17,8 @@ from tests.helpers.exposition import find
 from tests.helpers.loopback import free_port
 from tests.helpers.repository import REPO
 
+pytestmark = pytest.mark.slow  # processes, fleets, real time: not in make check
+
 # --- what `pip install .` installs: the exporter only; the simulator is its own distribution ----
 
 # Runs the command line as installed, without the simulator package (a plain `pip install .`, the

@@ -421,6 +421,7 @@ async def test_akv_error_answer_keeps_the_last_known_configurations(fake_ontap, 
     await exporter.stop()
 
 
+@pytest.mark.slow
 async def test_the_first_full_view_freezes_the_heap_and_a_reload_that_drops_refreshes_it(
     make_ontap, tmp_path, monkeypatch
 ):

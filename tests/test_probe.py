@@ -7,6 +7,7 @@ from dataclasses import replace
 from itertools import pairwise
 
 import aiohttp
+import pytest
 from aiohttp import web
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -109,6 +110,7 @@ def akv_requests(ontap) -> int:
     return len(ontap.asked("/api/security/azure-key-vaults"))
 
 
+@pytest.mark.slow
 async def test_a_probe_flood_reaches_ontap_once_per_min_interval(fake_ontap, tmp_path):
     async def slow(request):  # slow enough that the 40 probes overlap one in-flight poll
         await asyncio.sleep(0.3)
@@ -148,6 +150,7 @@ async def test_a_probe_flood_reaches_ontap_once_per_min_interval(fake_ontap, tmp
     assert find(later, "akv_exporter_probe_cached") == [0.0]
 
 
+@pytest.mark.slow
 async def test_the_schedule_and_probes_together_poll_at_most_once_per_min_interval(
     fake_ontap, tmp_path
 ):

@@ -24,6 +24,8 @@ from akv_exporter.web.status_page import render_page
 from tests.helpers.exporter import check, started
 from tests.helpers.exposition import find
 
+pytestmark = pytest.mark.slow  # processes, fleets, real time: not in make check
+
 VERSIONS = [".".join(map(str, version)).removesuffix(".0") for version, _ in RELEASES]
 
 

@@ -19,6 +19,8 @@ from tests.helpers.fleet import BackgroundLoop
 from tests.helpers.loopback import http_json, wait_until
 from tests.helpers.processes import fleet_config_file, start_exporter
 
+pytestmark = pytest.mark.slow  # processes, fleets, real time: not in make check
+
 SHARDS = 3
 CLUSTERS = 300
 CONFIGURED = 270  # the other 30 come in with the reload

@@ -90,6 +90,7 @@ def url(sim: RunningSimulator, release: str) -> str:
 # --- GET /api/security/key-manager-configs ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("release", RELEASES)
 async def test_key_manager_configs_per_release(
     sim: RunningSimulator, session: aiohttp.ClientSession, release: str
@@ -165,6 +166,7 @@ async def test_policy_set_through_control_api_and_refused_where_release_lacks_it
 # --- GET /api/storage/volumes ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("release", RELEASES)
 async def test_volumes_validate_and_filter_per_release(
     sim: RunningSimulator, session: aiohttp.ClientSession, release: str
@@ -421,6 +423,7 @@ def _one_of_each(records: list[dict[str, Any]], key: Any) -> list[dict[str, Any]
     return list({key(record): record for record in records}.values())
 
 
+@pytest.mark.slow
 async def test_generated_fleet_answers_validate_against_netapp_schemas() -> None:
     # 40 clusters of seed 3: every release the generator uses, policies with and without
     # volume offlining, an EMS history on each; every answer passes NetApp's schemas.

@@ -293,6 +293,7 @@ FAILURES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("release", RELEASES)
 @pytest.mark.parametrize("failing", [False, True], ids=["healthy", "failing"])
 async def test_every_record_validates_against_netapp_schema(

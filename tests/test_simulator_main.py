@@ -16,6 +16,8 @@ import pytest
 
 from tests.helpers.simulator import basic_auth
 
+pytestmark = pytest.mark.slow  # processes, fleets, real time: not in make check
+
 # The two ways in: one entry (ontap_simulator.cli) behind both.
 ENTRIES = {
     "python -m ontap_simulator": ("-m", "ontap_simulator"),

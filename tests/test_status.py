@@ -413,6 +413,7 @@ def test_states_are_written_in_words_next_to_their_colour():
     assert all(word.strip() for _, word in badges)
 
 
+@pytest.mark.slow
 def test_a_thousand_clusters_render_as_page_and_json():
     nodes = ("n1", "n2", "n3", "n4")
     snaps = []

@@ -95,6 +95,7 @@ def unit_values(key: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_the_documented_install_steps_give_a_service_that_can_start(tmp_path):
     analyze = systemd_analyze()
     tools = ("unshare", "setpriv", "ip")

@@ -12,6 +12,7 @@ import sys
 
 import aiohttp
 import bcrypt
+import pytest
 
 from akv_exporter.exporter import Exporter
 from akv_exporter.web.app import serve
@@ -108,6 +109,7 @@ async def test_basic_auth_protects_everything_but_health(fake_ontap, tmp_path):
     await exporter.stop()
 
 
+@pytest.mark.slow
 async def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(make_ontap, tmp_path):
     a, b = await make_ontap(), await make_ontap()
     config = config_for(tmp_path, a.url)
