@@ -192,6 +192,32 @@ async def test_a_credentials_command_printing_megabytes_is_refused_not_sent(fake
     assert fake_ontap.requests == []
 
 
+async def test_a_failing_credentials_command_runs_once_per_poll_not_once_per_request(
+    fake_ontap, tmp_path
+):
+    # A first poll asks /api/cluster and the key-manager endpoints at once; they share one
+    # resolution, its failure included. Run again for each request, a failing command (slow,
+    # as any is on a loaded machine) multiplied its time within the poll's one budget.
+    runs = tmp_path / "runs"
+    command = f"echo run >> {runs}; head -c 3000000 /dev/zero | tr '\\\\0' a"
+    body = (
+        f"state_file: {tmp_path / 'state.json'}\n"
+        "poll:\n  interval: 60s\n  timeout: 10s\n"
+        f"clusters:\n  - name: a\n    address: {fake_ontap.url}\n    username: admin\n"
+        f'    credentials_command: "{command}"\n'
+    )
+    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
+    try:
+        for poll in (1, 2):  # the next poll tries again: a failure is shared within its poll
+            snapshot = await asyncio.wait_for(exporter.poller.poll("a"), 30)
+            assert snapshot.last.reason == "auth"
+            assert "credentials_command printed more than 64 KiB" in snapshot.last.error
+            assert runs.read_text().split() == ["run"] * poll
+    finally:
+        await exporter.stop()
+    assert fake_ontap.requests == []
+
+
 def _issue_certificate(tmp_path: Path, ca) -> tuple[Path, Path]:
     """Write a certificate for 127.0.0.1 issued by ``ca`` to tls.crt/tls.key (replacing them)."""
     tmp_path.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,9 @@ class OntapClient:
         # Per endpoint path: the release whose fields this cluster refused (error 262197).
         self._refused_release: dict[str, Release | None] = {}
         self._login_lock = asyncio.Lock()
+        # The deadline of the poll whose credentials resolution failed, and why: the poll's other
+        # requests take that failure instead of running the command again.
+        self._login_failure: tuple[float, str] | None = None
         self._urls: dict[str, URL] = {}  # path and query -> checked absolute URL
         # Per endpoint path, a digest of its last answer (every page): the poller parses the
         # records again only when it changed, which in steady state it rarely does.
@@ -146,21 +149,26 @@ class OntapClient:
         now = asyncio.get_running_loop().time()
         login = self._login
         if login is None or refresh or login.expired(now):
-            # A first poll asks two endpoints at once: one credentials command, not two.
+            # A first poll asks several endpoints at once: one credentials command for all of
+            # them, its failure included. Run again for each request (all share the poll's
+            # deadline), a failing command multiplied its time within the one budget.
             async with self._login_lock:
-                if self._login is login:  # not renewed by the other request meanwhile
+                failed = self._login_failure
+                if failed is not None and failed[0] == deadline:
+                    raise OntapError("auth", self.base_url, failed[1])
+                if self._login is login:  # not renewed by another request meanwhile
                     try:
-                        # The command gets what is left of the poll's budget, less a moment to
-                        # say so: a hung command is then reported as such, not as ONTAP not
-                        # answering.
-                        remaining = deadline - now - _COMMAND_MARGIN
+                        # The command gets what is left of the poll's budget (after any wait for
+                        # the lock), less a moment to say so: a hung command is then reported as
+                        # such, not as ONTAP not answering.
+                        remaining = deadline - asyncio.get_running_loop().time() - _COMMAND_MARGIN
                         self._resolving = source.kind  # left set if cancelled: it never answered
                         self._login = await resolve_login(
                             self.cluster.username, source, max(remaining, _COMMAND_MARGIN)
                         )
-                        self._resolving = None
+                        self._resolving, self._login_failure = None, None
                     except SecretError as error:
-                        self._resolving = None
+                        self._resolving, self._login_failure = None, (deadline, str(error))
                         raise OntapError("auth", self.base_url, str(error)) from None
         return {"Authorization": self._login.authorization}
 
