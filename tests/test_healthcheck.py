@@ -95,6 +95,7 @@ def test_a_first_process_that_is_not_the_exporter_is_named():
         run_arguments(b"/sbin/init\0")
 
 
+@pytest.mark.slow
 async def test_healthcheck_of_an_exporter_demanding_client_certificates_says_it_answers(
     fake_ontap, tmp_path
 ):
@@ -140,6 +141,7 @@ async def test_healthcheck_of_an_exporter_demanding_client_certificates_says_it_
     assert err.startswith(f"unhealthy: https://127.0.0.1:{port}/-/healthy: ")
 
 
+@pytest.mark.slow
 async def test_a_cluster_entrys_problem_does_not_make_a_serving_exporter_unhealthy(
     fake_ontap, tmp_path
 ):

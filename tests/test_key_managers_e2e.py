@@ -22,6 +22,8 @@ from tests.helpers.exporter import check
 from tests.helpers.exposition import find, validate
 from tests.helpers.fleet import simulated_fleet
 
+pytestmark = pytest.mark.slow  # processes, fleets, real time: not in make check
+
 SCENARIO = {
     "defaults": {"username": "admin", "password": "netapp1!"},
     "clusters": [

@@ -148,6 +148,7 @@ def test_the_crd_check_refuses_a_misspelt_field():
         crd_validator("PodMonitor").validate(broken)
 
 
+@pytest.mark.slow
 def test_generated_manifests_are_up_to_date():
     done = subprocess.run(
         [sys.executable, str(DEPLOY / "generate.py"), "--check"], capture_output=True, text=True
@@ -170,6 +171,7 @@ def test_dashboards_config_map_holds_every_dashboard_for_grafanas_sidecar():
     assert boards and config_map["data"] == boards
 
 
+@pytest.mark.slow
 def test_embedded_configuration_passes_check_config(tmp_path):
     (config_map,) = [c for c in objects("ConfigMap") if c["metadata"]["name"] == "akv-exporter"]
     embedded = config_map["data"]["akv-exporter.yml"]
@@ -187,6 +189,7 @@ def test_embedded_configuration_passes_check_config(tmp_path):
     assert str(config.state_file).startswith("/var/lib/akv-exporter/")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["sharded", "ha"])
 def test_stateful_sets_take_the_shard_from_the_pod_name_and_mount_what_the_config_names(where):
     stateful_sets = objects("StatefulSet", where)
@@ -228,6 +231,7 @@ def test_pods_run_restricted(where):
             assert resources["requests"]["memory"] and resources["limits"]["memory"]
 
 
+@pytest.mark.slow
 def test_ha_variant_is_the_sharded_one_twice_with_replicas_of_a_shard_on_different_nodes():
     (single,) = objects("StatefulSet", "sharded")
     first, second = objects("StatefulSet", "ha")
@@ -287,6 +291,7 @@ KUBERNETES_DOC = REPO / "docs/kubernetes.md"
 APPLIED = [("base", run, scrape) for run in ("sharded", "ha") for scrape in ("metrics", "probe")]
 
 
+@pytest.mark.slow
 def test_no_secret_ships_and_the_docs_create_the_one_the_pods_mount():
     # A Secret in the manifests would overwrite the real password on every re-apply.
     assert not [d for docs in manifests().values() for d in docs if d["kind"] == "Secret"]
@@ -384,6 +389,7 @@ def test_each_way_of_applying_gives_one_path_per_job_and_each_cluster_once(direc
     )
 
 
+@pytest.mark.slow
 def test_ports_and_schemes_follow_the_configmaps_web_settings():
     (config_map,) = [c for c in objects("ConfigMap") if c["metadata"]["name"] == "akv-exporter"]
     web = yaml.safe_load(config_map["data"]["akv-exporter.yml"]).get("web", {})

@@ -363,6 +363,7 @@ def test_unknown_user_names_are_checked_at_the_configured_cost():
     assert not bcrypt.checkpw(b"secret", guard.decoy(users))
 
 
+@pytest.mark.slow
 def test_check_config_refuses_bcrypt_hashes_bcrypt_cannot_use(tmp_path):
     good = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
     bad = {
@@ -386,6 +387,7 @@ def test_check_config_refuses_bcrypt_hashes_bcrypt_cannot_use(tmp_path):
     assert all("bcrypt can verify" in line and "$2b$" + "99" not in line for line in lines)
 
 
+@pytest.mark.slow
 async def test_unquoted_numbers_reach_ontap_and_labels_exactly_as_written(fake_ontap, tmp_path):
     seen: list[str] = []
 
@@ -487,6 +489,7 @@ async def _run_exporter(*arguments: str, timeout: float = 60) -> tuple[int, list
     return process.returncode, stderr.decode().splitlines()
 
 
+@pytest.mark.slow
 async def test_a_busy_port_is_one_json_line_and_exit_2_before_any_poll(fake_ontap, tmp_path):
     config = named_config(tmp_path, {"a": fake_ontap.url})
     with socket.socket() as busy:

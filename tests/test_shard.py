@@ -34,6 +34,7 @@ def test_hash_is_pinned_so_no_release_moves_a_cluster_to_another_shard():
             assert hashmod(key, modulus) == value % modulus, (key, modulus)
 
 
+@pytest.mark.slow
 def test_hash_is_the_same_in_other_processes_whatever_their_hash_seed():
     keys = [f"cluster-{i}" for i in range(50)]
     expected = [hashmod(key, 7) for key in keys]
@@ -138,6 +139,7 @@ def test_run_refuses_bad_sharding_flags_with_exit_2_before_reading_the_file(caps
         build_parser().parse_args(["run", "--config", "x", "--shard", "1", "--shard-from-hostname"])
 
 
+@pytest.mark.slow
 async def test_a_shard_serves_its_metrics_status_and_refuses_another_shards_probe(
     make_ontap, tmp_path
 ):

@@ -91,6 +91,7 @@ def cluster_config(tmp_path: Path, web: str = "") -> Path:
     )
 
 
+@pytest.mark.slow
 async def test_run_with_prometheus_flags_serves_mutual_tls_and_basic_auth(tmp_path):
     tls = Authorities(tmp_path / "tls")
     process = await asyncio.create_subprocess_exec(
@@ -129,6 +130,7 @@ async def test_run_with_prometheus_flags_serves_mutual_tls_and_basic_auth(tmp_pa
         await asyncio.wait_for(process.wait(), 30)
 
 
+@pytest.mark.slow
 async def test_a_reload_reads_the_web_config_file_again(tmp_path):
     tls = Authorities(tmp_path / "tls")
     web_file = tls.web_file()
@@ -161,6 +163,7 @@ def _check_config(*arguments: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_the_web_section_and_the_web_config_file_securing_both_is_one_line(tmp_path):
     tls = Authorities(tmp_path / "tls")
     path = cluster_config(
@@ -239,6 +242,7 @@ def test_help_names_prometheus_flags_and_marks_the_old_ones_deprecated():
         assert re.search(rf"{old} \S+ deprecated: {re.escape(new)}", text), (old, text)
 
 
+@pytest.mark.slow
 def test_old_and_new_flag_names_are_one_flag(tmp_path):
     path = cluster_config(tmp_path, "web:\n  listen: 'nowhere'\n")
     both = _check_config(str(path))  # a bad file: both runs report it, the same way
