@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import pytest_asyncio
 import yaml
 from ontap_simulator import SimulatorOptions, start_simulator
 from ontap_simulator.fleet import RELEASES
@@ -44,9 +45,24 @@ def _has_enabled(version: str) -> bool:
 
 @pytest.fixture
 async def release_fleet(tmp_path: Path):
-    """One healthy cluster per release (an SVM-scoped and a cluster-scoped configuration)."""
+    """One healthy cluster per release (an SVM-scoped and a cluster-scoped configuration), for
+    a test that changes it (an outage, an event, an error code)."""
     async for fleet in _fleet(tmp_path, lambda version: []):
         yield fleet
+
+
+# The tests that only read a healthy fleet share one, and its surfaces after one round.
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def healthy_fleet(tmp_path_factory):
+    """As release_fleet, built once for the module's tests that only read it."""
+    async for fleet in _fleet(tmp_path_factory.mktemp("healthy"), lambda version: []):
+        yield fleet
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def healthy_surfaces(healthy_fleet):
+    """(/api/v1/status, the status page, /metrics) of the healthy fleet after one round."""
+    return await _surfaces(healthy_fleet[1])
 
 
 @pytest.fixture
@@ -125,9 +141,10 @@ def _states(status: dict) -> dict[str, list[str]]:
     }
 
 
-async def test_healthy_configuration_is_healthy_on_every_release(release_fleet):
-    _, config = release_fleet
-    status, page, _ = await _surfaces(config)
+@pytest.mark.asyncio(loop_scope="module")
+async def test_healthy_configuration_is_healthy_on_every_release(healthy_fleet, healthy_surfaces):
+    _, config = healthy_fleet
+    status, page, _ = healthy_surfaces
     assert _states(status) == {_name(version): ["healthy", "healthy"] for version in VERSIONS}
     for cluster in status["clusters"]:
         assert all(akv["enabled"] is True for akv in cluster["akvs"]), cluster
@@ -218,11 +235,11 @@ async def test_outage_is_critical_on_every_release(release_fleet):
     assert out.startswith("AKV CRITICAL - ")
 
 
-async def test_each_release_is_asked_for_the_fields_it_has(release_fleet):
+@pytest.mark.asyncio(loop_scope="module")
+async def test_each_release_is_asked_for_the_fields_it_has(healthy_surfaces):
     """authentication_method exists from 9.10, enabled and configuration from 9.14 (NetApp's
     x-ntap-introduced); the simulator, as ONTAP, refuses a field its release lacks (262197)."""
-    _, config = release_fleet
-    status, _, metrics = await _surfaces(config)
+    status, _, metrics = healthy_surfaces
     for cluster in status["clusters"]:
         release = tuple(int(part) for part in cluster["ontap"]["version"].split(".")[:2])
         for akv in cluster["akvs"]:
@@ -271,10 +288,11 @@ async def test_documented_get_error_is_an_akv_problem_not_a_cluster_down(
     assert f"{len(VERSIONS)} clusters answered an AKV error" in out.splitlines()[0]
 
 
-async def test_the_blast_radius_reads_right_on_every_release(release_fleet):
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_blast_radius_reads_right_on_every_release(healthy_fleet):
     """key-manager-configs from 9.10.1 (the interval), its health_monitor_policy from 9.15.1;
     encrypted volumes and EMS events on every release; no release costs an endpoint error."""
-    _, config = release_fleet
+    _, config = healthy_fleet
     exporter = Exporter(config, process_metrics=False)
     try:
         await asyncio.wait_for(exporter.poll_all(), 60)  # the AKV poll, then the slow polls
