@@ -110,15 +110,20 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-async def _poll_with_command(tmp_path: Path, url: str, command: str, timeout: str):
-    """Return the snapshot of one poll of cluster ``a`` whose password ``command`` prints."""
+def _command_exporter(tmp_path: Path, url: str, command: str, timeout: str, interval="60s"):
+    """Return an Exporter (not started) of cluster ``a`` whose password ``command`` prints."""
     body = (
         f"state_file: {tmp_path / 'state.json'}\n"
-        f"poll:\n  interval: 60s\n  timeout: {timeout}\n"
+        f"poll:\n  interval: {interval}\n  timeout: {timeout}\n"
         f"clusters:\n  - name: a\n    address: {url}\n    username: admin\n"
         f"    credentials_command: {command}\n"
     )
-    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
+    return Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
+
+
+async def _poll_with_command(tmp_path: Path, url: str, command: str, timeout: str):
+    """Return the snapshot of one poll of cluster ``a`` whose password ``command`` prints."""
+    exporter = _command_exporter(tmp_path, url, command, timeout)
     try:
         return await asyncio.wait_for(exporter.poller.poll("a"), 30)
     finally:
@@ -157,13 +162,7 @@ async def test_stopping_the_exporter_stops_a_credentials_command_in_flight(fake_
     script = tmp_path / "creds.sh"
     script.write_text(f'#!/bin/sh\nsleep 1000 &\necho $! > "{pids}"\necho $$ >> "{pids}"\nwait\n')
     script.chmod(0o755)
-    body = (
-        f"state_file: {tmp_path / 'state.json'}\n"
-        "poll:\n  interval: 20m\n  timeout: 10m\n"
-        f"clusters:\n  - name: a\n    address: {fake_ontap.url}\n    username: admin\n"
-        f"    credentials_command: {script}\n"
-    )
-    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
+    exporter = _command_exporter(tmp_path, fake_ontap.url, str(script), "10m", interval="20m")
     poll = asyncio.create_task(exporter.poller.poll("a"))
     try:
         await asyncio.to_thread(
@@ -200,13 +199,7 @@ async def test_a_failing_credentials_command_runs_once_per_poll_not_once_per_req
     # as any is on a loaded machine) multiplied its time within the poll's one budget.
     runs = tmp_path / "runs"
     command = f"echo run >> {runs}; head -c 3000000 /dev/zero | tr '\\\\0' a"
-    body = (
-        f"state_file: {tmp_path / 'state.json'}\n"
-        "poll:\n  interval: 60s\n  timeout: 10s\n"
-        f"clusters:\n  - name: a\n    address: {fake_ontap.url}\n    username: admin\n"
-        f'    credentials_command: "{command}"\n'
-    )
-    exporter = Exporter(load_config(write_config(tmp_path, body)), process_metrics=False)
+    exporter = _command_exporter(tmp_path, fake_ontap.url, f'"{command}"', "10s")
     try:
         for poll in (1, 2):  # the next poll tries again: a failure is shared within its poll
             snapshot = await asyncio.wait_for(exporter.poller.poll("a"), 30)
