@@ -18,6 +18,7 @@ from dashboards.panels import (
 FLEET_UID = "akv-fleet"
 CLUSTER_UID = "akv-cluster"
 EXPORTER_UID = "akv-exporter"
+KEY_MANAGERS_UID = "key-managers"
 
 # NetApp's EMS text for ekmip.akv.volOffline: ONTAP takes the SVM's encrypted volumes offline
 # after 60 minutes of its polls without a successful answer from the key (where its key-manager
@@ -81,6 +82,7 @@ def links(current_uid: str) -> list[Json]:
         (FLEET_UID, "AKV / Fleet overview", "Every cluster and AKV configuration at a glance"),
         (CLUSTER_UID, "AKV / Cluster detail", "Nodes, messages and history of chosen clusters"),
         (EXPORTER_UID, "AKV / Exporter", "The exporter's own polls, errors and process"),
+        (KEY_MANAGERS_UID, "Key managers / Fleet", "Every key manager: AKV, GCP, AWS, KMIP..."),
     ]
     return [dashboard_link(uid, title, tip) for uid, title, tip in targets if uid != current_uid]
 

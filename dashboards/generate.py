@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from dashboards import cluster, exporter, fleet
+from dashboards import cluster, exporter, fleet, keymanagers
 from dashboards.panels import render
 
 OUTPUT_DIR = Path(__file__).resolve().parent
@@ -15,6 +15,7 @@ BOARDS = {
     "akv-fleet.json": fleet.dashboard,
     "akv-cluster.json": cluster.dashboard,
     "akv-exporter.json": exporter.dashboard,
+    "key-managers.json": keymanagers.dashboard,
 }
 
 

@@ -122,11 +122,11 @@ def thresholds(base: str, *steps: tuple[float, str]) -> models.ThresholdsConfig:
     )
 
 
-def value_words(*words: tuple[float, str, str]) -> models.ValueMap:
-    """A value mapping from numbers to (word, colour), so colour never carries meaning alone."""
+def value_words(*words: tuple[float | str, str, str]) -> models.ValueMap:
+    """A value mapping from numbers (or texts) to (word, colour): colour never speaks alone."""
     return models.ValueMap(
         options={
-            _number_key(value): models.ValueMappingResult(text=text, color=color, index=index)
+            _key(value): models.ValueMappingResult(text=text, color=color, index=index)
             for index, (value, text, color) in enumerate(words)
         }
     )
@@ -143,7 +143,9 @@ def range_words(low: float | None, high: float | None, text: str, color: str) ->
     )
 
 
-def _number_key(value: float) -> str:
+def _key(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
     return str(int(value)) if float(value).is_integer() else str(value)
 
 

@@ -93,6 +93,44 @@ def exposition(unreachable_since: int) -> str:
         "# TYPE ontap_ems_event_last_timestamp_seconds gauge",
         'ontap_ems_event_last_timestamp_seconds{cluster="c1",datacenter="dc1",node="n1",'
         f'event="ekmip.akv.volOffline"}} {unreachable_since + 60}',
+        # The other key managers (c2): a Google Cloud KMS configuration u4 of svm2 that cannot
+        # reach Google, its KEK unavailable and node n1's EKMIP down; a Barbican configuration u5
+        # (no EKMIP); an external KMIP configuration u6 whose server ks1 n2 cannot reach, whose
+        # status asks for action; key stores of c2, one blocked.
+        "# TYPE ontap_gcp_kms_info gauge",
+        'ontap_gcp_kms_info{cluster="c2",svm="svm2",uuid="u4",scope="svm",project_id="p",'
+        'key_ring_location="global",key_ring_name="r",key_name="k"} 1',
+        "# TYPE ontap_gcp_kms_google_reachable gauge",
+        'ontap_gcp_kms_google_reachable{cluster="c2",svm="svm2",uuid="u4",code="65537730"} 0',
+        "# TYPE ontap_gcp_kms_kek_available gauge",
+        'ontap_gcp_kms_kek_available{cluster="c2",svm="svm2",uuid="u4",code="65537551"} 0',
+        "# TYPE ontap_gcp_kms_ekmip_reachable gauge",
+        'ontap_gcp_kms_ekmip_reachable{cluster="c2",svm="svm2",uuid="u4",node="n1",code="1"} 0',
+        'ontap_gcp_kms_ekmip_reachable{cluster="c2",svm="svm2",uuid="u4",node="n2",code="0"} 1',
+        "# TYPE ontap_gcp_kms_unreachable_since_timestamp_seconds gauge",
+        'ontap_gcp_kms_unreachable_since_timestamp_seconds{cluster="c2",svm="svm2",uuid="u4"} '
+        f"{unreachable_since}",
+        "# TYPE ontap_barbican_kms_info gauge",
+        'ontap_barbican_kms_info{cluster="c2",svm="svm3",uuid="u5",scope="svm",'
+        'configuration="b",key_id="k",keystone_url="https://keystone"} 1',
+        "# TYPE ontap_barbican_kms_barbican_reachable gauge",
+        'ontap_barbican_kms_barbican_reachable{cluster="c2",svm="svm3",uuid="u5",code="0"} 1',
+        "# TYPE ontap_barbican_kms_kek_available gauge",
+        'ontap_barbican_kms_kek_available{cluster="c2",svm="svm3",uuid="u5",code="0"} 1',
+        "# TYPE ontap_key_manager_info gauge",
+        'ontap_key_manager_info{cluster="c2",svm="svm4",uuid="u6",scope="svm",type="kmip",'
+        'configuration="kmip1"} 1',
+        "# TYPE ontap_key_manager_setup_ok gauge",
+        'ontap_key_manager_setup_ok{cluster="c2",svm="svm4",uuid="u6",code="65537300"} 0',
+        "# TYPE ontap_kmip_server_reachable gauge",
+        'ontap_kmip_server_reachable{cluster="c2",svm="svm4",uuid="u6",server="ks1",node="n1"} 1',
+        'ontap_kmip_server_reachable{cluster="c2",svm="svm4",uuid="u6",server="ks1",node="n2"} 0',
+        "# TYPE ontap_key_store_info gauge",
+        'ontap_key_store_info{cluster="c2",svm="svm2",uuid="s1",type="gcp",location="external",'
+        'configuration="g"} 1',
+        "# TYPE ontap_key_store_state gauge",
+        'ontap_key_store_state{cluster="c2",svm="svm2",uuid="s1",type="gcp",state="blocked"} 1',
+        'ontap_key_store_state{cluster="c2",svm="svm4",uuid="s2",type="kmip",state="active"} 1',
         "# TYPE akv_exporter_cluster_up gauge",
         'akv_exporter_cluster_up{cluster="c1"} 1',
         'akv_exporter_cluster_up{cluster="c2"} 1',
@@ -221,6 +259,45 @@ def test_overview_counts_match_the_fleet(prometheus: Prometheus) -> None:
     }
     # Two exporter instances scrape the same clusters: each cluster still counts once.
     assert {title: prometheus.scalar(panels[title][0]) for title in expected} == expected
+
+
+def test_key_manager_counts_cover_every_provider(prometheus: Prometheus) -> None:
+    panels = queries_by_title("key-managers.json")
+    expected = {
+        # AKV u1 u2 u3, GCP u4, Barbican u5, KMIP u6
+        "Key-manager configurations": 6,
+        # AKV u2 (Azure), GCP u4 (Google)
+        "Key services unreachable": 2,
+        "KEKs unavailable": 2,
+        # c1 n2 (AKV), c2 n1 (GCP)
+        "Nodes with EKMIP unreachable": 2,
+        "KMIP servers a node cannot reach": 1,
+        "Key stores blocked": 1,
+        "Key managers needing action": 1,
+    }
+    assert {title: prometheus.scalar(panels[title][0]) for title in expected} == expected
+    ((_, seconds),) = prometheus.values(panels["Shortest time left before volumes go offline"][0])
+    assert 3600 - UNREACHABLE_FOR_SECONDS - 120 < seconds <= 3600 - UNREACHABLE_FOR_SECONDS
+
+
+def test_key_manager_table_names_the_provider_of_each_configuration(
+    prometheus: Prometheus,
+) -> None:
+    exprs = queries_by_title("key-managers.json")["Cloud key-manager configurations"]
+    info, service, kek, ekmip = (
+        {(m["uuid"], m["key_manager"]): v for m, v in prometheus.values(expr)} for expr in exprs
+    )
+    assert set(info) == {
+        ("u1", "akv"),
+        ("u2", "akv"),
+        ("u3", "akv"),
+        ("u4", "gcp"),
+        ("u5", "barbican"),
+    }
+    assert service == {("u1", "akv"): 1, ("u2", "akv"): 0, ("u4", "gcp"): 0, ("u5", "barbican"): 1}
+    assert kek[("u4", "gcp")] == 0 and kek[("u5", "barbican")] == 1
+    # Barbican has no EKMIP in ONTAP: no cell rather than a healthy one.
+    assert ("u5", "barbican") not in ekmip and ekmip[("u4", "gcp")] == 0
 
 
 def test_problem_counts_are_zero_not_empty_for_a_healthy_selection(
