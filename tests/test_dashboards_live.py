@@ -44,6 +44,8 @@ def live(tmp_path_factory):
                 " and on() count(ontap_akv_azure_unreachable_since_timestamp_seconds) > 0"
                 " and on() count(akv_exporter_cluster_up == 0) > 0"
                 " and on() count(ontap_ems_event_last_timestamp_seconds) > 0"
+                " and on() count(ontap_kmip_server_reachable == 0) > 0"
+                " and on() count(ontap_gcp_kms_google_reachable == 0) > 0"
             ),
             "the incidents to reach Prometheus",
             90,
@@ -70,6 +72,28 @@ def inject_incidents(fleet: Fleet) -> None:
     # needs one now: ONTAP's record of the outage, on a release whose EMS catalogue has it.
     logging = next(c for c in clusters if release(c) >= (9, 10, 1))
     fleet.log_event(logging["name"], {"name": "ekmip.akv.notAvailable"})
+    inject_key_manager_incidents(fleet, exclude=down["name"])
+
+
+def inject_key_manager_incidents(fleet: Fleet, exclude: str) -> None:
+    """The other key managers in trouble on a cluster that answers: the Key managers view."""
+    # 9.16.1 and later: key stores with a state; KMIP node states (9.13); Google Cloud KMS.
+    target = next(c for c in fleet.clusters() if release(c) >= (9, 16, 1) and c["name"] != exclude)
+    fleet.patch(
+        target["name"],
+        {
+            "gcp_kms": [{"svm": "svm_gcp", "google_reachability": {"reachable": False}}],
+            "key_managers": [{"type": "kmip", "svm": "svm_kmip", "servers": ["ks1:5696"]}],
+        },
+    )
+    node = target["nodes"][0]
+    fleet.patch(
+        target["name"],
+        {
+            "key_managers": {"*": {"servers": {"*": {"node_states": {node: "not_responding"}}}}},
+            "key_stores": {"*": {"state": "blocked"}},
+        },
+    )
 
 
 def queries(name: str) -> list[tuple[str, str]]:
@@ -110,6 +134,18 @@ def test_overview_counts_each_kind_of_incident(live):
     )
     for title in problems:
         assert prometheus.scalar(panels[title]) >= 1, title
+
+
+def test_key_managers_view_counts_the_other_key_managers_incidents(live):
+    prometheus = live[1]
+    panels = dict(queries("key-managers.json"))
+    for title in (
+        "Key services unreachable",  # AKV's outage and Google's
+        "KMIP servers a node cannot reach",
+        "Key stores blocked",
+    ):
+        assert prometheus.scalar(panels[title]) >= 1, title
+    assert prometheus.scalar(panels["Key services unreachable"]) >= 2
 
 
 def test_time_left_is_under_an_hour_for_the_outage(live):
