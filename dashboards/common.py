@@ -6,6 +6,7 @@ from dashboards.panels import (
     Json,
     Query,
     dashboard_link,
+    data_link,
     datasource_variable,
     field_config,
     label_variable,
@@ -87,6 +88,14 @@ def links(current_uid: str) -> list[Json]:
     return [dashboard_link(uid, title, tip) for uid, title, tip in targets if uid != current_uid]
 
 
+def cluster_column_link() -> Json:
+    """A table's link from its Cluster column to that cluster's detail."""
+    return data_link(
+        "Cluster detail of ${__data.fields.Cluster}",
+        cluster_detail_url("${__data.fields.Cluster}"),
+    )
+
+
 def cluster_detail_url(cluster_value: str) -> str:
     """URL of the cluster detail with `var-cluster` set, keeping datasource and time range."""
     return (
@@ -101,6 +110,9 @@ AVAILABLE = value_words((1, "Available", "green"), (0, "UNAVAILABLE", "red"))
 ENABLED = value_words((1, "Enabled", "green"), (0, "Inactive", "text"))
 UP = value_words((1, "OK", "green"), (0, "DOWN", "red"))
 NONE_WHEN_ZERO = value_words((0, "None", "green"))
+WORST_EKMIP = value_words((1, "All nodes reachable", "green"), (0, "UNREACHABLE", "red"))
+# A table column whose cells take their mapping's colour.
+COLOURED_CELLS = {"custom_cellOptions": {"type": "color-background"}}
 RED_FROM_ONE = thresholds("green", (1, "red"))
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dashboards.blast import volumes_at_stake_stat, volumes_offline_stat
 from dashboards.common import (
     AVAILABLE,
+    COLOURED_CELLS,
     CONFIGURATION,
     ENABLED,
     FLEET_UID,
     REACHABLE,
+    WORST_EKMIP,
     akv,
     akv_variables,
+    cluster_column_link,
     cluster_detail_url,
     exporter,
     links,
@@ -33,7 +36,6 @@ from dashboards.panels import (
     state_timeline,
     table,
     thresholds,
-    value_words,
 )
 
 
@@ -98,12 +100,9 @@ _TABLE_QUERIES = {
 
 
 def _configurations_table() -> Json:
-    words = {"custom_cellOptions": {"type": "color-background"}}
+    words = COLOURED_CELLS
     # Overrides and data links see the columns as organize renamed them.
-    link = data_link(
-        "Cluster detail of ${__data.fields.Cluster}",
-        cluster_detail_url("${__data.fields.Cluster}"),
-    )
+    link = cluster_column_link()
     return table(
         "AKV configurations",
         "Every AKV configuration, one row each: the vault, whether it is enabled, whether Azure "
@@ -120,13 +119,7 @@ def _configurations_table() -> Json:
                 override("Enabled", mappings=[ENABLED], **words),
                 override("Azure", mappings=[REACHABLE], **words),
                 override("KEK", mappings=[AVAILABLE], **words),
-                override(
-                    "Worst EKMIP",
-                    mappings=[
-                        value_words((1, "All nodes reachable", "green"), (0, "UNREACHABLE", "red"))
-                    ],
-                    **words,
-                ),
+                override("Worst EKMIP", mappings=[WORST_EKMIP], **words),
                 override(
                     "Unreachable for",
                     unit="s",

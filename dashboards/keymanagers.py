@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from dashboards.common import (
     AVAILABLE,
     CLUSTER_LABELS,
+    COLOURED_CELLS,
     KEY_MANAGERS_UID,
     REACHABLE,
     VOLUME_OFFLINE_AFTER_SECONDS,
+    WORST_EKMIP,
     akv,
-    cluster_detail_url,
+    cluster_column_link,
     cluster_variables,
     links,
     problem_count,
@@ -28,7 +30,6 @@ from dashboards.panels import (
     Json,
     Query,
     Row,
-    data_link,
     datasource_variable,
     field_config,
     label_variable,
@@ -215,11 +216,8 @@ _TABLE_QUERIES = {
 
 
 def _configurations_table() -> Json:
-    words = {"custom_cellOptions": {"type": "color-background"}}
-    link = data_link(
-        "Cluster detail of ${__data.fields.Cluster}",
-        cluster_detail_url("${__data.fields.Cluster}"),
-    )
+    words = COLOURED_CELLS
+    link = cluster_column_link()
     return table(
         "Cloud key-manager configurations",
         "Every Azure Key Vault, Google Cloud KMS, AWS KMS and Barbican configuration, one row "
@@ -234,13 +232,7 @@ def _configurations_table() -> Json:
                 override("Cluster", links=[link]),
                 override("Service", mappings=[REACHABLE], **words),
                 override("KEK", mappings=[AVAILABLE], **words),
-                override(
-                    "Worst EKMIP",
-                    mappings=[
-                        value_words((1, "All nodes reachable", "green"), (0, "UNREACHABLE", "red"))
-                    ],
-                    **words,
-                ),
+                override("Worst EKMIP", mappings=[WORST_EKMIP], **words),
             ],
         ),
         [
