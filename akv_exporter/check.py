@@ -47,7 +47,7 @@ from akv_exporter.logs import setup_logging
 from akv_exporter.ontap.key_manager_endpoint import Check, KeyManagerStatus
 from akv_exporter.ontap.key_manager_provider import KeyManagerWords
 
-# The fleet's verdict (assessment.verdict, which fixes the precedence) -> the plugin's exit code.
+# The fleet's verdict (fleet_assessment.verdict fixes the precedence) -> the plugin's exit code.
 EXIT_CODES = {
     assessment.OK: 0,
     assessment.WARNING: 1,

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Protocol
 
 from akv_exporter import __version__, heap
-from akv_exporter.assessment import ExporterInfo, FleetStatus, assess
+from akv_exporter.assessment import ExporterInfo, FleetStatus
 from akv_exporter.certificates import CertificateProblem
 from akv_exporter.config import Config, ConfigError, WebConfig
+from akv_exporter.fleet_assessment import assess
 from akv_exporter.inventory import InventoryWatcher, load_inventory
 from akv_exporter.limits import ensure_open_files
 from akv_exporter.metrics.exposition import Exposition

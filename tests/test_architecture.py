@@ -56,6 +56,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "akv_exporter.metrics",
             "akv_exporter.metrics.*",
             "akv_exporter.assessment",
+            "akv_exporter.assessment_problems",
+            "akv_exporter.fleet_assessment",
             "akv_exporter.assessment_json",
         ),
     ),
@@ -74,14 +76,20 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # Within a layer, steps of one job in order: a module imports only those before it. The catalogue
 # is declarations (made from the providers', docs/metrics.md is generated from it), the
-# renderers read it, the exposition caches what they render; the JSON renders the assessment.
+# renderers read it, the exposition caches what they render; the states and views come first,
+# then the problem lines, the assessment that fills both, and the JSON that renders it.
 STEPS: tuple[tuple[str, ...], ...] = (
     (
         "akv_exporter.metrics.catalogue",
         "akv_exporter.metrics.render",
         "akv_exporter.metrics.exposition",
     ),
-    ("akv_exporter.assessment", "akv_exporter.assessment_json"),
+    (
+        "akv_exporter.assessment",
+        "akv_exporter.assessment_problems",
+        "akv_exporter.fleet_assessment",
+        "akv_exporter.assessment_json",
+    ),
     # The values, reading YAML, the file's models, their errors in the file's words, the web
     # configuration file, loading (checks and building), the schema.
     (

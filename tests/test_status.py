@@ -13,13 +13,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from akv_exporter.assessment import (
-    ExporterInfo,
-    assess,
-    assess_cluster,
-)
+from akv_exporter.assessment import ExporterInfo
 from akv_exporter.assessment_json import to_json
 from akv_exporter.check import exit_code, status_line, table
+from akv_exporter.fleet_assessment import assess, assess_cluster
 from akv_exporter.ontap import akv
 from akv_exporter.ontap.cluster import ClusterIdentity
 from akv_exporter.ontap.key_manager_endpoint import Check, parse_records
