@@ -361,9 +361,11 @@ def test_make_demo_serves_the_status_page(tmp_path):
     assert "Traceback" not in output.read_text(errors="replace")
 
 
-# What a user reads names no internal work item: no "issue 10", no "spec section 7", no "(QA)".
+# What a user reads names no internal work item: no "issue 10", no "spec section 7", no "(QA)",
+# and no file outside the repository a clone lacks ("../shared/...", "the project's workspace").
 INTERNAL_REFERENCE = re.compile(
-    r"\bissue #?\d+|\bspec(?:ification)?(?:'s)? (?:section|alert)|\bthe spec\b|\(QA\)",
+    r"\bissue #?\d+|\bspec(?:ification)?(?:'s)? (?:section|alert)|\bthe spec\b|\(QA\)"
+    r"|\.\./shared/|project's workspace",
     flags=re.IGNORECASE,
 )
 
