@@ -460,6 +460,11 @@ def declares(status: KeyManagerStatus, role: str) -> bool:
     return getattr(BY_KIND[status.kind].metrics, role) is not None
 
 
+def documents_volumes_offline(status: KeyManagerStatus) -> bool:
+    """Return whether NetApp documents a volume-offline deadline for this kind (its EMS rule)."""
+    return BY_KIND[status.kind].volumes_offline_after is not None
+
+
 def missing_checks(status: KeyManagerStatus) -> list[str]:
     """Return ONTAP's fields of the checks this kind has that ONTAP did not report."""
     provider = BY_KIND[status.kind]

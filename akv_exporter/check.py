@@ -33,6 +33,7 @@ from akv_exporter.assessment import (
     Summary,
     configuration_label,
     declares,
+    documents_volumes_offline,
     fleet_kinds,
     fleet_name,
     service_header,
@@ -214,6 +215,13 @@ def table(fleet: FleetStatus) -> list[str]:
             where = f"{cluster.snapshot.name}: {configuration_label(view.status)}"
             stake = "" if view.volumes_at_stake is None else f" ({view.volumes_at_stake} at stake)"
             deadline = view.volumes_offline_deadline
+            if not documents_volumes_offline(view.status):
+                title = words(view.status).title
+                problems.append(
+                    f"{where}: NetApp documents no volume-offline deadline for {title}; the "
+                    f"encrypted volumes{stake} depend on it"
+                )
+                continue
             if deadline is None:
                 problems.append(
                     f"{where}: ONTAP will not take the encrypted volumes{stake} offline (policy)"

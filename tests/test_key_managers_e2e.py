@@ -269,3 +269,13 @@ async def test_a_documented_get_error_is_an_answer_about_that_key_manager(
     assert find(metrics, f"{prefix[kind]}_get_error_info", cluster=cluster, code=code) == [1]
     result, out, _ = await check(config, "--cluster", cluster)
     assert result == exit_code, out
+
+
+async def test_check_claims_no_volume_offline_deadline_netapp_does_not_document(fleet):
+    # NetApp's EMS reference documents the 60-minute rule for AKV, Google and AWS, none for
+    # Barbican: its unreachable streak gives no deadline and no "policy" claim either way.
+    _, config = fleet
+    code, out, _ = await check(config, "--cluster", "barbican-01")
+    assert code == 2, out
+    assert "NetApp documents no volume-offline deadline for OpenStack Barbican" in out
+    assert "offline (policy)" not in out and "offline at about" not in out
