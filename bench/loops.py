@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from akv_exporter.exporter import Exporter
+from akv_exporter.ontap.cluster import release_of
+from akv_exporter.ontap.key_manager_registry import BY_KIND
 from bench.fleet import PASSWORD, USERNAME, SimulatedCluster
 
 
@@ -66,6 +68,15 @@ class BareLoop:
         self.urls = [
             f"{c.url}/api/security/azure-key-vaults?fields={c.fields}{query}" for c in clusters
         ]
+        # A cluster with another key manager is asked its endpoint too, as the exporter asks it
+        # every poll (its key stores list it): the same GETs, or the comparison is not fair.
+        for c in clusters:
+            release = release_of(c.version)
+            endpoints = {BY_KIND[k].endpoint.path: BY_KIND[k].endpoint for k in c.others}
+            self.urls += [
+                f"{c.url}{endpoint.path}?fields={endpoint.fields(release)}{query}"
+                for endpoint in endpoints.values()
+            ]
         self.gate = asyncio.Semaphore(concurrency)
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=1, ssl=context, keepalive_timeout=120
