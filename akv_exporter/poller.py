@@ -585,13 +585,16 @@ class Poller:
         return self._without_stale(snapshot)
 
     def _without_stale(self, snapshot: ClusterSnapshot) -> ClusterSnapshot:
-        """Return ``snapshot`` without its key managers once they are older than stale_after."""
+        """Return ``snapshot`` without its key managers (and key stores) once they are older
+        than stale_after."""
         if snapshot.up or snapshot.key_managers_as_of is None:
             return snapshot
         if self._clock() - snapshot.key_managers_as_of < self.config.poll.stale_after:
             return snapshot
         blast = snapshot.blast.without_inventory()
-        return replace(snapshot, key_managers=(), unreachable_since={}, blast=blast)
+        return replace(
+            snapshot, key_managers=(), unreachable_since={}, blast=blast, key_stores=None
+        )
 
     def _current(self, entry: _Cluster) -> bool:
         """Return whether ``entry`` is still the configured one (not retired or replaced)."""

@@ -17,6 +17,7 @@ from aiohttp import web
 from akv_exporter.exporter import Exporter
 from tests.helpers.configs import config_for
 from tests.helpers.exporter import Clock
+from tests.helpers.exposition import find
 from tests.helpers.ontap import akv_record
 
 AKV = "/api/security/azure-key-vaults"
@@ -238,3 +239,27 @@ async def test_a_role_without_azure_key_vaults_still_fails_the_poll(tmp_path, on
     exporter = await _polls(tmp_path, ontap, count=1)
     (snapshot,) = exporter.snapshots().values()
     assert not snapshot.up and snapshot.last.reason == "forbidden"
+
+
+async def test_a_failing_clusters_key_stores_go_stale_with_its_key_managers(
+    tmp_path, ontap_factory
+):
+    ontap = await ontap_factory((9, 17), {AKV: [akv_record()]})
+    config = config_for(tmp_path, ontap.url)
+    clock = Clock()
+    exporter = Exporter(config, process_metrics=False)
+    exporter.poller._clock = clock
+    try:
+        await exporter.poll_all()
+        assert find(exporter.scrape(), "ontap_key_store_info", type="akv") == [1]
+        ontap.forbidden = {"/api/cluster", AKV, KEY_STORES}  # the cluster stops answering
+        clock.now += 60
+        await exporter.poll_all()
+        assert find(exporter.scrape(), "ontap_key_store_info", type="akv") == [1]  # last known
+        clock.now += 180  # poll.stale_after, since the last good answer
+        await exporter.poll_all()
+        body = exporter.scrape()
+        assert find(body, "akv_exporter_cluster_up") == [0]
+        assert find(body, "ontap_key_store_info") == [] and find(body, "ontap_akv_info") == []
+    finally:
+        await exporter.stop()
