@@ -69,7 +69,7 @@ soak: $(STAMP)
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 screenshot: $(STAMP) system-deps
-	AKV_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_status_page_browser.py
+	AKV_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_status_page_simulated.py
 
 # The rule files from config/prometheus/rules/: alerts.yml, alerts-fast.yml (its waits
 # shortened), the Kubernetes PrometheusRule, docs/runbooks-key-managers.md and the runbook page

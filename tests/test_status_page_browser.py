@@ -4,13 +4,13 @@ A realistic fleet of FakeOntap clusters with an incident: one SVM's vault unreac
 minutes, one cluster not answering, one cluster whose ONTAP logged ekmip.akv.keyExpired two
 hours ago, one configuration inactive (a note, not a problem). The page must put the problems
 first, filter rows as the reader types, keep the filter across its auto-refresh, and show a change
-after the next refresh. It takes a screenshot (`make screenshot` puts it in docs/images/).
+after the next refresh. (The README's screenshot, of the simulated mixed fleet, is taken by
+tests/test_status_page_simulated.py.)
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
@@ -24,12 +24,9 @@ from tests.helpers.browser import CHROMIUM_ARGS, watch_csp
 from tests.helpers.configs import write_config
 from tests.helpers.exporter import closed_port_url
 from tests.helpers.ontap import akv_record, event, policy, volume
-from tests.helpers.repository import REPO, require_binary
+from tests.helpers.repository import require_binary
 
 pytestmark = pytest.mark.browser
-
-# `make screenshot` refreshes the README's picture; otherwise the test leaves the tree alone.
-README_SCREENSHOT = REPO / "docs" / "images" / "status-page.png"
 
 
 async def between_reloads(page: Page, script: str):
@@ -201,8 +198,6 @@ async def test_status_page_in_chromium(make_ontap, tmp_path):
             page_width = await page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
             assert page_width[0] <= page_width[1], page_width
             screenshot = tmp_path / "status-page.png"
-            if os.environ.get("AKV_UPDATE_SCREENSHOT") == "1":
-                screenshot = README_SCREENSHOT
             await page.screenshot(path=str(screenshot), full_page=True)
             assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from importlib import resources
 
 import jinja2
+import markupsafe
 from aiohttp import web
 
 from akv_exporter.assessment import (
@@ -199,14 +200,21 @@ def _environment() -> jinja2.Environment:
 _PAGE = _environment().get_template("status.html")
 
 
+def _breakable(words) -> markupsafe.Markup:
+    """Return ``words`` joined by slashes a line may break after (each word escaped)."""
+    return markupsafe.Markup("/<wbr>").join(words)
+
+
 def render_page(status: FleetStatus, *, refresh: int = DEFAULT_REFRESH, query: str = "") -> str:
     """Return the whole status page for ``status``; ``query`` pre-fills the filter box."""
     ordered = status.by_urgency()
     kinds = fleet_kinds(status)
     return _PAGE.render(
-        # Headers over the kinds the fleet has: "Azure" and "vault" for an AKV fleet.
-        service_header=service_header(kinds),
-        target_header="/".join(dict.fromkeys(w.target for w in fleet_words(kinds))),
+        # Headers over the kinds the fleet has: "Azure" and "vault" for an AKV fleet. A mixed
+        # fleet's run of names may break after each slash (<wbr>): unbroken, one header made the
+        # table wider than a laptop's screen.
+        service_header=_breakable(service_header(kinds).split("/")),
+        target_header=_breakable(dict.fromkeys(w.target for w in fleet_words(kinds))),
         fleet_name=fleet_name(kinds),
         status=status,
         refresh=refresh,
