@@ -136,6 +136,12 @@ def node_check(status: KeyManagerStatus, node: str) -> NodeCheck | None:
     return next((check for check in status.ekmip if check.node == node), None)
 
 
+def with_ekmip(views: list[KeyManagerView]) -> list[KeyManagerView]:
+    """Return the views of kinds whose nodes reach embedded KMIP servers (not Barbican, KMIP or
+    the Onboard Key Manager: they have no ekmip_reachability)."""
+    return [view for view in views if BY_KIND[view.status.kind].metrics.ekmip is not None]
+
+
 def offline_rule(view: KeyManagerView) -> str:
     """Return ONTAP's volume-offline rule for this kind, as NetApp's EMS reference gives it."""
     provider = BY_KIND[view.status.kind]
@@ -182,6 +188,7 @@ def _environment() -> jinja2.Environment:
         anchor=anchor,
         message_lines=message_lines,
         node_check=node_check,
+        with_ekmip=with_ekmip,
         target=target,
         has=declares,
         offline_rule=offline_rule,
