@@ -47,8 +47,10 @@ class UnreachableSince:
         self._on_write_error = on_write_error
 
     def load(self) -> None:
-        """Read the file; a missing one is empty, a corrupt one is ignored with a warning."""
-        if self.path is None or not self.path.exists():
+        """Read the file; a missing one is empty, a corrupt or unreadable one is ignored with a
+        warning (a directory the exporter's user cannot enter included: there even asking
+        whether the file exists fails)."""
+        if self.path is None:
             return
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -61,6 +63,8 @@ class UnreachableSince:
                 }
                 for name in FIELDS
             }
+        except FileNotFoundError:
+            return  # nothing kept yet
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
             log.warning("state file %s is unreadable (%s); starting afresh", self.path, error)
             self._since = {name: {} for name in FIELDS}

@@ -216,6 +216,27 @@ async def test_a_corrupt_state_file_starts_clean_with_a_one_line_warning(
     assert list(written["azure_unreachable_since"]) == ["c0"]
 
 
+async def test_a_state_file_the_os_will_not_look_at_is_a_warning_not_a_traceback(
+    fake_ontap, tmp_path, caplog
+):
+    # The OS refuses even to say whether the file exists: a directory the exporter's user cannot
+    # enter (EACCES) does this; a name too long for the file system (ENAMETOOLONG) does it for
+    # root as well, so the test runs as any user.
+    config = config_for(tmp_path, fake_ontap.url)
+    config = replace(config, state_file=tmp_path / ("x" * 300) / "state.json")
+    with caplog.at_level(logging.WARNING):
+        exporter = Exporter(config, process_metrics=False)
+        fake_ontap.records = [akv_record(reachable=False)]
+        await exporter.poll("c0")
+    body = exporter.exposition.scrape()
+    await exporter.stop()
+    read, written = [r.getMessage() for r in caplog.records if "state file" in r.message]
+    assert "is unreadable" in read and "starting afresh" in read and "\n" not in read
+    assert "cannot write state file" in written and "\n" not in written
+    assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
+    assert len(find(body, "ontap_akv_azure_unreachable_since_timestamp_seconds")) == 1
+
+
 # --- fifty reloads during polls ----------------------------------------------------------------
 
 
