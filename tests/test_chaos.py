@@ -186,6 +186,18 @@ async def test_an_unwritable_state_directory_warns_once_counts_and_polling_goes_
     assert not [p for p in state_dir.parent.rglob(".state-*")]
 
 
+async def _an_outage_polled(config, fake_ontap, caplog) -> tuple[list[str], bytes]:
+    """Start an exporter on ``config``, poll c0 with its vault unreachable, stop; return the
+    warnings about the state file and the scrape."""
+    with caplog.at_level(logging.WARNING):
+        exporter = Exporter(config, process_metrics=False)
+        fake_ontap.records = [akv_record(reachable=False)]
+        await exporter.poll("c0")
+    body = exporter.exposition.scrape()
+    await exporter.stop()
+    return [r.getMessage() for r in caplog.records if "state file" in r.message], body
+
+
 @pytest.mark.parametrize(
     "content",
     [
@@ -203,13 +215,7 @@ async def test_a_corrupt_state_file_starts_clean_with_a_one_line_warning(
 ):
     config = config_for(tmp_path, fake_ontap.url)
     config.state_file.write_bytes(content)
-    with caplog.at_level(logging.WARNING):
-        exporter = Exporter(config, process_metrics=False)
-    fake_ontap.records = [akv_record(reachable=False)]
-    await exporter.poll("c0")
-    body = exporter.exposition.scrape()
-    await exporter.stop()
-    (warning,) = [r.getMessage() for r in caplog.records if "state file" in r.message]
+    (warning,), body = await _an_outage_polled(config, fake_ontap, caplog)
     assert "starting afresh" in warning and "\n" not in warning
     assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
     written = json.loads(config.state_file.read_text())  # rewritten whole by the new streak
@@ -224,13 +230,7 @@ async def test_a_state_file_the_os_will_not_look_at_is_a_warning_not_a_traceback
     # root as well, so the test runs as any user.
     config = config_for(tmp_path, fake_ontap.url)
     config = replace(config, state_file=tmp_path / ("x" * 300) / "state.json")
-    with caplog.at_level(logging.WARNING):
-        exporter = Exporter(config, process_metrics=False)
-        fake_ontap.records = [akv_record(reachable=False)]
-        await exporter.poll("c0")
-    body = exporter.exposition.scrape()
-    await exporter.stop()
-    read, written = [r.getMessage() for r in caplog.records if "state file" in r.message]
+    (read, written), body = await _an_outage_polled(config, fake_ontap, caplog)
     assert "is unreadable" in read and "starting afresh" in read and "\n" not in read
     assert "cannot write state file" in written and "\n" not in written
     assert find(body, "akv_exporter_cluster_up", cluster="c0") == [1.0]
