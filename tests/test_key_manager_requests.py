@@ -9,7 +9,6 @@ and, in between, only those that had configurations.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -78,11 +77,6 @@ class Ontap:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.key_stores_status = 200  # another status makes key-stores fail
         self.forbidden: set[str] = set()  # paths the user's role does not have
-        # Paths whose answers wait until every one of them has been asked: a client that asks
-        # them one after the other never gets an answer (a hang, caught by the poll's timeout).
-        self.together: set[str] = set()
-        self._waiting: set[str] = set()
-        self._all_asked = asyncio.Event()
         self.url = ""
 
     def key_stores(self) -> list[dict[str, Any]]:
@@ -98,11 +92,6 @@ class Ontap:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.query)))
-        if request.path in self.together:
-            self._waiting.add(request.path)
-            if self._waiting == self.together:
-                self._all_asked.set()
-            await self._all_asked.wait()
         if request.path == "/api/cluster":
             major, minor = self.release
             version = {"generation": major, "major": minor, "minor": 1, "full": "NetApp Release"}
@@ -190,17 +179,6 @@ async def test_a_cluster_is_asked_only_for_the_key_managers_its_key_stores_list(
     # The first poll asks azure-key-vaults beside GET /api/cluster, as every release has it.
     assert len(ontap.asked(AKV)) == 1
     (snapshot,) = exporter.snapshots().values()
-    assert sorted(s.kind for s in snapshot.key_managers) == ["gcp", "kmip"]
-
-
-async def test_the_key_managers_the_key_stores_list_are_asked_at_once(tmp_path, ontap_factory):
-    # One round trip for all of them, not one per key manager: ONTAP holds each answer until
-    # both are asked, so a poll that asks one after the other times out.
-    ontap = await ontap_factory((9, 17), {GCP: [gcp_record()], KEY_MANAGERS: [kmip_record()]})
-    ontap.together = {GCP, KEY_MANAGERS}
-    exporter = await _polls(tmp_path, ontap, count=1)
-    (snapshot,) = exporter.snapshots().values()
-    assert snapshot.up
     assert sorted(s.kind for s in snapshot.key_managers) == ["gcp", "kmip"]
 
 

@@ -82,32 +82,21 @@ class KeyManagerReader:
         skipped: list[str] = []
         refused: dict[str, Check] = {}
         answered: set[str] = set()  # paths with configurations, or a documented GET error
-        # The endpoints not already answered beside /api/cluster, asked at once: one round
-        # trip more, not one per key manager.
-        later = [e for e in asked if e.path not in early]
-        answers = dict(early)
-        answers.update(
-            zip(
-                (e.path for e in later),
-                await asyncio.gather(
-                    *(
-                        self.client.key_manager_records(
-                            e, deadline, release, unchanged_if=self._parsed_digest(e, release)
-                        )
-                        for e in later
-                    ),
-                    return_exceptions=True,
-                ),
-                strict=True,
-            )
-        )
         for endpoint in ENDPOINTS:
-            if endpoint.path not in answers:
+            if endpoint.path not in early and endpoint not in asked:
                 continue  # newer than the release, or nothing behind it (key stores say)
             try:
-                records = answers[endpoint.path]
-                if isinstance(records, BaseException):
-                    raise records
+                if endpoint.path in early:
+                    records = early[endpoint.path]
+                    if isinstance(records, BaseException):
+                        raise records
+                else:
+                    records = await self.client.key_manager_records(
+                        endpoint,
+                        deadline,
+                        release,
+                        unchanged_if=self._parsed_digest(endpoint, release),
+                    )
             except OntapError as error:
                 if endpoint not in asked:
                     continue  # asked beside /api/cluster, before the key stores said it is not
