@@ -78,5 +78,11 @@ def test_tests_sharing_a_module_fixture_run_on_one_worker_which_builds_it_once(t
         assert (out / f"{name}.built").read_text() == "x", f"test_{name}.py built it twice"
         workers = (out / f"{name}.workers").read_text().split()
         assert len(workers) == 6 and len(set(workers)) == 1, workers
-    # The other tests are still spread over both workers.
-    assert len(set((out / "alone.workers").read_text().split())) == 2
+    # Both workers took tests: the groups do not put the whole suite on one. (Which worker
+    # takes which test is the scheduler's choice, so no finer spread is asserted.)
+    used = {
+        worker
+        for name in ("first", "second", "alone")
+        for worker in (out / f"{name}.workers").read_text().split()
+    }
+    assert len(used) == 2, used
