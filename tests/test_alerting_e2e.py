@@ -192,7 +192,7 @@ def test_no_imminent_page_where_ontaps_policy_keeps_volumes_online(stack):
             60,
             prometheus.log,
         )
-        time.sleep(5)  # several more evaluations past the escalation point
+        prometheus.wait_for_evaluations(5)  # several more evaluations past the escalation point
         assert imminent(quiet["name"]) == []
         assert (
             prometheus.values(
@@ -303,7 +303,7 @@ def test_an_offline_volume_without_ontaps_volOffline_is_a_ticket_that_blames_nob
         assert f"Cluster {name}, SVM {svm}:" in description
         assert "nothing ONTAP reported ties these volumes to Azure Key Vault" in description
         assert "for lack of" not in description and "cannot reach" not in description
-        time.sleep(3)  # several more evaluations: no page follows
+        prometheus.wait_for_evaluations(3)  # several more evaluations: no page follows
         assert all(r == "ticket" for r, _ in tickets())
     finally:
         fleet.reset(name)

@@ -103,7 +103,15 @@ def test_a_killed_simulator_restarted_on_its_ports_finds_every_cluster_up_again(
 
     try:
         wait_until(lambda: up() == [1.0] * clusters, "every cluster up", HANG_GUARD, exporter_log)
-        time.sleep(interval * 2)  # keep-alive connections settle
+        # Keep-alive connections settle: every cluster polled twice more.
+        settled = time.time() + interval
+
+        def polled_since_settled() -> bool:
+            body = fetch(f"{base}/metrics")
+            last = find(body, "akv_exporter_cluster_last_success_timestamp_seconds")
+            return len(last) == clusters and min(last) >= settled
+
+        wait_until(polled_since_settled, "two more polls of every cluster", HANG_GUARD)
         baseline = open_descriptors(exporter.pid)
 
         simulator.kill()

@@ -53,6 +53,29 @@ class Prometheus:
     def stop(self) -> None:
         stop_process(self.process)
 
+    def rule_evaluations(self) -> float:
+        """Return how often Prometheus has evaluated its rule groups (its own /metrics)."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
+            lines = response.read().decode().splitlines()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith("prometheus_rule_group_iterations_total{")
+        )
+
+    def wait_for_evaluations(self, rounds: int, timeout: float = 120) -> None:
+        """Wait until every rule group has been evaluated ``rounds`` more times (a condition, not
+        a fixed time: a loaded machine evaluates late, and the wait follows)."""
+        with urllib.request.urlopen(f"{self.url}/api/v1/rules", timeout=10) as response:
+            groups = len(json.load(response)["data"]["groups"])
+        target = self.rule_evaluations() + rounds * groups
+        wait_until(
+            lambda: self.rule_evaluations() >= target,
+            f"{rounds} more evaluations of every rule group",
+            timeout,
+            self.log,
+        )
+
 
 def _start_daemon(name: str, package: str, arguments: list[str], log: Path, port: int):
     """Start a Debian daemon on 127.0.0.1:``port``; return (url, process) once /-/ready is 200."""
