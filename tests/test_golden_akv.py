@@ -108,7 +108,8 @@ def _mask_json(value):
 
 def _mask_text(text: str, ports: list[str]) -> str:
     for port in ports:
-        text = text.replace(port, "<port>")
+        # Only as a port (":37551"): the same digits inside ONTAP's code 65537551 are the code.
+        text = re.sub(rf":{port}\b", ":<port>", text)
     # Durations on the page ("10 ms"), to the run.
     text = re.sub(r"\d+\.\d+ ?s\b", "<duration>", text)
     text = re.sub(r"\b\d+ ms\b", "<duration>", text)
